@@ -1,0 +1,65 @@
+# gpuplane: `make demo` sets everything up and brings the platform up on the sim
+# backend; `make test` runs the whole suite (lint, types, architecture, unit,
+# integration on a real sim cluster). See README.md.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GPUPLANE := $(VENV)/bin/gpuplane
+STAMP := $(VENV)/.installed
+
+.PHONY: help prerequisites venv toolchain demo up status down lint test unit integration bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+prerequisites: ## fail early (exit 3) if Python 3.11+ or Go 1.26+ is missing
+	@scripts/check-prerequisites.sh
+
+$(STAMP): pyproject.toml
+	@scripts/check-prerequisites.sh
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create .venv with gpuplane and the dev tools
+
+toolchain: $(STAMP) ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok
+	$(GPUPLANE) toolchain build
+
+demo: toolchain ## set up everything and bring the platform up on the sim backend
+	$(GPUPLANE) up
+	$(GPUPLANE) status
+
+up: toolchain ## bring the platform of platform.yaml up
+	$(GPUPLANE) up
+
+status: $(STAMP) ## show the cluster
+	$(GPUPLANE) status
+
+down: $(STAMP) ## delete the cluster
+	$(GPUPLANE) down
+
+lint: $(STAMP) ## ruff, mypy --strict, import-linter
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP) ## unit tests only (fast, no cluster)
+	$(PY) -m pytest tests/unit -q
+
+integration: toolchain ## integration tests on a real sim cluster
+	$(PY) -m pytest tests/integration -q
+
+test: toolchain lint ## the whole suite
+	$(PY) -m pytest tests
+
+bench: toolchain ## benchmarks (JSON on stdout)
+	$(PY) bench/bringup.py
+
+clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Cluster backends behind one contract: ``sim`` (KWOK) and ``k3d`` (real GPUs)."""

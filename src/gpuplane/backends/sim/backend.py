@@ -1,0 +1,146 @@
+"""The sim backend: the real upstream control plane with KWOK nodes, no Docker, no GPU.
+
+``up`` = build/cached binaries -> kwokctl create (or start) -> register nodes with
+bootstrap identity -> platform step (declared labels) -> wait Ready. Every step
+converges, so a second ``up`` changes nothing and says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from lightkube.resources.core_v1 import Node as NodeResource
+
+from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.platform_labels import apply_node_labels
+from gpuplane.backends.sim.kwokctl import Kwokctl, kwokctl_configuration
+from gpuplane.backends.sim.nodes import SIMULATED_ANNOTATION
+from gpuplane.backends.sim.processes import component_statuses
+from gpuplane.backends.sim.registration import is_ready, register_nodes, wait_ready
+from gpuplane.backends.sim.state import SimState, default_state_root
+from gpuplane.kube import connect, get_raw, is_reachable, version_of
+from gpuplane.toolchain import (
+    BuildProgress,
+    cache_dir,
+    components,
+    ensure_built,
+    pins_for,
+    read_pins,
+    tools_dir,
+)
+from gpuplane.topology import ROLE_LABEL, Platform
+
+SIMULATED_PARTS = (
+    "nodes are KWOK nodes: pods are scheduled and marked Running but never executed",
+    "nvidia.com/gpu capacity and GFD labels are written from platform.yaml "
+    "(no device plugin, no GPU)",
+)
+
+
+class SimBackend:
+    def __init__(self, state_root: Path | None = None, cache: Path | None = None) -> None:
+        self._state_root = state_root or default_state_root()
+        self._cache = cache
+
+    def _state(self, platform: Platform) -> SimState:
+        return SimState(self._state_root, platform.name)
+
+    def kubeconfig(self, platform: Platform) -> Path:
+        return self._state(platform).kubeconfig
+
+    def up(self, platform: Platform, reporter: Reporter) -> UpResult:
+        state = self._state(platform)
+        tools, cache = tools_dir(), self._cache or cache_dir()
+        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+
+        def report(progress: BuildProgress) -> None:
+            reporter.progress(
+                "building " + ", ".join(progress.binaries), progress.compiled, progress.total
+            )
+
+        binaries = ensure_built(tools, cache, pins, report)
+        kwokctl = Kwokctl(binaries["kwokctl"], state)
+        created = False
+        changes: list[str] = []
+        if not is_reachable(state.kubeconfig):
+            kwokctl.write_config(kwokctl_configuration(binaries, pins.kubernetes, pins.etcd))
+            if state.exists():
+                reporter.step(f"starting the stopped sim cluster {platform.name!r}")
+                kwokctl.start()
+                changes.append("control plane restarted")
+            else:
+                reporter.step(
+                    f"starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler "
+                    f"and kwok {pins.kubernetes} on 127.0.0.1"
+                )
+                kwokctl.create()
+                created = True
+        state.kubeconfig.chmod(0o600)
+        client = connect(state.kubeconfig)
+        reporter.step("registering nodes (taints, role, GPU capacity) and applying role labels")
+        changes += register_nodes(client, platform)
+        labelled = apply_node_labels(client, platform)
+        changes += [f"node {name} labelled" for name in labelled]
+        reporter.step("waiting for nodes to be Ready")
+        wait_ready(client, [node.name for node in platform.spec.nodes])
+        return UpResult(
+            kubeconfig=state.kubeconfig,
+            created=created,
+            changes=() if created else tuple(changes),
+        )
+
+    def down(self, platform: Platform, reporter: Reporter) -> bool:
+        state = self._state(platform)
+        if not state.directory.exists():
+            return False
+        if state.exists():
+            reporter.step(f"stopping and deleting the sim cluster {platform.name!r}")
+            tools, cache = tools_dir(), self._cache or cache_dir()
+            pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+            kwokctl = next(c for c in components(pins) if c.name == "kwokctl")
+            Kwokctl(kwokctl.path(cache), state).delete()
+        shutil.rmtree(state.directory)
+        return True
+
+    def status(self, platform: Platform) -> ClusterStatus:
+        state = self._state(platform)
+        running = is_reachable(state.kubeconfig)
+        processes = component_statuses(state)
+        if not running:
+            return ClusterStatus(
+                name=platform.name,
+                backend="sim",
+                running=False,
+                kubeconfig=state.kubeconfig if state.kubeconfig.is_file() else None,
+                kubernetes_version=None,
+                components=processes,
+            )
+        client = connect(state.kubeconfig)
+        nodes = tuple(_node_status(node) for node in client.list(NodeResource))
+        return ClusterStatus(
+            name=platform.name,
+            backend="sim",
+            running=True,
+            kubeconfig=state.kubeconfig,
+            kubernetes_version=version_of(get_raw(state.kubeconfig, "/version")),
+            nodes=nodes,
+            components=processes,
+            simulated=SIMULATED_PARTS,
+        )
+
+
+def _node_status(node: NodeResource) -> NodeStatus:
+    meta = node.metadata
+    labels = (meta.labels if meta else None) or {}
+    annotations = (meta.annotations if meta else None) or {}
+    taints = node.spec.taints if node.spec and node.spec.taints else []
+    allocatable = node.status.allocatable if node.status and node.status.allocatable else {}
+    return NodeStatus(
+        name=(meta.name if meta else None) or "?",
+        role=labels.get(ROLE_LABEL, "-"),
+        ready=is_ready(node),
+        taints=tuple(f"{t.key}={t.value or ''}:{t.effect}" for t in taints),
+        gpus_allocatable=int(allocatable.get("nvidia.com/gpu", "0")),
+        simulated=annotations.get(SIMULATED_ANNOTATION) == "true",
+    )

@@ -1,0 +1,111 @@
+"""Drive kwokctl (binary runtime) with our binaries, on loopback, in our state dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from gpuplane.backends.sim.state import SimState
+from gpuplane.errors import OperationError
+
+CREATE_TIMEOUT_SECONDS = 300.0
+COMMAND_TIMEOUT_SECONDS = 120.0
+
+
+def kwokctl_configuration(
+    binaries: dict[str, Path], kubernetes_version: str, etcd_version: str
+) -> dict[str, object]:
+    """Our KwokctlConfiguration: the binary runtime on 127.0.0.1 with local binaries.
+
+    Authorization and admission are on, so RBAC and Pod Security behave as on a real
+    cluster; the API server serves HTTPS with client certificates.
+    """
+    return {
+        "kind": "KwokctlConfiguration",
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "options": {
+            "runtime": "binary",
+            "bindAddress": "127.0.0.1",
+            "securePort": True,
+            "kubeAuthorization": True,
+            "kubeAdmission": True,
+            "kubeVersion": kubernetes_version,
+            "etcdVersion": etcd_version.removeprefix("v"),
+            "kubeApiserverBinary": str(binaries["kube-apiserver"]),
+            "kubeControllerManagerBinary": str(binaries["kube-controller-manager"]),
+            "kubeSchedulerBinary": str(binaries["kube-scheduler"]),
+            "etcdBinary": str(binaries["etcd"]),
+            "kwokControllerBinary": str(binaries["kwok"]),
+        },
+    }
+
+
+class Kwokctl:
+    def __init__(self, binary: Path, state: SimState) -> None:
+        self._binary = binary
+        self._state = state
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KWOK_WORKDIR"] = str(self._state.kwok_workdir)
+        # kwokctl must never touch the user's ~/.kube/config.
+        env["KUBECONFIG"] = str(self._state.kubeconfig)
+        return env
+
+    def run(self, args: list[str], *, timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
+        command = [str(self._binary), "--config", str(self._state.kwok_config), *args]
+        try:
+            result = subprocess.run(
+                command,
+                env=self._env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            raise OperationError(
+                f"kwokctl {' '.join(args)} timed out after {timeout:.0f}s; logs: {self._state.logs}"
+            ) from error
+        if result.returncode != 0:
+            raise OperationError(
+                f"kwokctl {' '.join(args)} failed (exit {result.returncode}):\n"
+                f"{(result.stderr or result.stdout).strip()}\nlogs: {self._state.logs}"
+            )
+        return result.stdout
+
+    def write_config(self, configuration: dict[str, object]) -> None:
+        self._state.directory.mkdir(parents=True, exist_ok=True)
+        self._state.kwok_config.write_text(yaml.safe_dump(configuration), encoding="utf-8")
+
+    def create(self) -> None:
+        self.run(
+            [
+                "create", "cluster",
+                "--name", self._state.name,
+                "--kubeconfig", str(self._state.kubeconfig),
+                "--wait", "2m",
+            ],
+            timeout=CREATE_TIMEOUT_SECONDS,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.run(
+            ["start", "cluster", "--name", self._state.name, "--wait", "2m"],
+            timeout=CREATE_TIMEOUT_SECONDS,
+        )
+
+    def delete(self) -> None:
+        self.run(
+            [
+                "delete",
+                "cluster",
+                "--name",
+                self._state.name,
+                "--kubeconfig",
+                str(self._state.kubeconfig),
+            ]
+        )

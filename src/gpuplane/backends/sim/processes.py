@@ -1,0 +1,51 @@
+"""The sim control plane's processes, read from kwokctl's pid files."""
+
+from __future__ import annotations
+
+import os
+
+from gpuplane.backends.base import ComponentStatus
+from gpuplane.backends.sim.state import SimState
+
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok-controller",
+)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(state: SimState, component: str) -> int | None:
+    try:
+        return int((state.cluster_dir / "pids" / f"{component}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def component_statuses(state: SimState) -> tuple[ComponentStatus, ...]:
+    statuses = []
+    for component in COMPONENTS:
+        pid = read_pid(state, component)
+        running = pid is not None and pid_alive(pid)
+        detail = f"pid {pid}, log {state.logs / (component + '.log')}" if running else "not running"
+        statuses.append(
+            ComponentStatus(component, running, detail, simulated=component == "kwok-controller")
+        )
+    return tuple(statuses)
+
+
+def running_pids(state: SimState) -> list[int]:
+    """Pids of the cluster's processes that are still alive (for tests and down)."""
+    pids = [read_pid(state, component) for component in COMPONENTS]
+    return [pid for pid in pids if pid is not None and pid_alive(pid)]

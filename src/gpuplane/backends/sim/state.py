@@ -1,0 +1,52 @@
+"""Where a sim cluster keeps its state: one directory per cluster name.
+
+Layout under ``<root>/<name>/``: ``kubeconfig`` (0600), ``kwok.yaml`` (our kwokctl
+configuration), ``kwok/`` (kwokctl's work dir: PKI, etcd data, logs, pid files).
+``down`` removes the whole directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_state_root() -> Path:
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "gpuplane"
+
+
+@dataclass(frozen=True)
+class SimState:
+    root: Path
+    name: str
+
+    @property
+    def directory(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    @property
+    def kwok_config(self) -> Path:
+        return self.directory / "kwok.yaml"
+
+    @property
+    def kwok_workdir(self) -> Path:
+        return self.directory / "kwok"
+
+    @property
+    def cluster_dir(self) -> Path:
+        """kwokctl's own directory for this cluster (pids, logs, etcd data)."""
+        return self.kwok_workdir / "clusters" / self.name
+
+    @property
+    def logs(self) -> Path:
+        return self.cluster_dir / "logs"
+
+    def exists(self) -> bool:
+        return self.cluster_dir.is_dir()

@@ -1,0 +1,1 @@
+"""The ``gpuplane`` command line: a thin layer over backends, verify and doctor."""

@@ -1,0 +1,39 @@
+"""Pick the backend a platform declares (or ``--backend`` overrides)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gpuplane.backends.base import ClusterBackend
+from gpuplane.backends.sim import SimBackend
+from gpuplane.cli.context import Context
+from gpuplane.errors import BadInputError
+from gpuplane.toolchain import cache_dir
+from gpuplane.topology import Platform, load_platform
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["sim", "k3d"],
+        default=None,
+        help="override spec.backend of the platform file",
+    )
+
+
+def load(args: argparse.Namespace) -> Platform:
+    platform = load_platform(args.platform_file)
+    override = getattr(args, "backend", None)
+    if override and override != platform.spec.backend:
+        spec = platform.spec.model_copy(update={"backend": override})
+        platform = platform.model_copy(update={"spec": spec})
+    return platform
+
+
+def backend_for(platform: Platform, context: Context) -> ClusterBackend:
+    if platform.spec.backend == "sim":
+        return SimBackend(state_root=context.state_root(), cache=cache_dir(context.env))
+    raise BadInputError(
+        f"backend {platform.spec.backend!r} is not available in this build of gpuplane; "
+        "use --backend sim"
+    )

@@ -1,0 +1,38 @@
+"""``gpuplane up``: create the cluster platform.yaml declares, or converge it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
+from gpuplane.cli.context import Context
+from gpuplane.cli.render import print_status
+from gpuplane.errors import ExitCode
+
+
+def register(verbs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = verbs.add_parser("up", help="create or converge the cluster")
+    add_backend_option(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    platform = load(args)
+    backend = backend_for(platform, context)
+    result = backend.up(platform, context.reporter())
+    if result.created:
+        context.console.print(f"cluster {platform.name!r} is up ({platform.spec.backend} backend)")
+    elif result.changes:
+        context.console.print(f"cluster {platform.name!r} was running; converged:")
+        for change in result.changes:
+            context.console.print(f"  - {change}", highlight=False)
+    else:
+        context.console.print(
+            f"cluster {platform.name!r} is already up and matches {args.platform_file}; "
+            "nothing changed"
+        )
+    print_status(context, backend.status(platform))
+    context.console.print(f"kubeconfig: {result.kubeconfig}", highlight=False)
+    return int(ExitCode.OK)

@@ -1,0 +1,86 @@
+"""Entry point: parse arguments, dispatch to one verb, map failures to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from rich.markup import escape
+
+from gpuplane import __version__
+from gpuplane.cli.commands import down, kubeconfig, status, toolchain, up
+from gpuplane.cli.context import Context
+from gpuplane.errors import ExitCode, GpuplaneError
+
+Verb = Callable[[argparse.Namespace, Context], int]
+log = logging.getLogger("gpuplane")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpuplane",
+        description="A local GPU Kubernetes platform (sim: no Docker, no GPU; k3d: real GPUs).",
+    )
+    parser.add_argument("--version", action="version", version=f"gpuplane {__version__}")
+    _add_platform_file(parser, Path("platform.yaml"))
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for module in (up, down, status, kubeconfig, toolchain):
+        # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.
+        _add_platform_file(module.register(verbs), argparse.SUPPRESS)
+    return parser
+
+
+def _add_platform_file(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="platform_file",
+        type=Path,
+        default=default,
+        help="platform file (default: ./platform.yaml)",
+    )
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    context = Context.create(out, err, dict(os.environ) if env is None else env)
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        # argparse exits 2 on usage errors and 0 for --help/--version.
+        return int(exit_request.code or 0)
+    verb: Verb = args.run
+    try:
+        return verb(args, context)
+    except GpuplaneError as error:
+        context.err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        context.err_console.print("interrupted")
+        return 130
+    except Exception:
+        log.exception("unexpected failure in 'gpuplane %s'; please report it", args.verb)
+        return int(ExitCode.CHECKS_FAILED)
+
+
+def entrypoint() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()
+
+__all__ = ["ExitCode", "main"]

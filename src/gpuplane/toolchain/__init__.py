@@ -1,0 +1,19 @@
+"""Find, build and cache the upstream binaries (control plane, etcd, KWOK)."""
+
+from gpuplane.toolchain.build import BuildProgress, ProgressFn, ensure_built
+from gpuplane.toolchain.components import Component, cache_dir, components
+from gpuplane.toolchain.modules import pins_for
+from gpuplane.toolchain.pins import Pins, read_pins, tools_dir
+
+__all__ = [
+    "BuildProgress",
+    "Component",
+    "Pins",
+    "ProgressFn",
+    "cache_dir",
+    "components",
+    "ensure_built",
+    "pins_for",
+    "read_pins",
+    "tools_dir",
+]

@@ -1,0 +1,152 @@
+"""Build the upstream binaries from their wrapper Go modules into the cache.
+
+One ``go build`` per wrapper module builds all of its binaries together, so the
+packages they share (most of Kubernetes) compile once. ``go build -v`` names each
+package as it compiles; counting those against ``go list -deps`` gives real progress.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpuplane.errors import OperationError
+from gpuplane.toolchain.components import Component, WrapperModule, components
+from gpuplane.toolchain.gocmd import check_go, go_env, run_go
+from gpuplane.toolchain.modules import prepare_kube_module
+from gpuplane.toolchain.pins import Pins
+
+BUILD_TIMEOUT_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """What a build reports while it runs: which binaries, and packages compiled so far."""
+
+    binaries: tuple[str, ...]
+    compiled: int
+    total: int
+    finished: bool = False
+
+
+ProgressFn = Callable[[BuildProgress], None]
+
+
+def kubernetes_ldflags(version: str) -> str:
+    """Linker flags that make the binaries report ``version`` (as upstream's release does)."""
+    major, minor, _ = version.removeprefix("v").split(".")
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {package}.gitVersion={version}",
+            f"-X {package}.gitMajor={major}",
+            f"-X {package}.gitMinor={minor}",
+            f"-X {package}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
+def go_output_name(package: str) -> str:
+    """The file name ``go build -o DIR/`` gives a main package (major suffix dropped)."""
+    parts = package.split("/")
+    if len(parts) > 1 and re.fullmatch(r"v\d+", parts[-1]):
+        return parts[-2]
+    return parts[-1]
+
+
+def ensure_built(
+    tools: Path, cache: Path, pins: Pins, report: ProgressFn | None = None
+) -> dict[str, Path]:
+    """Every component's binary path, building the ones the cache lacks."""
+    wanted = components(pins)
+    missing = [component for component in wanted if not component.is_built(cache)]
+    for module in WrapperModule:
+        group = [component for component in missing if component.module is module]
+        if not group:
+            continue
+        if module is WrapperModule.KUBE:
+            module_dir = prepare_kube_module(tools, cache, pins, pins.kubernetes)
+            ldflags = kubernetes_ldflags(pins.kubernetes)
+        else:
+            module_dir, ldflags = tools / module.value, "-s -w"
+        build_group(module_dir, group, ldflags, cache, report)
+    return {component.name: component.path(cache) for component in wanted}
+
+
+def build_group(
+    module_dir: Path,
+    group: Sequence[Component],
+    ldflags: str,
+    cache: Path,
+    report: ProgressFn | None,
+) -> None:
+    """Build ``group`` in one ``go build`` and move each binary into its cache slot."""
+    packages = [component.package for component in group]
+    names = tuple(component.name for component in group)
+    total = len(run_go(["list", "-deps", *packages], cwd=module_dir, timeout=600).splitlines())
+    (cache / "bin").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache / "bin", prefix=".build-") as staging:
+        command = [check_go(), "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", staging + "/"]
+        _run_with_progress([*command, *packages], module_dir, names, total, report)
+        for component in group:
+            built = Path(staging) / go_output_name(component.package)
+            target = component.path(cache)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            built.replace(target)
+            target.chmod(0o755)
+
+
+def _run_with_progress(
+    command: list[str],
+    cwd: Path,
+    names: tuple[str, ...],
+    total: int,
+    report: ProgressFn | None,
+) -> None:
+    compiled = 0
+    tail: list[str] = []
+    deadline = time.monotonic() + BUILD_TIMEOUT_SECONDS
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=go_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        for line in process.stderr or ():
+            # -v prints one import path per compiled package; anything else is a message.
+            if re.fullmatch(r"[\w.\-/~+]+", line.strip()):
+                compiled += 1
+                if report is not None:
+                    report(BuildProgress(names, min(compiled, total), total))
+            else:
+                tail = [*tail[-40:], line.rstrip()]
+            if time.monotonic() > deadline:
+                process.kill()
+                raise OperationError(
+                    f"building {', '.join(names)} took over {BUILD_TIMEOUT_SECONDS:.0f}s"
+                )
+        code = process.wait()
+    if code != 0:
+        details = "\n".join(tail) or f"exit code {code}"
+        raise OperationError(f"building {', '.join(names)} in {cwd} failed:\n{details}")
+    if report is not None:
+        report(BuildProgress(names, total, total, finished=True))
+
+
+def remove_unpinned(cache: Path, keep: Sequence[Component]) -> list[Path]:
+    """Delete cached binaries of versions no longer pinned; return what was removed."""
+    keep_dirs = {component.path(cache).parent for component in keep}
+    removed = []
+    for entry in sorted((cache / "bin").glob("*-v*")):
+        if entry.is_dir() and entry not in keep_dirs:
+            shutil.rmtree(entry)
+            removed.append(entry)
+    return removed

@@ -1,0 +1,74 @@
+"""The pinned upstream versions, read from the wrapper Go modules under ``tools/``.
+
+Those go.mod files are the one place versions are pinned: Go builds from them and
+this module reads them, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpuplane.errors import PrerequisiteError
+
+KUBERNETES_MODULE = "k8s.io/kubernetes"
+ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+KWOK_MODULE = "sigs.k8s.io/kwok"
+
+
+@dataclass(frozen=True)
+class Pins:
+    kubernetes: str
+    etcd: str
+    kwok: str
+
+
+def tools_dir() -> Path:
+    """Where the wrapper modules live: ``GPUPLANE_TOOLS_DIR`` or the source checkout."""
+    override = os.environ.get("GPUPLANE_TOOLS_DIR")
+    if override:
+        return Path(override)
+    # src/gpuplane/toolchain/pins.py -> repository root
+    candidate = Path(__file__).resolve().parents[3] / "tools"
+    if not (candidate / "kube" / "go.mod").is_file():
+        raise PrerequisiteError(
+            f"cannot find the wrapper Go modules (looked in {candidate}); "
+            "run gpuplane from its source checkout or set GPUPLANE_TOOLS_DIR"
+        )
+    return candidate
+
+
+def required_version(go_mod_text: str, module: str) -> str | None:
+    """The version ``go_mod_text`` requires of ``module`` (single or block form)."""
+    pattern = re.compile(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", re.MULTILINE)
+    match = pattern.search(go_mod_text)
+    return match.group(1) if match else None
+
+
+def read_pins(tools: Path | None = None) -> Pins:
+    root = tools or tools_dir()
+    kube_mod = (root / "kube" / "go.mod").read_text(encoding="utf-8")
+    kwok_mod = (root / "kwok" / "go.mod").read_text(encoding="utf-8")
+    versions = {
+        KUBERNETES_MODULE: required_version(kube_mod, KUBERNETES_MODULE),
+        ETCD_MODULE: required_version(kube_mod, ETCD_MODULE),
+        KWOK_MODULE: required_version(kwok_mod, KWOK_MODULE),
+    }
+    missing = [module for module, version in versions.items() if version is None]
+    if missing:
+        raise PrerequisiteError(f"tools/*/go.mod pin no version for {', '.join(missing)}")
+    return Pins(
+        kubernetes=str(versions[KUBERNETES_MODULE]),
+        etcd=str(versions[ETCD_MODULE]),
+        kwok=str(versions[KWOK_MODULE]),
+    )
+
+
+def staging_version(kubernetes_version: str) -> str:
+    """k8s.io/kubernetes v1.X.Y publishes its staging modules as v0.X.Y."""
+    major, minor, patch = kubernetes_version.removeprefix("v").split(".")
+    if major != "1":
+        raise ValueError(f"unsupported Kubernetes version {kubernetes_version}")
+    return f"v0.{minor}.{patch}"

@@ -1,0 +1,134 @@
+"""Read platform.yaml into a validated ``Platform``, or fail naming file, line, node, field.
+
+Nothing is created before this succeeds: every verb loads the topology first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gpuplane.errors import BadInputError
+from gpuplane.topology.model import Platform
+from gpuplane.topology.rules import Path as DocPath
+from gpuplane.topology.rules import Problem, check_rules
+
+DEFAULT_PLATFORM_FILE = Path("platform.yaml")
+
+
+class TopologyError(BadInputError):
+    """platform.yaml cannot be used; ``problems`` lists every reason found."""
+
+    def __init__(self, file: Path, lines: list[str]) -> None:
+        self.file = file
+        self.lines = lines
+        count = len(lines)
+        header = f"{file} is invalid ({count} problem{'s' if count != 1 else ''}); nothing was done"
+        super().__init__("\n".join([header, *(f"  {line}" for line in lines)]))
+
+
+def load_platform(file: Path = DEFAULT_PLATFORM_FILE) -> Platform:
+    """Load and validate ``file``; raise ``TopologyError`` listing every problem."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TopologyError(file, ["file not found (pass another with -f)"]) from None
+    except OSError as error:
+        raise TopologyError(file, [f"cannot be read: {error.strerror}"]) from error
+    return parse_platform(text, file)
+
+
+def parse_platform(text: str, file: Path) -> Platform:
+    """Validate the YAML ``text`` that came from ``file`` (used in messages)."""
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+        raise TopologyError(file, [f"{where}: YAML syntax error: {error.problem}"]) from None
+    except yaml.YAMLError as error:
+        raise TopologyError(file, [f"{file}: YAML syntax error: {error}"]) from None
+    if not isinstance(data, dict):
+        raise TopologyError(file, [f"{file}:1: the document must be a mapping (a Platform)"])
+
+    try:
+        platform = Platform.model_validate(data)
+    except ValidationError as error:
+        problems = [_problem_from_pydantic(item) for item in error.errors()]
+    else:
+        problems = check_rules(platform)
+        if not problems:
+            return platform
+    located = sorted(
+        ((_line_of(document, problem.path), problem) for problem in problems),
+        key=lambda pair: pair[0],
+    )
+    raise TopologyError(file, [_describe(problem, line, data, file) for line, problem in located])
+
+
+def _problem_from_pydantic(item: Any) -> Problem:
+    path: DocPath = tuple(item["loc"])
+    kind: str = item["type"]
+    message: str = item["msg"]
+    if kind == "extra_forbidden":
+        message = f"unknown field {path[-1]!r}"
+    elif kind == "literal_error":
+        expected = item.get("ctx", {}).get("expected", "")
+        message = f"unknown {path[-1]} {item['input']!r} (expected {expected})"
+    elif kind == "missing":
+        message = f"required field {path[-1]!r} is missing"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return Problem(path, message)
+
+
+def _describe(problem: Problem, line: int, data: dict[str, Any], file: Path) -> str:
+    node = _node_name(data, problem.path)
+    where = (
+        f"node {node!r}, field {_dotted(problem.path)}"
+        if node
+        else f"field {_dotted(problem.path)}"
+    )
+    return f"{file}:{line}: {where}: {problem.message}"
+
+
+def _dotted(path: DocPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _node_name(data: dict[str, Any], path: DocPath) -> str | None:
+    """The name of the node a path points into, if it points into spec.nodes[i]."""
+    if len(path) < 3 or path[:2] != ("spec", "nodes") or not isinstance(path[2], int):
+        return None
+    nodes = data.get("spec", {}).get("nodes") if isinstance(data.get("spec"), dict) else None
+    if isinstance(nodes, list) and path[2] < len(nodes) and isinstance(nodes[path[2]], dict):
+        name = nodes[path[2]].get("name")
+        return str(name) if name is not None else f"#{path[2]}"
+    return None
+
+
+def _line_of(document: Any, path: DocPath) -> int:
+    """1-based line of the deepest YAML node the path reaches (the key for mapping entries)."""
+    current = document
+    line: int = current.start_mark.line + 1 if current is not None else 1
+    for part in path:
+        if isinstance(current, yaml.MappingNode):
+            entry = next((kv for kv in current.value if kv[0].value == part), None)
+            if entry is None:
+                break
+            line, current = entry[0].start_mark.line + 1, entry[1]
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(current.value):
+                break
+            current = current.value[part]
+            line = current.start_mark.line + 1
+        else:
+            break
+    return line

@@ -1,0 +1,129 @@
+"""The platform.yaml model: the one declared topology both backends and Terraform read.
+
+Field names are a contract (Terraform's ``yamldecode`` and other tools read the same
+file). Syntax is checked per field here; rules that span nodes live in ``rules.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gpuplane.topology.syntax import (
+    Taint,
+    dns_label_problem,
+    label_key_problem,
+    label_value_problem,
+    parse_taint,
+)
+
+API_VERSION = "gpuplane.io/v1alpha1"
+KIND = "Platform"
+
+Role = Literal["control-plane", "app", "infra", "gpu"]
+Backend = Literal["sim", "k3d"]
+
+# Labels the node identity is bootstrapped with on every backend (a kubelet may set
+# these itself, unlike node-role.kubernetes.io/*).
+ROLE_LABEL = "gpuplane.io/role"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_dns_label(value: str) -> str:
+    problem = dns_label_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+class Metadata(_Strict):
+    name: str
+
+    _name_syntax = field_validator("name")(_check_dns_label)
+
+
+class Node(_Strict):
+    name: str
+    role: Role
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: tuple[str, ...] = ()
+    gpus: int | None = None
+    gpu_product: str | None = Field(default=None, alias="gpuProduct")
+    gpu_memory_mib: int | None = Field(default=None, alias="gpuMemoryMiB", gt=0)
+
+    _name_syntax = field_validator("name")(_check_dns_label)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_syntax(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            problem = label_key_problem(key) or label_value_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return labels
+
+    @field_validator("taints")
+    @classmethod
+    def _taints_syntax(cls, taints: tuple[str, ...]) -> tuple[str, ...]:
+        for text in taints:
+            parse_taint(text)
+        return taints
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_not_negative(cls, gpus: int | None) -> int | None:
+        if gpus is not None and gpus < 0:
+            raise ValueError(f"must not be negative (got {gpus})")
+        return gpus
+
+    @field_validator("gpu_product")
+    @classmethod
+    def _product_is_label_value(cls, product: str | None) -> str | None:
+        # It becomes the nvidia.com/gpu.product label, so it must be a label value.
+        problem = None if product is None else label_value_problem(product)
+        if problem is not None:
+            raise ValueError(problem)
+        return product
+
+    @property
+    def parsed_taints(self) -> tuple[Taint, ...]:
+        return tuple(parse_taint(text) for text in self.taints)
+
+    @property
+    def gpu_count(self) -> int:
+        return self.gpus or 0
+
+
+class Spec(_Strict):
+    backend: Backend = "sim"
+    kubernetes_version: str | None = Field(default=None, alias="kubernetesVersion")
+    nodes: tuple[Node, ...]
+
+    @field_validator("kubernetes_version", mode="before")
+    @classmethod
+    def _version_syntax(cls, value: object) -> object:
+        # YAML reads 1.34 as a number; say so rather than "not a valid string".
+        if value is not None and (
+            not isinstance(value, str) or not re.fullmatch(r"v1\.\d+\.\d+", value)
+        ):
+            raise ValueError(f"{value!r} is not a Kubernetes release like v1.34.2")
+        return value
+
+
+class Platform(_Strict):
+    api_version: Literal["gpuplane.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Platform"]
+    metadata: Metadata
+    spec: Spec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def nodes_with_role(self, role: Role) -> tuple[Node, ...]:
+        return tuple(node for node in self.spec.nodes if node.role == role)

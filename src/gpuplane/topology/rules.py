@@ -1,0 +1,102 @@
+"""Rules that span fields or nodes of a parsed platform, as a pure function.
+
+Each broken rule is a ``Problem`` carrying the path of the field to blame, so the
+loader can name the file, the line, the node and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpuplane.topology.model import ROLE_LABEL, Platform
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: where (a path into the document) and what."""
+
+    path: Path
+    message: str
+
+
+def check_rules(platform: Platform) -> list[Problem]:
+    """Every cross-field rule the pydantic model cannot express on one field."""
+    problems: list[Problem] = []
+    first_index: dict[str, int] = {}
+    for index, node in enumerate(platform.spec.nodes):
+        at: Path = ("spec", "nodes", index)
+        if node.name in first_index:
+            problems.append(
+                Problem(
+                    (*at, "name"),
+                    f"duplicate node name {node.name!r} "
+                    f"(already used by spec.nodes[{first_index[node.name]}])",
+                )
+            )
+        else:
+            first_index[node.name] = index
+        problems.extend(_node_problems(platform, index, at))
+
+    control_planes = [n.name for n in platform.spec.nodes if n.role == "control-plane"]
+    if len(control_planes) != 1:
+        found = ", ".join(control_planes) if control_planes else "none"
+        problems.append(
+            Problem(
+                ("spec", "nodes"),
+                f"exactly one control-plane node is required, found {len(control_planes)} "
+                f"({found})",
+            )
+        )
+    return problems
+
+
+def _node_problems(platform: Platform, index: int, at: Path) -> list[Problem]:
+    node = platform.spec.nodes[index]
+    problems: list[Problem] = []
+    if node.role == "gpu":
+        if node.gpu_count < 1:
+            problems.append(Problem((*at, "gpus"), "a gpu node must declare gpus >= 1"))
+        if not any(taint.effect == "NoSchedule" for taint in node.parsed_taints):
+            problems.append(
+                Problem(
+                    (*at, "taints"),
+                    "a gpu node must carry a NoSchedule taint (such as "
+                    "node-role.kubernetes.io/gpu=true:NoSchedule) so only pods that "
+                    "tolerate it land there",
+                )
+            )
+    else:
+        if node.gpu_count > 0:
+            problems.append(
+                Problem(
+                    (*at, "gpus"),
+                    f"only gpu-role nodes may declare gpus (this node's role is {node.role})",
+                )
+            )
+        if node.gpu_product is not None:
+            problems.append(
+                Problem(
+                    (*at, "gpuProduct"),
+                    f"only gpu-role nodes may declare gpuProduct (this node's role is {node.role})",
+                )
+            )
+        if node.gpu_memory_mib is not None:
+            problems.append(
+                Problem(
+                    (*at, "gpuMemoryMiB"),
+                    "only gpu-role nodes may declare gpuMemoryMiB "
+                    f"(this node's role is {node.role})",
+                )
+            )
+    declared_role = node.labels.get(ROLE_LABEL)
+    if declared_role is not None and declared_role != node.role:
+        problems.append(
+            Problem(
+                (*at, "labels"),
+                f"label {ROLE_LABEL}={declared_role} contradicts role {node.role!r} "
+                "(gpuplane sets this label from the role)",
+            )
+        )
+    return problems
