@@ -65,7 +65,9 @@ def main(
     try:
         return verb(args, context)
     except GpuplaneError as error:
-        context.err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        context.err_console.print(
+            f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         return int(error.exit_code)
     except KeyboardInterrupt:
         context.err_console.print("interrupted")

@@ -7,6 +7,8 @@ loopback API server.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
@@ -84,3 +86,20 @@ def is_reachable(kubeconfig: Path, *, timeout: float = 5.0) -> bool:
         return get_raw(kubeconfig, "/readyz", timeout=timeout).strip() == "ok"
     except ClusterUnreachableError:
         return False
+
+
+def wait_reachable(
+    kubeconfig: Path,
+    *,
+    timeout: float = 120.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Poll /readyz until it says ok; raise ClusterUnreachableError after ``timeout``."""
+    deadline = clock() + timeout
+    while not is_reachable(kubeconfig, timeout=2.0):
+        if clock() > deadline:
+            raise ClusterUnreachableError(
+                f"the API server of {kubeconfig} was not ready within {timeout:.0f}s"
+            )
+        sleep(0.05)

@@ -16,10 +16,10 @@ from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.sim.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.sim.nodes import SIMULATED_ANNOTATION
-from gpuplane.backends.sim.processes import component_statuses
+from gpuplane.backends.sim.processes import component_statuses, running_pids, stop_leftovers
 from gpuplane.backends.sim.registration import is_ready, register_nodes, wait_ready
 from gpuplane.backends.sim.state import SimState, default_state_root
-from gpuplane.kube import connect, get_raw, is_reachable, version_of
+from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
 from gpuplane.toolchain import (
     BuildProgress,
     cache_dir,
@@ -77,6 +77,7 @@ class SimBackend:
                 kwokctl.create()
                 created = True
         state.kubeconfig.chmod(0o600)
+        wait_reachable(state.kubeconfig)
         client = connect(state.kubeconfig)
         reporter.step("registering nodes (taints, role, GPU capacity) and applying role labels")
         changes += register_nodes(client, platform)
@@ -99,7 +100,11 @@ class SimBackend:
             tools, cache = tools_dir(), self._cache or cache_dir()
             pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
             kwokctl = next(c for c in components(pins) if c.name == "kwokctl")
+            pids = running_pids(state)
             Kwokctl(kwokctl.path(cache), state).delete()
+            killed = stop_leftovers(pids)
+            if killed:
+                reporter.step(f"killed processes that ignored SIGTERM: {killed}")
         shutil.rmtree(state.directory)
         return True
 

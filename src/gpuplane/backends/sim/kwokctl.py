@@ -82,19 +82,23 @@ class Kwokctl:
         self._state.kwok_config.write_text(yaml.safe_dump(configuration), encoding="utf-8")
 
     def create(self) -> None:
+        """Create and start the cluster's processes; readiness is awaited by the caller.
+
+        No ``--wait``: the caller polls /readyz itself and registers nodes the moment the
+        API answers, while the controller-manager is still starting.
+        """
         self.run(
             [
                 "create", "cluster",
                 "--name", self._state.name,
                 "--kubeconfig", str(self._state.kubeconfig),
-                "--wait", "2m",
             ],
             timeout=CREATE_TIMEOUT_SECONDS,
         )  # fmt: skip
 
     def start(self) -> None:
         self.run(
-            ["start", "cluster", "--name", self._state.name, "--wait", "2m"],
+            ["start", "cluster", "--name", self._state.name],
             timeout=CREATE_TIMEOUT_SECONDS,
         )
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
+from collections.abc import Callable
 
 from gpuplane.backends.base import ComponentStatus
 from gpuplane.backends.sim.state import SimState
@@ -49,3 +52,28 @@ def running_pids(state: SimState) -> list[int]:
     """Pids of the cluster's processes that are still alive (for tests and down)."""
     pids = [read_pid(state, component) for component in COMPONENTS]
     return [pid for pid in pids if pid is not None and pid_alive(pid)]
+
+
+def stop_leftovers(
+    pids: list[int],
+    *,
+    grace: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[int]:
+    """Wait up to ``grace`` seconds for ``pids`` to exit, then SIGKILL; return the killed.
+
+    kwokctl sends SIGTERM and returns at once, while kube-apiserver drains for a while:
+    ``down`` promises no process is left, so it waits here.
+    """
+    deadline = clock() + grace
+    alive = [pid for pid in pids if pid_alive(pid)]
+    while alive and clock() < deadline:
+        sleep(0.1)
+        alive = [pid for pid in alive if pid_alive(pid)]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    return alive

@@ -22,6 +22,18 @@ from gpuplane.topology import Platform
 NOT_FOUND = 404
 
 
+# Taints the node lifecycle controller manages (not-ready, unreachable, ...): never ours.
+CONTROLLER_TAINT_PREFIX = "node.kubernetes.io/"
+
+
+def _declared_taints(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {key: taint.get(key) or "" for key in ("key", "value", "effect")}
+        for taint in taints
+        if not str(taint.get("key", "")).startswith(CONTROLLER_TAINT_PREFIX)
+    ]
+
+
 def _subset_differs(wanted: dict[str, str], actual: dict[str, str]) -> bool:
     return any(actual.get(key) != value for key, value in wanted.items())
 
@@ -31,7 +43,8 @@ def node_drift(wanted: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     drift = []
     if _subset_differs(wanted["metadata"]["labels"], actual["metadata"].get("labels") or {}):
         drift.append("labels")
-    if (wanted["spec"].get("taints") or []) != (actual.get("spec", {}).get("taints") or []):
+    live_taints = actual.get("spec", {}).get("taints") or []
+    if _declared_taints(wanted["spec"].get("taints") or []) != _declared_taints(live_taints):
         drift.append("taints")
     live_capacity = actual.get("status", {}).get("capacity") or {}
     if _subset_differs(wanted["status"]["capacity"], live_capacity):
@@ -83,6 +96,13 @@ def is_ready(node: NodeResource) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def is_schedulable(node: NodeResource) -> bool:
+    """Ready, and the lifecycle controller has lifted its not-ready taint."""
+    taints = node.spec.taints if node.spec and node.spec.taints else []
+    lifecycle = any(t.key.startswith(CONTROLLER_TAINT_PREFIX) for t in taints)
+    return is_ready(node) and not lifecycle
+
+
 def wait_ready(
     client: Client,
     names: list[str],
@@ -91,11 +111,11 @@ def wait_ready(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Wait until every node in ``names`` is Ready; name the laggards on timeout."""
+    """Wait until every node in ``names`` is Ready and schedulable; name laggards on timeout."""
     deadline = clock() + timeout
     pending = list(names)
     while True:
-        pending = [name for name in pending if not is_ready(client.get(NodeResource, name))]
+        pending = [name for name in pending if not is_schedulable(client.get(NodeResource, name))]
         if not pending:
             return
         if clock() > deadline:
@@ -103,4 +123,4 @@ def wait_ready(
                 f"nodes not Ready after {timeout:.0f}s: {', '.join(pending)} "
                 "(is the kwok controller running? see its log in the state dir)"
             )
-        sleep(0.25)
+        sleep(0.05)

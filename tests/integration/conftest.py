@@ -1,0 +1,79 @@
+"""One real sim cluster per test run, brought up and torn down through the CLI."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from lightkube import Client
+
+from gpuplane.cli.main import main
+from gpuplane.kube import connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class SimCluster:
+    platform_file: Path
+    env: dict[str, str]
+    kubeconfig: Path
+    client: Client
+
+    def cli(self, *args: str) -> CliResult:
+        return run_cli(["-f", str(self.platform_file), *args], self.env)
+
+
+def run_cli(argv: list[str], env: dict[str, str]) -> CliResult:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, stdout=out, stderr=err, env=env)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def write_platform(
+    directory: Path, name: str, nodes: list[dict[str, object]] | None = None
+) -> Path:
+    """The repository's platform.yaml under another cluster name (and optionally nodes)."""
+    document = yaml.safe_load((REPO / "platform.yaml").read_text())
+    document["metadata"]["name"] = name
+    if nodes is not None:
+        document["spec"]["nodes"] = nodes
+    file = directory / f"{name}.yaml"
+    file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return file
+
+
+@pytest.fixture(scope="session")
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gpuplane-state")
+
+
+@pytest.fixture(scope="session")
+def sim_env(state_root: Path) -> dict[str, str]:
+    return {**os.environ, "GPUPLANE_STATE": str(state_root)}
+
+
+@pytest.fixture(scope="session")
+def sim_cluster(
+    tmp_path_factory: pytest.TempPathFactory, sim_env: dict[str, str]
+) -> Iterator[SimCluster]:
+    platform_file = write_platform(tmp_path_factory.mktemp("platform"), "gpuplane-it")
+    up = run_cli(["-f", str(platform_file), "up"], sim_env)
+    assert up.code == 0, f"gpuplane up failed:\n{up.stdout}\n{up.stderr}"
+    kubeconfig = Path(sim_env["GPUPLANE_STATE"]) / "gpuplane-it" / "kubeconfig"
+    cluster = SimCluster(platform_file, sim_env, kubeconfig, connect(kubeconfig))
+    yield cluster
+    down = cluster.cli("down")
+    assert down.code == 0, down.stderr

@@ -1,0 +1,81 @@
+"""Helpers to place pods on the sim cluster and watch where the real scheduler puts them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Event, Namespace, Pod
+
+GPU_TOLERATION = {
+    "key": "node-role.kubernetes.io/gpu",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+INFRA_TOLERATION = {
+    "key": "node-role.kubernetes.io/infra",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
+
+def pod(
+    name: str,
+    *,
+    gpus: int = 0,
+    tolerations: list[dict[str, str]] | None = None,
+    node_selector: dict[str, str] | None = None,
+) -> Pod:
+    container: dict[str, Any] = {"name": "main", "image": "registry.k8s.io/pause:3.10"}
+    if gpus:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+    spec: dict[str, Any] = {"containers": [container]}
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    return Pod.from_dict(manifest)  # type: ignore[return-value]
+
+
+@contextmanager
+def namespace(client: Client, prefix: str) -> Iterator[str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    client.create(Namespace(metadata=ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        client.delete(Namespace, name)
+
+
+def wait_for_node(client: Client, name: str, ns: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = client.get(Pod, name, namespace=ns)
+        if live.spec and live.spec.nodeName:
+            return live.spec.nodeName
+        time.sleep(0.2)
+    raise AssertionError(f"pod {ns}/{name} was not scheduled within {timeout}s")
+
+
+def wait_for_scheduling_failure(client: Client, name: str, ns: str, timeout: float = 30.0) -> str:
+    """The message of the pod's FailedScheduling event; fails if the pod gets a node."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = client.get(Pod, name, namespace=ns)
+        assert not (live.spec and live.spec.nodeName), f"{name} was bound to {live.spec.nodeName}"
+        events = client.list(
+            Event,
+            namespace=ns,
+            fields={"involvedObject.name": name, "reason": "FailedScheduling"},
+        )
+        for event in events:
+            if event.message:
+                return event.message
+        time.sleep(0.2)
+    raise AssertionError(f"no FailedScheduling event for {ns}/{name} within {timeout}s")

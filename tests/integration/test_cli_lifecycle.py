@@ -1,0 +1,154 @@
+"""The CLI's lifecycle verbs against real clusters.
+
+Covers: a second ``up`` is idempotent (same processes, "nothing changed"); a drifted
+node (taint removed) is repaired by ``up``; ``status -o json``; ``kubeconfig`` prints
+the 0600 file; ``down`` leaves no process and no listening port; a broken platform.yaml
+exits 2 and creates nothing; ``kubeconfig`` of a cluster that is not up exits 3;
+``toolchain status`` lists every component as built.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from lightkube.resources.core_v1 import Node
+from lightkube.types import PatchType
+
+from gpuplane.backends.sim.processes import running_pids
+from gpuplane.backends.sim.state import SimState
+from tests.integration.conftest import SimCluster, run_cli, write_platform
+
+pytestmark = pytest.mark.integration
+
+
+def listening_ports(pids: list[int]) -> set[int]:
+    """TCP ports in LISTEN state owned by ``pids`` (from /proc, no tools needed)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_second_up_changes_nothing(sim_cluster: SimCluster) -> None:
+    state = SimState(Path(sim_cluster.env["GPUPLANE_STATE"]), "gpuplane-it")
+    before = sorted(running_pids(state))
+    result = sim_cluster.cli("up")
+    assert result.code == 0, result.stderr
+    assert "is already up and matches" in result.stdout
+    assert "nothing changed" in result.stdout
+    assert sorted(running_pids(state)) == before
+
+
+def test_up_repairs_a_removed_taint(sim_cluster: SimCluster) -> None:
+    client = sim_cluster.client
+    client.patch(Node, "agent-1", {"spec": {"taints": []}}, patch_type=PatchType.MERGE)
+    result = sim_cluster.cli("up")
+    assert result.code == 0, result.stderr
+    assert "node agent-1 repaired (taints)" in result.stdout
+    live = client.get(Node, "agent-1")
+    assert live.spec is not None
+    assert [(t.key, t.value, t.effect) for t in live.spec.taints or []] == [
+        ("node-role.kubernetes.io/infra", "true", "NoSchedule")
+    ]
+
+
+def test_status_json_and_kubeconfig(sim_cluster: SimCluster) -> None:
+    result = sim_cluster.cli("status", "-o", "json")
+    assert result.code == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["running"] is True
+    assert status["backend"] == "sim"
+    roles = {node["name"]: (node["role"], node["gpus_allocatable"]) for node in status["nodes"]}
+    assert roles == {
+        "server-0": ("control-plane", 0),
+        "agent-0": ("app", 0),
+        "agent-1": ("infra", 0),
+        "agent-2": ("gpu", 1),
+    }
+    assert all(node["ready"] and node["simulated"] for node in status["nodes"])
+    assert {c["name"]: c["running"] for c in status["components"]} == {
+        "etcd": True,
+        "kube-apiserver": True,
+        "kube-controller-manager": True,
+        "kube-scheduler": True,
+        "kwok-controller": True,
+    }
+    assert any("KWOK" in note for note in status["simulated"])
+
+    printed = sim_cluster.cli("kubeconfig")
+    assert printed.code == 0
+    assert Path(printed.stdout.strip()) == sim_cluster.kubeconfig
+
+
+def test_down_leaves_no_process_and_no_port(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    file = write_platform(tmp_path, "gpuplane-down")
+    assert run_cli(["-f", str(file), "up"], sim_env).code == 0
+    state = SimState(Path(sim_env["GPUPLANE_STATE"]), "gpuplane-down")
+    pids = running_pids(state)
+    assert len(pids) == 5
+    ports = listening_ports(pids)
+    assert ports, "the control plane should listen somewhere"
+
+    result = run_cli(["-f", str(file), "down"], sim_env)
+    assert result.code == 0, result.stderr
+    assert "deleted" in result.stdout
+    assert not state.directory.exists()
+    for pid in pids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
+    for port in sorted(ports):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+    again = run_cli(["-f", str(file), "down"], sim_env)
+    assert again.code == 0
+    assert "does not exist" in again.stdout
+
+
+def test_broken_platform_exits_2_and_creates_nothing(
+    tmp_path: Path, sim_env: dict[str, str]
+) -> None:
+    file = write_platform(tmp_path, "gpuplane-broken", nodes=[{"name": "agent-0", "role": "app"}])
+    result = run_cli(["-f", str(file), "up"], sim_env)
+    assert result.code == 2
+    assert "exactly one control-plane node is required, found 0" in result.stderr
+    assert not (Path(sim_env["GPUPLANE_STATE"]) / "gpuplane-broken").exists()
+
+
+def test_kubeconfig_of_a_cluster_that_is_not_up_exits_3(
+    tmp_path: Path, sim_env: dict[str, str]
+) -> None:
+    file = write_platform(tmp_path, "gpuplane-absent")
+    result = run_cli(["-f", str(file), "kubeconfig"], sim_env)
+    assert result.code == 3
+    assert "is not up" in result.stderr
+    status = run_cli(["-f", str(file), "status"], sim_env)
+    assert status.code == 1
+    assert "not running" in status.stdout
+
+
+def test_toolchain_status_lists_every_component(sim_cluster: SimCluster) -> None:
+    result = sim_cluster.cli("toolchain", "status", "-o", "json")
+    assert result.code == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert sorted(rows) == sorted(
+        ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kwokctl"]
+    )
+    assert all(row["state"] == "built" and Path(row["path"]).is_file() for row in rows.values())

@@ -1,0 +1,94 @@
+"""Toolchain logic without building: pins read from go.mod, staging versions, binary
+names ``go build -o DIR/`` produces, version ldflags, Go version parsing, cache paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpuplane.toolchain import cache_dir, components, read_pins
+from gpuplane.toolchain.build import go_output_name, kubernetes_ldflags
+from gpuplane.toolchain.gocmd import parse_go_version
+from gpuplane.toolchain.modules import staging_modules
+from gpuplane.toolchain.pins import required_version, staging_version
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_pins_come_from_the_wrapper_modules() -> None:
+    pins = read_pins(REPO / "tools")
+    kube_mod = (REPO / "tools/kube/go.mod").read_text()
+    assert f"k8s.io/kubernetes {pins.kubernetes}" in kube_mod
+    assert f"go.etcd.io/etcd/server/v3 {pins.etcd}" in kube_mod
+    assert f"sigs.k8s.io/kwok {pins.kwok}" in (REPO / "tools/kwok/go.mod").read_text()
+
+
+def test_every_staging_module_is_replaced_at_the_matching_version() -> None:
+    pins = read_pins(REPO / "tools")
+    kube_mod = (REPO / "tools/kube/go.mod").read_text()
+    names = staging_modules(kube_mod)
+    assert {"k8s.io/api", "k8s.io/apiserver", "k8s.io/client-go"} <= set(names)
+    for name in names:
+        assert f"{name} => {name} {staging_version(pins.kubernetes)}" in kube_mod
+
+
+def test_default_platform_version_is_the_pin() -> None:
+    platform_text = (REPO / "platform.yaml").read_text()
+    assert f"kubernetesVersion: {read_pins(REPO / 'tools').kubernetes}" in platform_text
+
+
+@pytest.mark.parametrize(
+    ("text", "version"),
+    [
+        ("require k8s.io/kubernetes v1.34.2\n", "v1.34.2"),
+        ("require (\n\tk8s.io/kubernetes v1.35.0 // indirect\n)\n", "v1.35.0"),
+        ("require k8s.io/kubernetes-extra v9.9.9\n", None),
+    ],
+)
+def test_required_version(text: str, version: str | None) -> None:
+    assert required_version(text, "k8s.io/kubernetes") == version
+
+
+def test_staging_version() -> None:
+    assert staging_version("v1.34.2") == "v0.34.2"
+    with pytest.raises(ValueError, match="unsupported"):
+        staging_version("v2.0.0")
+
+
+def test_go_output_names_drop_the_major_version_suffix() -> None:
+    assert go_output_name("go.etcd.io/etcd/server/v3") == "server"
+    assert go_output_name("k8s.io/kubernetes/cmd/kube-apiserver") == "kube-apiserver"
+    assert go_output_name("sigs.k8s.io/kwok/cmd/kwokctl") == "kwokctl"
+
+
+def test_ldflags_set_both_version_packages() -> None:
+    flags = kubernetes_ldflags("v1.34.2")
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {package}.gitVersion=v1.34.2" in flags
+        assert f"-X {package}.gitMajor=1" in flags
+        assert f"-X {package}.gitMinor=34" in flags
+
+
+def test_parse_go_version() -> None:
+    assert parse_go_version("go version go1.26.8 linux/amd64") == (1, 26)
+    assert parse_go_version("go version devel +abc") is None
+
+
+def test_cache_dir_and_component_paths(tmp_path: Path) -> None:
+    assert cache_dir({"GPUPLANE_CACHE": str(tmp_path)}) == tmp_path
+    assert cache_dir({}) == Path.home() / ".cache" / "gpuplane"
+    pins = read_pins(REPO / "tools")
+    by_name = {component.name: component for component in components(pins)}
+    apiserver = by_name["kube-apiserver"]
+    assert apiserver.path(tmp_path) == (
+        tmp_path / "bin" / f"kube-apiserver-{pins.kubernetes}" / "kube-apiserver"
+    )
+    assert not apiserver.is_built(tmp_path)
+    apiserver.path(tmp_path).parent.mkdir(parents=True)
+    apiserver.path(tmp_path).write_text("#!/bin/sh\n")
+    assert not apiserver.is_built(tmp_path)  # not executable yet
+    apiserver.path(tmp_path).chmod(0o755)
+    assert apiserver.is_built(tmp_path)
+    assert by_name["etcd"].version == pins.etcd
