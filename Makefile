@@ -30,9 +30,9 @@ venv: $(STAMP) ## create .venv with gpuplane and the dev tools
 toolchain: $(STAMP) ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok
 	$(GPUPLANE) toolchain build
 
-demo: toolchain ## set up everything and bring the platform up on the sim backend
+demo: toolchain ## set up everything, bring the platform up (sim backend) and verify it
 	$(GPUPLANE) up
-	$(GPUPLANE) status
+	$(GPUPLANE) verify
 
 up: toolchain ## bring the platform of platform.yaml up
 	$(GPUPLANE) up
@@ -60,6 +60,7 @@ test: toolchain lint ## the whole suite
 
 bench: toolchain ## benchmarks (JSON on stdout)
 	$(PY) bench/bringup.py
+	$(PY) bench/verify.py
 
 clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)
 	rm -rf $(VENV)

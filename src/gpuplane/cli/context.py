@@ -27,8 +27,8 @@ class Context:
             stdout=stdout,
             stderr=stderr,
             env=env,
-            console=Console(file=stdout, width=width, soft_wrap=False),
-            err_console=Console(file=stderr, width=width, soft_wrap=False),
+            console=Console(file=stdout, width=width, soft_wrap=True),
+            err_console=Console(file=stderr, width=width, soft_wrap=True),
         )
 
     def reporter(self) -> Reporter:

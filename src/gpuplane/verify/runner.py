@@ -1,0 +1,97 @@
+"""Run every check against a cluster and assemble the report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightkube.resources.core_v1 import Node
+
+from gpuplane.kube import ClusterUnreachableError, connect, is_reachable
+from gpuplane.topology import Platform
+from gpuplane.verify.device_plugin import find_device_plugin
+from gpuplane.verify.facts import NodeFacts, node_facts
+from gpuplane.verify.gpu_checks import check_capacity, check_device_plugin, check_feature_labels
+from gpuplane.verify.model import CheckResult, Report, skipped
+from gpuplane.verify.probe_runner import (
+    create_namespace,
+    delete_namespace,
+    new_namespace_name,
+    run_probes,
+)
+from gpuplane.verify.probes import build_probes
+from gpuplane.verify.smoke import DESCRIPTION as SMOKE_DESCRIPTION
+from gpuplane.verify.smoke import run_smoke_test
+from gpuplane.verify.topology_checks import (
+    check_labels,
+    check_no_rogue_roles,
+    check_nodes,
+    check_taints,
+)
+
+# The checks that need nothing but the platform and the nodes, in report order.
+NODE_CHECKS: tuple[Callable[[Platform, list[NodeFacts]], CheckResult], ...] = (
+    check_nodes,
+    check_labels,
+    check_taints,
+    check_no_rogue_roles,
+    check_capacity,
+    check_feature_labels,
+)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    kubeconfig: Path
+    smoke_manifest: Path
+    keep_probes: bool = False
+    probe_timeout: float = 60.0
+    smoke_timeout: float = 300.0
+
+
+def run_verify(platform: Platform, options: VerifyOptions) -> Report:
+    start = time.monotonic()
+    if not is_reachable(options.kubeconfig, timeout=10.0):
+        raise ClusterUnreachableError(
+            f"the cluster of {options.kubeconfig} is unreachable (is it up? gpuplane status)"
+        )
+    client = connect(options.kubeconfig)
+    nodes = [node_facts(node.to_dict()) for node in client.list(Node)]
+    simulated = any(node.simulated for node in nodes)
+    checks: list[CheckResult] = [check(platform, nodes) for check in NODE_CHECKS]
+    daemonsets, plugin_pods = ([], []) if simulated else find_device_plugin(client)
+    checks.append(check_device_plugin(platform, simulated, daemonsets, plugin_pods))
+
+    namespace = new_namespace_name()
+    create_namespace(client, namespace)
+    notes: list[str] = []
+    try:
+        checks += run_probes(
+            client, namespace, build_probes(platform), timeout=options.probe_timeout
+        )
+        if simulated:
+            checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "needs a real GPU"))
+        elif not platform.nodes_with_role("gpu"):
+            checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "no gpu node declared"))
+        else:
+            checks.append(
+                run_smoke_test(
+                    client, namespace, options.smoke_manifest, timeout=options.smoke_timeout
+                )
+            )
+    finally:
+        if options.keep_probes:
+            notes.append(f"probe namespace {namespace} kept (--keep-probes)")
+        elif not delete_namespace(client, namespace):
+            notes.append(f"probe namespace {namespace} was still terminating when verify ended")
+    return Report(
+        platform=platform.name,
+        kubeconfig=str(options.kubeconfig),
+        simulated=simulated,
+        checks=tuple(checks),
+        duration_seconds=round(time.monotonic() - start, 2),
+        probe_namespace=namespace,
+        notes=tuple(notes),
+    )
