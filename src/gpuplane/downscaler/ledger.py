@@ -1,0 +1,41 @@
+"""The ledger of original replica counts (pure rules).
+
+The original count is written (annotation on the Deployment, then policy status)
+BEFORE scaling down, and is what restore returns to. A Deployment already at 0 is
+never recorded, and a recorded original is only replaced by a larger count, so a
+restart or a retry can never shrink or zero it (kube-downscaler#40, #44).
+"""
+
+from __future__ import annotations
+
+ANNOTATION = "gpuplane.io/original-replicas"
+
+
+def parse_annotation(annotations: dict[str, str] | None) -> int | None:
+    raw = (annotations or {}).get(ANNOTATION)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def ledger_value(annotation: int | None, status: int | None) -> int | None:
+    """The recorded original: the annotation travels with the Deployment, so it wins."""
+    return annotation if annotation is not None else status
+
+
+def value_to_record(current_replicas: int, recorded: int | None) -> int | None:
+    """What to write before scaling down, or None to leave the ledger as it is."""
+    if current_replicas <= 0:
+        return None
+    if recorded is not None and current_replicas <= recorded:
+        return None
+    return current_replicas
+
+
+def restore_target(recorded: int | None) -> int | None:
+    """Restore returns exactly the recorded count."""
+    return recorded if recorded is not None and recorded > 0 else None

@@ -1,0 +1,225 @@
+"""The downscaler's pure logic with fake time: policy parsing, Prometheus vectors,
+signal readings (no series, query error, unreachable, stale), the verdict rule, the
+ledger rules, and every decision: grace period, idleFor streak, Unknown never scales
+down, already-at-zero, wake, active-while-down, metrics loss Restore/Hold, manual scale
+released, restore to exactly the recorded count.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gpuplane.downscaler.decide import Action, Memory, Observation, Target, TargetState, decide
+from gpuplane.downscaler.ledger import parse_annotation, restore_target, value_to_record
+from gpuplane.downscaler.policy import (
+    MetricsLossAction,
+    PolicyError,
+    parse_duration,
+    parse_policy,
+    selector_matches,
+)
+from gpuplane.downscaler.readings import (
+    QueryResult,
+    SignalReading,
+    Verdict,
+    read_signal,
+    vector_values,
+    verdict_of,
+)
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SPEC = {
+    "selector": {"matchLabels": {"app.kubernetes.io/part-of": "inference"}},
+    "interval": "15s",
+    "idleFor": "10m",
+    "gracePeriod": "15m",
+    "signals": [
+        {"name": "requests", "query": "sum by (deployment) (rate(x[2m]))", "idleBelow": 0.05},
+        {"name": "gpu", "query": "avg by (deployment) (DCGM_FI_DEV_GPU_UTIL)", "idleBelow": 5},
+    ],
+    "wake": {"query": "sum by (deployment) (rate(g[1m]))", "above": 0},
+    "onMetricsLoss": {"action": "Restore", "after": "5m"},
+}
+POLICY = parse_policy(SPEC)
+OLD = T0 - timedelta(hours=1)  # created long before: out of the grace period
+
+
+def reading(name: str, value: float | None, threshold: float = 1.0) -> SignalReading:
+    return SignalReading(name, value, threshold, "" if value is not None else "no series")
+
+
+IDLE = (reading("requests", 0.0, 0.05), reading("gpu", 1.0, 5))
+ACTIVE = (reading("requests", 3.0, 0.05), reading("gpu", 1.0, 5))
+UNKNOWN = (reading("requests", 0.0, 0.05), reading("gpu", None, 5))
+
+
+def seen(
+    readings: tuple[SignalReading, ...], wake: float | None = 0.0, lost: datetime | None = None
+) -> Observation:
+    return Observation(readings, SignalReading("wake", wake, 0.0), lost)
+
+
+def test_policy_parsing_and_durations() -> None:
+    assert POLICY.interval == timedelta(seconds=15)
+    assert POLICY.idle_for == timedelta(minutes=10)
+    assert POLICY.stale_after == timedelta(seconds=30)
+    assert POLICY.signals[0].target_label == "deployment"
+    assert POLICY.metrics_loss_action is MetricsLossAction.RESTORE
+    assert parse_duration("1h30m5s", "x") == timedelta(hours=1, minutes=30, seconds=5)
+    with pytest.raises(PolicyError, match=r"spec.interval: '15 seconds' is not a duration"):
+        parse_policy({**SPEC, "interval": "15 seconds"})
+    with pytest.raises(PolicyError, match=r"idleFor must be at least spec\.interval"):
+        parse_policy({**SPEC, "idleFor": "5s"})
+    with pytest.raises(PolicyError, match="at least one signal"):
+        parse_policy({**SPEC, "signals": []})
+
+
+def test_selector_with_expressions() -> None:
+    policy = parse_policy(
+        {
+            **SPEC,
+            "selector": {
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["gpu"]}]
+            },
+        }
+    )
+    assert selector_matches(policy, {"tier": "gpu"})
+    assert not selector_matches(policy, {"tier": "cpu"})
+    assert selector_matches(POLICY, {"app.kubernetes.io/part-of": "inference", "x": "y"})
+    assert not selector_matches(POLICY, {})
+
+
+def test_vector_values_keyed_by_target_label() -> None:
+    payload = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"deployment": "llm"}, "value": [T0.timestamp(), "0.5"]},
+                {"metric": {"deployment": "nan"}, "value": [T0.timestamp(), "NaN"]},
+                {"metric": {"pod": "no-label"}, "value": [T0.timestamp(), "9"]},
+            ],
+        },
+    }
+    assert vector_values(payload, "deployment") == {"llm": (0.5, T0)}
+
+
+def test_signal_readings_unknown_cases() -> None:
+    signal = POLICY.signals[0]
+    fresh = QueryResult({"llm": (0.01, T0)})
+    assert read_signal(signal, fresh, "llm", T0, POLICY.stale_after).value == 0.01
+    assert read_signal(signal, fresh, "other", T0, POLICY.stale_after).unknown_reason == "no series"
+    stale = read_signal(signal, fresh, "llm", T0 + timedelta(seconds=31), POLICY.stale_after)
+    assert stale.value is None and stale.unknown_reason == "stale sample (31s old)"
+    broken = read_signal(signal, QueryResult(error="parse error"), "llm", T0, POLICY.stale_after)
+    assert broken.unknown_reason == "query error: parse error"
+    down = read_signal(signal, QueryResult(unreachable=True), "llm", T0, POLICY.stale_after)
+    assert down.unknown_reason == "Prometheus unreachable"
+
+
+def test_verdict_rule() -> None:
+    assert verdict_of(list(IDLE)) is Verdict.IDLE
+    assert verdict_of(list(ACTIVE)) is Verdict.ACTIVE
+    assert verdict_of(list(UNKNOWN)) is Verdict.UNKNOWN
+    # any active wins over unknown
+    assert verdict_of([reading("a", 5.0), reading("b", None)]) is Verdict.ACTIVE
+    assert verdict_of([]) is Verdict.UNKNOWN
+
+
+def test_ledger_rules() -> None:
+    assert value_to_record(3, None) == 3
+    assert value_to_record(0, None) is None  # already at 0: never recorded
+    assert value_to_record(2, 5) is None  # a smaller count never overwrites
+    assert value_to_record(5, 5) is None
+    assert value_to_record(6, 5) == 6
+    assert restore_target(4) == 4
+    assert restore_target(None) is None
+    assert parse_annotation({"gpuplane.io/original-replicas": "3"}) == 3
+    assert parse_annotation({"gpuplane.io/original-replicas": "0"}) is None
+    assert parse_annotation({"gpuplane.io/original-replicas": "x"}) is None
+
+
+def test_idle_streak_then_scale_down() -> None:
+    target = Target("llm", 3, OLD, None)
+    first = decide(target, seen(IDLE), POLICY, Memory(), T0)
+    assert first.action is None and first.memory.idle_since == T0
+    assert first.reason.startswith("idle for 0s of 600s")
+    later = decide(target, seen(IDLE), POLICY, first.memory, T0 + timedelta(minutes=9, seconds=59))
+    assert later.action is None
+    due = decide(target, seen(IDLE), POLICY, first.memory, T0 + timedelta(minutes=10))
+    assert due.action is Action.SCALE_DOWN
+    assert due.record == 3
+    assert due.state is TargetState.SCALED_DOWN
+    assert "requests=0 < 0.05; gpu=1 < 5" in due.reason
+
+
+def test_unknown_and_active_break_the_streak_and_never_scale() -> None:
+    target = Target("llm", 3, OLD, None)
+    streak = Memory(idle_since=T0 - timedelta(hours=2))
+    for readings in (UNKNOWN, ACTIVE):
+        decision = decide(target, seen(readings), POLICY, streak, T0)
+        assert decision.action is None
+        assert decision.memory.idle_since is None
+
+
+def test_grace_period_protects_new_and_released_deployments() -> None:
+    young = Target("llm", 3, T0 - timedelta(minutes=14), None)
+    memory = Memory(idle_since=T0 - timedelta(hours=1))
+    assert decide(young, seen(IDLE), POLICY, memory, T0).action is None
+    assert (
+        decide(young, seen(IDLE), POLICY, memory, T0 + timedelta(minutes=1)).action
+        is Action.SCALE_DOWN
+    )
+    released = Memory(idle_since=T0 - timedelta(hours=1), protected_until=T0 + timedelta(minutes=5))
+    old = Target("llm", 3, OLD, None)
+    assert "grace period" in decide(old, seen(IDLE), POLICY, released, T0).reason
+
+
+def test_deployment_already_at_zero_is_left_alone() -> None:
+    decision = decide(Target("llm", 0, OLD, None), seen(IDLE), POLICY, Memory(OLD), T0)
+    assert decision.action is None
+    assert decision.record is None
+    assert "already at 0" in decision.reason
+
+
+def test_wake_restores_exactly_the_recorded_count() -> None:
+    down = Target("llm", 0, OLD, 4)
+    quiet = decide(down, seen(UNKNOWN, wake=0.0), POLICY, Memory(), T0)
+    assert quiet.action is None and quiet.state is TargetState.SCALED_DOWN
+    woken = decide(down, seen(UNKNOWN, wake=0.3), POLICY, Memory(), T0)
+    assert woken.action is Action.RESTORE and woken.restore_to == 4
+    assert woken.reason.startswith("wake: wake=0.3 > 0")
+    # no wake series at all is not a wake
+    assert decide(down, seen(UNKNOWN, wake=None), POLICY, Memory(), T0).action is None
+
+
+def test_active_while_scaled_down_restores() -> None:
+    decision = decide(Target("llm", 0, OLD, 2), seen(ACTIVE), POLICY, Memory(), T0)
+    assert decision.action is Action.RESTORE and decision.restore_to == 2
+
+
+def test_metrics_loss_restore_after_and_hold() -> None:
+    down = Target("llm", 0, OLD, 2)
+    blind = (reading("requests", None), reading("gpu", None))
+    early = decide(down, seen(blind, None, lost=T0 - timedelta(minutes=4)), POLICY, Memory(), T0)
+    assert early.action is None
+    late = decide(down, seen(blind, None, lost=T0 - timedelta(minutes=5)), POLICY, Memory(), T0)
+    assert late.action is Action.RESTORE and late.restore_to == 2
+    assert "metrics lost for 300s" in late.reason
+    hold = parse_policy({**SPEC, "onMetricsLoss": {"action": "Hold", "after": "5m"}})
+    held = decide(down, seen(blind, None, lost=T0 - timedelta(hours=1)), hold, Memory(), T0)
+    assert held.action is None and held.state is TargetState.SCALED_DOWN
+
+
+def test_manual_scale_while_scaled_down_is_respected() -> None:
+    decision = decide(Target("llm", 5, OLD, 2), seen(IDLE), POLICY, Memory(), T0)
+    assert decision.action is Action.RELEASE
+    assert decision.state is TargetState.RUNNING
+    assert decision.memory.protected_until == T0 + timedelta(minutes=15)
+    # and that protection holds the next cycles even though it is idle
+    after = decide(
+        Target("llm", 5, OLD, None), seen(IDLE), POLICY, decision.memory, T0 + timedelta(minutes=14)
+    )
+    assert after.action is None
