@@ -15,8 +15,9 @@ STAMP := $(VENV)/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-prerequisites: ## fail early (exit 3) if Python 3.11+ or Go 1.26+ is missing
+prerequisites: ## check Python 3.11+ and Go 1.26+ (exit 3 if missing), install Prometheus
 	@scripts/check-prerequisites.sh
+	@scripts/install-system-packages.sh
 
 $(STAMP): pyproject.toml
 	@scripts/check-prerequisites.sh
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with gpuplane and the dev tools
 
-toolchain: $(STAMP) ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok
+toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok
 	$(GPUPLANE) toolchain build
 
 demo: toolchain ## set up everything, bring the platform up (sim backend) and verify it

@@ -16,7 +16,8 @@ import pytest
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
-from gpuplane.backends.sim.processes import running_pids
+from gpuplane.backends.sim.processes import pid_alive, running_pids
+from gpuplane.backends.sim.services import SERVICES, Services
 from gpuplane.backends.sim.state import SimState
 from tests.integration.conftest import SimCluster, run_cli, write_platform
 
@@ -116,6 +117,9 @@ def test_status_json_and_kubeconfig(sim_cluster: SimCluster) -> None:
         "kube-controller-manager": True,
         "kube-scheduler": True,
         "kwok-controller": True,
+        "prometheus": True,
+        "traffic": True,
+        "downscaler": True,
     }
     assert any("KWOK" in note for note in status["simulated"])
 
@@ -128,8 +132,9 @@ def test_down_leaves_no_process_and_no_port(tmp_path: Path, sim_env: dict[str, s
     file = write_platform(tmp_path, "gpuplane-down")
     assert run_cli(["-f", str(file), "up"], sim_env).code == 0
     state = SimState(Path(sim_env["GPUPLANE_STATE"]), "gpuplane-down")
-    pids = running_pids(state)
-    assert len(pids) == 5
+    services = Services(state)
+    pids = running_pids(state) + [services.pid(name) or 0 for name in SERVICES]
+    assert len(pids) == 8 and all(pid_alive(pid) for pid in pids)
     ports = listening_ports(pids)
     assert ports, "the control plane should listen somewhere"
 

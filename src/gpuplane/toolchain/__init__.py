@@ -3,7 +3,7 @@
 from gpuplane.toolchain.build import BuildProgress, ProgressFn, ensure_built
 from gpuplane.toolchain.components import Component, cache_dir, components
 from gpuplane.toolchain.modules import pins_for
-from gpuplane.toolchain.pins import Pins, read_pins, tools_dir
+from gpuplane.toolchain.pins import Pins, read_pins, repo_root, tools_dir
 
 __all__ = [
     "BuildProgress",
@@ -15,5 +15,6 @@ __all__ = [
     "ensure_built",
     "pins_for",
     "read_pins",
+    "repo_root",
     "tools_dir",
 ]

@@ -40,6 +40,11 @@ def tools_dir() -> Path:
     return candidate
 
 
+def repo_root() -> Path:
+    """The source checkout (manifests under charts/, deploy/ and apps/ live there)."""
+    return tools_dir().parent
+
+
 def required_version(go_mod_text: str, module: str) -> str | None:
     """The version ``go_mod_text`` requires of ``module`` (single or block form)."""
     pattern = re.compile(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", re.MULTILINE)

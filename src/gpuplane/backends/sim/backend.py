@@ -10,15 +10,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.manifests import apply_files
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.sim.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.sim.nodes import SIMULATED_ANNOTATION
 from gpuplane.backends.sim.processes import component_statuses, running_pids, stop_leftovers
 from gpuplane.backends.sim.registration import is_ready, register_nodes, wait_ready
+from gpuplane.backends.sim.services import SERVICES, Services
 from gpuplane.backends.sim.state import SimState, default_state_root
+from gpuplane.backends.sim.tokens import mint_token, token_kubeconfig, write_private
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
 from gpuplane.toolchain import (
     BuildProgress,
@@ -27,14 +31,21 @@ from gpuplane.toolchain import (
     ensure_built,
     pins_for,
     read_pins,
+    repo_root,
     tools_dir,
 )
 from gpuplane.topology import ROLE_LABEL, Platform
+
+DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
+DOWNSCALER_NAMESPACE = "gpuplane-system"
+DOWNSCALER_ACCOUNT = "gpuplane-downscaler"
 
 SIMULATED_PARTS = (
     "nodes are KWOK nodes: pods are scheduled and marked Running but never executed",
     "nvidia.com/gpu capacity and GFD labels are written from platform.yaml "
     "(no device plugin, no GPU)",
+    "traffic: http_requests_total and gateway_requests_total come from the traffic "
+    "simulator (gpuplane sim traffic set NAMESPACE/DEPLOYMENT RPS)",
 )
 
 
@@ -85,16 +96,39 @@ class SimBackend:
         changes += [f"node {name} labelled" for name in labelled]
         reporter.step("waiting for nodes to be Ready")
         wait_ready(client, [node.name for node in platform.spec.nodes])
+        changes += self._start_services(state, client, reporter)
         return UpResult(
             kubeconfig=state.kubeconfig,
             created=created,
             changes=() if created else tuple(changes),
         )
 
+    def _start_services(self, state: SimState, client: Client, reporter: Reporter) -> list[str]:
+        """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""
+        services = Services(state)
+        if all(services.running(name) for name in SERVICES):
+            return []
+        reporter.step("starting Prometheus, the traffic simulator and the downscaler")
+        root = repo_root()
+        apply_files(
+            client,
+            [*sorted((root / "charts/downscaler/crds").glob("*.yaml")), root / DOWNSCALER_RBAC],
+        )
+        token = mint_token(client, DOWNSCALER_NAMESPACE, DOWNSCALER_ACCOUNT)
+        write_private(
+            state.downscaler_kubeconfig,
+            token_kubeconfig(state.kubeconfig, token, DOWNSCALER_ACCOUNT),
+        )
+        return [
+            f"{name} started"
+            for name in services.start(state.kubeconfig, state.downscaler_kubeconfig)
+        ]
+
     def down(self, platform: Platform, reporter: Reporter) -> bool:
         state = self._state(platform)
         if not state.directory.exists():
             return False
+        Services(state).stop()
         if state.exists():
             reporter.step(f"stopping and deleting the sim cluster {platform.name!r}")
             tools, cache = tools_dir(), self._cache or cache_dir()
@@ -111,7 +145,7 @@ class SimBackend:
     def status(self, platform: Platform) -> ClusterStatus:
         state = self._state(platform)
         running = is_reachable(state.kubeconfig)
-        processes = component_statuses(state)
+        processes = component_statuses(state) + Services(state).statuses()
         if not running:
             return ClusterStatus(
                 name=platform.name,

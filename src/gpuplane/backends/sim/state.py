@@ -32,6 +32,11 @@ class SimState:
         return self.directory / "kubeconfig"
 
     @property
+    def downscaler_kubeconfig(self) -> Path:
+        """The downscaler's own credentials: a ServiceAccount token (0600)."""
+        return self.directory / "downscaler.kubeconfig"
+
+    @property
     def kwok_config(self) -> Path:
         return self.directory / "kwok.yaml"
 

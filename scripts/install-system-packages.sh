@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the sim backend runs: Prometheus (server and promtool). Installed when
+# missing; exit 3 (missing prerequisite) with the command to run when that is not possible.
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  echo "installing Debian packages: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  # The package enables a system service on :9090; gpuplane runs its own instance.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  exit 0
+fi
+echo "missing prerequisite: ${need[*]} — run: sudo apt-get install ${need[*]}" >&2
+exit 3

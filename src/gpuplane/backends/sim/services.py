@@ -1,0 +1,221 @@
+"""Supervised local processes beside the sim cluster: Prometheus, the traffic simulator
+and the downscaler. Each runs detached with a pid file and a log under the cluster's
+state dir; ports are chosen on 127.0.0.1 once and kept in services.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx2
+import yaml
+
+from gpuplane.backends.base import ComponentStatus
+from gpuplane.backends.sim.processes import pid_alive, stop_leftovers
+from gpuplane.backends.sim.state import SimState
+from gpuplane.errors import OperationError, PrerequisiteError
+
+SERVICES = ("prometheus", "traffic", "downscaler")
+SCRAPE_INTERVAL = "2s"
+
+
+@dataclass(frozen=True)
+class Ports:
+    prometheus: int
+    traffic: int
+    downscaler_metrics: int
+    downscaler_health: int
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus}"
+
+    @property
+    def traffic_url(self) -> str:
+        return f"http://127.0.0.1:{self.traffic}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def prometheus_config(ports: Ports) -> dict[str, object]:
+    def job(name: str, port: int) -> dict[str, object]:
+        return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+
+    return {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "scrape_configs": [
+            job("traffic", ports.traffic),
+            job("downscaler", ports.downscaler_metrics),
+            job("prometheus", ports.prometheus),
+        ],
+    }
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        raise PrerequisiteError(
+            "Prometheus is not installed: the sim backend runs Debian's prometheus "
+            "(apt-get install prometheus, or make prerequisites)"
+        )
+    return found
+
+
+class Services:
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+        self.directory = state.directory / "services"
+
+    def _pid_file(self, name: str) -> Path:
+        return self.directory / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.directory / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            return int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self, name: str) -> bool:
+        pid = self.pid(name)
+        return pid is not None and pid_alive(pid)
+
+    def ports(self) -> Ports | None:
+        try:
+            return Ports(**json.loads((self.directory / "services.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _ensure_ports(self) -> Ports:
+        ports = self.ports()
+        if ports is None:
+            ports = Ports(free_port(), free_port(), free_port(), free_port())
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / "services.json").write_text(json.dumps(asdict(ports)))
+        return ports
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log_file(name).open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                start_new_session=True,  # outlives `gpuplane up`; `down` stops it
+            )
+        self._pid_file(name).write_text(str(process.pid))
+
+    def start(self, kubeconfig: Path, downscaler_kubeconfig: Path) -> list[str]:
+        """Start every service that is not running; return what was started."""
+        ports = self._ensure_ports()
+        started = []
+        if not self.running("prometheus"):
+            config = self.directory / "prometheus.yml"
+            config.write_text(yaml.safe_dump(prometheus_config(ports)))
+            self._spawn(
+                "prometheus",
+                [
+                    prometheus_binary(),
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.directory / 'prometheus-data'}",
+                    f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+                    "--storage.tsdb.retention.time=2d",
+                ],
+            )
+            started.append("prometheus")
+        if not self.running("traffic"):
+            self._spawn(
+                "traffic",
+                [
+                    sys.executable, "-m", "gpuplane.backends.sim.traffic",
+                    "--kubeconfig", str(kubeconfig),
+                    "--port", str(ports.traffic),
+                    "--rates", str(self.directory / "traffic-rates.json"),
+                ],
+            )  # fmt: skip
+            started.append("traffic")
+        if not self.running("downscaler"):
+            self._spawn(
+                "downscaler",
+                [
+                    sys.executable, "-m", "gpuplane.downscaler.main",
+                    "--kubeconfig", str(downscaler_kubeconfig),
+                    "--prometheus-url", ports.prometheus_url,
+                    "--metrics-address", f"127.0.0.1:{ports.downscaler_metrics}",
+                    "--health-address", f"127.0.0.1:{ports.downscaler_health}",
+                ],
+            )  # fmt: skip
+            started.append("downscaler")
+        self._wait_ready(ports)
+        return started
+
+    def _wait_ready(self, ports: Ports, timeout: float = 60.0) -> None:
+        checks = {
+            "prometheus": f"{ports.prometheus_url}/-/ready",
+            "traffic": f"{ports.traffic_url}/healthz",
+            "downscaler": f"http://127.0.0.1:{ports.downscaler_health}/healthz",
+        }
+        deadline = time.monotonic() + timeout
+        pending = dict(checks)
+        with httpx2.Client(timeout=2.0, trust_env=False) as http:
+            while pending:
+                for name, url in list(pending.items()):
+                    if not self.running(name):
+                        raise OperationError(f"{name} exited at start; see {self.log_file(name)}")
+                    try:
+                        if http.get(url).status_code == 200:
+                            del pending[name]
+                    except httpx2.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    names = ", ".join(pending)
+                    raise OperationError(
+                        f"{names} not ready after {timeout:.0f}s; see {self.directory}"
+                    )
+                time.sleep(0.1)
+
+    def stop(self, names: tuple[str, ...] = SERVICES) -> None:
+        pids = []
+        for name in names:
+            pid = self.pid(name)
+            if pid is not None and pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
+        stop_leftovers(pids, grace=15.0)
+        for name in names:
+            self._pid_file(name).unlink(missing_ok=True)
+
+    def statuses(self) -> tuple[ComponentStatus, ...]:
+        ports = self.ports()
+        details = {
+            "prometheus": ports.prometheus_url if ports else "",
+            "traffic": ports.traffic_url if ports else "",
+            "downscaler": f"metrics http://127.0.0.1:{ports.downscaler_metrics}/metrics"
+            if ports
+            else "",
+        }
+        return tuple(
+            ComponentStatus(
+                name,
+                self.running(name),
+                f"pid {self.pid(name)}, {details[name]}" if self.running(name) else "not running",
+                simulated=name == "traffic",
+            )
+            for name in SERVICES
+        )

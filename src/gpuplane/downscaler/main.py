@@ -1,0 +1,106 @@
+"""``gpuplane-downscaler``: run the operator (in a cluster, or beside the sim backend)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import kopf
+from lightkube import AsyncClient, KubeConfig
+from prometheus_client import start_http_server
+
+from gpuplane.downscaler import handlers
+from gpuplane.downscaler.handlers import OperatorContext
+from gpuplane.downscaler.kubeio import KubeWriter
+from gpuplane.downscaler.leader import LeaderElector
+from gpuplane.downscaler.metrics import OperatorMetrics
+
+log = logging.getLogger("gpuplane.downscaler")
+EXIT_LOST_LEADERSHIP = 4
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gpuplane-downscaler", description=__doc__)
+    parser.add_argument("--kubeconfig", help="out-of-cluster kubeconfig (default: in-cluster)")
+    parser.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    parser.add_argument("--metrics-address", default="127.0.0.1:8081", help="host:port of /metrics")
+    parser.add_argument("--health-address", default="127.0.0.1:8080", help="host:port of /healthz")
+    parser.add_argument("--namespace", action="append", default=[], help="watch only these")
+    parser.add_argument(
+        "--lease-namespace", default=os.environ.get("POD_NAMESPACE", "gpuplane-system")
+    )
+    parser.add_argument("--lease-name", default="gpuplane-downscaler")
+    parser.add_argument("--no-leader-election", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it from there
+    config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
+    client = AsyncClient(config=config, field_manager="gpuplane-downscaler", trust_env=False)
+    metrics = OperatorMetrics()
+    host, port = _split(args.metrics_address)
+    start_http_server(port, host, registry=metrics.registry)
+    lost = asyncio.Event()
+    holder: asyncio.Task[None] | None = None
+    if not args.no_leader_election:
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(client, args.lease_namespace, args.lease_name, identity)
+        await elector.acquire()
+        holder = asyncio.create_task(elector.hold(lost))
+    context = OperatorContext(KubeWriter(client), metrics, args.prometheus_url)
+    stop = asyncio.Event()
+    health_host, health_port = _split(args.health_address)
+    operator = asyncio.create_task(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            liveness_endpoint=f"http://{health_host}:{health_port}/healthz",
+            memo=kopf.Memo(context=context),
+            stop_flag=stop,
+        )
+    )
+    lost_wait = asyncio.create_task(lost.wait())
+    await asyncio.wait({operator, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if lost.is_set():
+        code = EXIT_LOST_LEADERSHIP
+        stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await operator
+    for task in (holder, lost_wait):
+        if task is not None:
+            task.cancel()
+    for prometheus in context.clients.values():
+        await prometheus.close()
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx2", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    assert handlers.evaluate_policy  # noqa: S101 - importing handlers registers them
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()

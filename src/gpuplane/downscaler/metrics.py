@@ -1,0 +1,42 @@
+"""The operator's own Prometheus metrics (served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        prefix = "gpuplane_downscaler"
+        self.decisions = Counter(
+            f"{prefix}_decisions_total", "Target evaluations by verdict", ["verdict"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.scale_downs = Counter(
+            f"{prefix}_scale_downs_total", "Deployments scaled to zero", registry=self.registry
+        )
+        self.restores = Counter(
+            f"{prefix}_restores_total", "Deployments restored, by cause", ["cause"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.query_errors = Counter(
+            f"{prefix}_query_errors_total", "Failed Prometheus queries (errors and unreachable)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.queries = Counter(
+            f"{prefix}_prometheus_queries_total", "Prometheus queries sent", registry=self.registry
+        )
+        self.evaluation = Histogram(
+            f"{prefix}_evaluation_seconds", "Time of one policy evaluation cycle",
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )  # fmt: skip
+        self.gpus_reclaimed = Gauge(
+            f"{prefix}_gpus_reclaimed", "GPUs freed by ScaledDown targets, per policy",
+            ["namespace", "policy"], registry=self.registry,
+        )  # fmt: skip
+        self.scaled_down = Gauge(
+            f"{prefix}_scaled_down_targets", "Targets currently ScaledDown, per policy",
+            ["namespace", "policy"], registry=self.registry,
+        )  # fmt: skip

@@ -1,0 +1,42 @@
+"""Prometheus instant queries: one HTTP request per query, answers as QueryResult."""
+
+from __future__ import annotations
+
+import httpx2
+
+from gpuplane.downscaler.readings import QueryResult, vector_values
+
+QUERY_TIMEOUT_SECONDS = 10.0
+
+
+class PrometheusClient:
+    """Counts its queries so the per-cycle budget (signals + 1) can be observed."""
+
+    def __init__(self, base_url: str, *, timeout: float = QUERY_TIMEOUT_SECONDS) -> None:
+        self.base_url = base_url.rstrip("/")
+        # trust_env off: a proxy from the environment must not carry loopback queries.
+        self._http = httpx2.AsyncClient(timeout=timeout, trust_env=False)
+        self.queries = 0
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def query(self, promql: str, target_label: str) -> QueryResult:
+        self.queries += 1
+        try:
+            response = await self._http.get(
+                f"{self.base_url}/api/v1/query", params={"query": promql}
+            )
+        except httpx2.HTTPError as error:
+            return QueryResult(unreachable=True, error=f"{type(error).__name__}: {error}")
+        try:
+            payload = response.json()
+        except ValueError:
+            return QueryResult(error=f"HTTP {response.status_code}: not a Prometheus answer")
+        if response.status_code != 200 or payload.get("status") != "success":
+            message = payload.get("error") or f"HTTP {response.status_code}"
+            return QueryResult(error=str(message))
+        if payload.get("data", {}).get("resultType") != "vector":
+            kind = payload.get("data", {}).get("resultType")
+            return QueryResult(error=f"query must return an instant vector, got {kind}")
+        return QueryResult(values=vector_values(payload, target_label))
