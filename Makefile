@@ -31,8 +31,9 @@ venv: $(STAMP) ## create .venv with gpuplane and the dev tools
 toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok
 	$(GPUPLANE) toolchain build
 
-demo: toolchain ## set up everything, bring the platform up (sim backend) and verify it
+demo: toolchain ## set up everything, bring the platform up (sim backend), play the downscaler story, verify
 	$(GPUPLANE) up
+	$(GPUPLANE) sim demo
 	$(GPUPLANE) verify
 
 up: toolchain ## bring the platform of platform.yaml up

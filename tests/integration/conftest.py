@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from lightkube import Client
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
 
 from gpuplane.cli.main import main
+from gpuplane.downscaler.kubeio import DownscalePolicy
 from gpuplane.kube import connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,3 +81,15 @@ def sim_cluster(
     yield cluster
     down = cluster.cli("down")
     assert down.code == 0, down.stderr
+
+
+@pytest.fixture
+def ns(sim_cluster: SimCluster) -> Iterator[str]:
+    """A scratch namespace on the session cluster; its policies go first, then it."""
+    name = f"t-{secrets.token_hex(3)}"
+    sim_cluster.client.create(Namespace(metadata=ObjectMeta(name=name)))
+    yield name
+    for item in sim_cluster.client.list(DownscalePolicy, namespace=name):
+        if item.metadata and item.metadata.name:
+            sim_cluster.client.delete(DownscalePolicy, item.metadata.name, namespace=name)
+    sim_cluster.client.delete(Namespace, name)

@@ -37,6 +37,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--lease-name", default="gpuplane-downscaler")
     parser.add_argument("--no-leader-election", action="store_true")
+    parser.add_argument(
+        "--identity",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="leader election identity (a restarted process with the same one resumes at once)",
+    )
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -57,8 +62,7 @@ async def run(args: argparse.Namespace) -> int:
     lost = asyncio.Event()
     holder: asyncio.Task[None] | None = None
     if not args.no_leader_election:
-        identity = f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaderElector(client, args.lease_namespace, args.lease_name, identity)
+        elector = LeaderElector(client, args.lease_namespace, args.lease_name, args.identity)
         await elector.acquire()
         holder = asyncio.create_task(elector.hold(lost))
     context = OperatorContext(KubeWriter(client), metrics, args.prometheus_url)

@@ -159,6 +159,8 @@ class Services:
                     "--prometheus-url", ports.prometheus_url,
                     "--metrics-address", f"127.0.0.1:{ports.downscaler_metrics}",
                     "--health-address", f"127.0.0.1:{ports.downscaler_health}",
+                    # one supervised slot: a restart resumes the lease instead of waiting
+                    "--identity", f"gpuplane-sim-{self.state.name}",
                 ],
             )  # fmt: skip
             started.append("downscaler")
