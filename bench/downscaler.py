@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -126,9 +125,10 @@ class Bench:
         namespace = f"bench-{size}"
         self.client.create(Namespace(metadata=ObjectMeta(name=namespace)))
         names = [f"d-{index:05d}" for index in range(size)]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda n: self.client.create(deployment(namespace, n, 0)), names))
-            list(pool.map(lambda n: self.set_traffic(namespace, n, 1.0), names))
+        # Sequential on purpose: one client shared by threads crashed the interpreter.
+        for name in names:
+            self.client.create(deployment(namespace, name, 0))
+            self.set_traffic(namespace, name, 1.0)
         time.sleep(5)  # two scrapes: every target has a gateway series
         # The gateway series exist for every target (replicas 0: the app's own do not):
         # all Active, nothing to do -- the steady state whose cost must not grow with N.
@@ -187,8 +187,11 @@ class Bench:
         traffic_stopped = time.monotonic()
         wait(0)
         down_total = time.monotonic() - traffic_stopped
-        status = self.client.get(DownscalePolicy, "bench", namespace=namespace).to_dict()["status"]
-        action = status["targets"][0]["lastAction"]
+        action = None
+        while action is None:  # the status patch follows the scale within the cycle
+            live = self.client.get(DownscalePolicy, "bench", namespace=namespace).to_dict()
+            action = live["status"]["targets"][0].get("lastAction")
+            time.sleep(0.1)
         self.set_traffic(namespace, "llm", 5.0)
         restore = wait(2)
         self.client.delete(Namespace, namespace)
@@ -219,8 +222,9 @@ def main() -> None:
         subprocess.run([*cli, "up"], env=env, check=True, capture_output=True)
         try:
             bench = Bench(Path(scratch))
-            scales = [bench.scale(int(size), args.cycles) for size in args.sizes.split(",")]
+            # Reaction first, on a quiet cluster; then the sizes, smallest first.
             reaction = bench.reaction()
+            scales = [bench.scale(int(size), args.cycles) for size in args.sizes.split(",")]
         finally:
             subprocess.run([*cli, "down"], env=env, check=True, capture_output=True)
             platform.unlink()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from gpuplane.backends.base import ClusterBackend
+from gpuplane.backends.k3d import K3dBackend
 from gpuplane.backends.sim import SimBackend
 from gpuplane.cli.context import Context
-from gpuplane.errors import BadInputError
 from gpuplane.toolchain import cache_dir
 from gpuplane.topology import Platform, load_platform
 
@@ -31,9 +31,6 @@ def load(args: argparse.Namespace) -> Platform:
 
 
 def backend_for(platform: Platform, context: Context) -> ClusterBackend:
-    if platform.spec.backend == "sim":
-        return SimBackend(state_root=context.state_root(), cache=cache_dir(context.env))
-    raise BadInputError(
-        f"backend {platform.spec.backend!r} is not available in this build of gpuplane; "
-        "use --backend sim"
-    )
+    if platform.spec.backend == "k3d":
+        return K3dBackend(state_root=context.state_root())
+    return SimBackend(state_root=context.state_root(), cache=cache_dir(context.env))

@@ -13,7 +13,17 @@ from typing import TextIO
 from rich.markup import escape
 
 from gpuplane import __version__
-from gpuplane.cli.commands import doctor, down, kubeconfig, sim, status, toolchain, up, verify
+from gpuplane.cli.commands import (
+    doctor,
+    down,
+    kubeconfig,
+    render,
+    sim,
+    status,
+    toolchain,
+    up,
+    verify,
+)
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode, GpuplaneError
 
@@ -29,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpuplane {__version__}")
     _add_platform_file(parser, Path("platform.yaml"))
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (up, down, status, kubeconfig, verify, doctor, sim, toolchain):
+    for module in (up, down, status, kubeconfig, verify, doctor, render, sim, toolchain):
         # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.
         _add_platform_file(module.register(verbs), argparse.SUPPRESS)
     return parser

@@ -28,6 +28,8 @@ Backend = Literal["sim", "k3d"]
 # Labels the node identity is bootstrapped with on every backend (a kubelet may set
 # these itself, unlike node-role.kubernetes.io/*).
 ROLE_LABEL = "gpuplane.io/role"
+# Marks a node whose kubelet is simulated (KWOK): status rows and verify say so.
+SIMULATED_ANNOTATION = "gpuplane.io/simulated"
 
 
 class _Strict(BaseModel):

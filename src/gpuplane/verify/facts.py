@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gpuplane.topology import ROLE_LABEL
+from gpuplane.topology import ROLE_LABEL, SIMULATED_ANNOTATION
 
 ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
-SIMULATED_ANNOTATION = "gpuplane.io/simulated"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 

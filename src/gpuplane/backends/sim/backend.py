@@ -13,17 +13,19 @@ from pathlib import Path
 from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
-from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.base import ClusterStatus, Reporter, UpResult
 from gpuplane.backends.manifests import apply_files
+from gpuplane.backends.node_status import node_status
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.sim.kwokctl import Kwokctl, kwokctl_configuration
-from gpuplane.backends.sim.nodes import SIMULATED_ANNOTATION
 from gpuplane.backends.sim.processes import component_statuses, running_pids, stop_leftovers
-from gpuplane.backends.sim.registration import is_ready, register_nodes, wait_ready
+from gpuplane.backends.sim.registration import register_nodes, wait_ready
 from gpuplane.backends.sim.services import SERVICES, Services
-from gpuplane.backends.sim.state import SimState, default_state_root
-from gpuplane.backends.sim.tokens import mint_token, token_kubeconfig, write_private
+from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.sim.tokens import mint_token, token_kubeconfig
+from gpuplane.backends.state_root import default_state_root
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
+from gpuplane.kube.files import write_private
 from gpuplane.toolchain import (
     BuildProgress,
     cache_dir,
@@ -34,7 +36,7 @@ from gpuplane.toolchain import (
     repo_root,
     tools_dir,
 )
-from gpuplane.topology import ROLE_LABEL, Platform
+from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
 DOWNSCALER_NAMESPACE = "gpuplane-system"
@@ -156,7 +158,7 @@ class SimBackend:
                 components=processes,
             )
         client = connect(state.kubeconfig)
-        nodes = tuple(_node_status(node) for node in client.list(NodeResource))
+        nodes = tuple(node_status(node) for node in client.list(NodeResource))
         return ClusterStatus(
             name=platform.name,
             backend="sim",
@@ -167,19 +169,3 @@ class SimBackend:
             components=processes,
             simulated=SIMULATED_PARTS,
         )
-
-
-def _node_status(node: NodeResource) -> NodeStatus:
-    meta = node.metadata
-    labels = (meta.labels if meta else None) or {}
-    annotations = (meta.annotations if meta else None) or {}
-    taints = node.spec.taints if node.spec and node.spec.taints else []
-    allocatable = node.status.allocatable if node.status and node.status.allocatable else {}
-    return NodeStatus(
-        name=(meta.name if meta else None) or "?",
-        role=labels.get(ROLE_LABEL, "-"),
-        ready=is_ready(node),
-        taints=tuple(f"{t.key}={t.value or ''}:{t.effect}" for t in taints),
-        gpus_allocatable=int(allocatable.get("nvidia.com/gpu", "0")),
-        simulated=annotations.get(SIMULATED_ANNOTATION) == "true",
-    )

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from gpuplane.backends.identity import bootstrap_labels, gpu_feature_labels, taint_dicts
-from gpuplane.topology import Node
+from gpuplane.topology import SIMULATED_ANNOTATION, Node
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-SIMULATED_ANNOTATION = "gpuplane.io/simulated"
 NODE_CPU = "8"
 NODE_MEMORY = "32Gi"
 NODE_PODS = "110"

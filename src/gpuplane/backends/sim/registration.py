@@ -15,9 +15,10 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.types import PatchType
 
-from gpuplane.backends.sim.nodes import SIMULATED_ANNOTATION, node_manifest
+from gpuplane.backends.node_status import is_ready
+from gpuplane.backends.sim.nodes import node_manifest
 from gpuplane.errors import OperationError
-from gpuplane.topology import Platform
+from gpuplane.topology import SIMULATED_ANNOTATION, Platform
 
 NOT_FOUND = 404
 
@@ -89,11 +90,6 @@ def register_nodes(client: Client, platform: Platform) -> list[str]:
             client.delete(NodeResource, meta.name)
             changes.append(f"node {meta.name} removed (no longer declared)")
     return changes
-
-
-def is_ready(node: NodeResource) -> bool:
-    conditions = node.status.conditions if node.status and node.status.conditions else []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 def is_schedulable(node: NodeResource) -> bool:

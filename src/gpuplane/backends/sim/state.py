@@ -7,15 +7,8 @@ configuration), ``kwok/`` (kwokctl's work dir: PKI, etcd data, logs, pid files).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-
-
-def default_state_root() -> Path:
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "gpuplane"
 
 
 @dataclass(frozen=True)

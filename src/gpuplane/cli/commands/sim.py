@@ -8,9 +8,10 @@ from typing import Any
 
 from rich.table import Table
 
-from gpuplane.backends.sim.state import SimState, default_state_root
+from gpuplane.backends.sim.state import SimState
 from gpuplane.backends.sim.story import Step, run_story
 from gpuplane.backends.sim.traffic_client import TrafficClient, parse_target
+from gpuplane.backends.state_root import default_state_root
 from gpuplane.cli.backend_choice import load
 from gpuplane.cli.context import Context
 from gpuplane.errors import BadInputError, ExitCode

@@ -8,7 +8,19 @@ from typing import Any
 from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.cli.render import print_status
-from gpuplane.errors import ExitCode
+from gpuplane.doctor import Level, collect_facts, evaluate
+from gpuplane.errors import ExitCode, PrerequisiteError
+
+
+def require_gpu_host() -> None:
+    """The k3d backend needs a GPU host: doctor first, and stop before creating anything."""
+    failed = [check for check in evaluate(collect_facts()) if check.level is Level.FAIL]
+    if failed:
+        reasons = "; ".join(f"{check.id}: {check.summary}" for check in failed)
+        raise PrerequisiteError(
+            f"this host cannot run the k3d backend ({reasons}); see gpuplane doctor, "
+            "or use --backend sim"
+        )
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
@@ -20,6 +32,8 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     platform = load(args)
+    if platform.spec.backend == "k3d":
+        require_gpu_host()
     backend = backend_for(platform, context)
     result = backend.up(platform, context.reporter())
     if result.created:

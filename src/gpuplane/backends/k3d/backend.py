@@ -1,0 +1,138 @@
+"""The k3d backend: k3s nodes in Docker with a CUDA node image and the NVIDIA device
+plugin. Needs Docker + NVIDIA driver + Container Toolkit (``gpuplane doctor``).
+
+``up`` = render config -> ``k3d cluster create`` -> private kubeconfig -> platform step
+(declared labels, the same code the sim backend runs) -> RuntimeClass + device plugin ->
+wait for ``nvidia.com/gpu`` allocatable on every gpu node.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from lightkube.resources.core_v1 import Node as NodeResource
+
+from gpuplane.backends.base import ClusterStatus, Reporter, UpResult
+from gpuplane.backends.k3d.config import render_k3d_config
+from gpuplane.backends.manifests import apply_files
+from gpuplane.backends.node_status import node_status
+from gpuplane.backends.platform_labels import apply_node_labels
+from gpuplane.backends.state_root import default_state_root
+from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.kube import connect, get_raw, is_reachable, version_of
+from gpuplane.kube.files import write_private
+from gpuplane.toolchain import read_pins, repo_root
+from gpuplane.topology import Platform
+
+CREATE_TIMEOUT_SECONDS = 900.0
+GPU_MANIFESTS = (
+    "apps/gpu-enablement/runtimeclass.yaml",
+    "apps/gpu-enablement/nvidia-device-plugin.yaml",
+)
+
+
+def k3d_binary() -> str:
+    found = shutil.which("k3d")
+    if found is None:
+        raise PrerequisiteError(
+            "k3d is not installed (the k3d backend needs it; see gpuplane doctor)"
+        )
+    return found
+
+
+def run_k3d(args: list[str], timeout: float = 120.0) -> str:
+    try:
+        result = subprocess.run(
+            [k3d_binary(), *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as error:
+        raise OperationError(f"k3d {' '.join(args)} timed out after {timeout:.0f}s") from error
+    if result.returncode != 0:
+        raise OperationError(f"k3d {' '.join(args)} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+class K3dBackend:
+    def __init__(self, state_root: Path | None = None) -> None:
+        self._root = state_root or default_state_root()
+
+    def _dir(self, platform: Platform) -> Path:
+        return self._root / f"k3d-{platform.name}"
+
+    def kubeconfig(self, platform: Platform) -> Path:
+        return self._dir(platform) / "kubeconfig"
+
+    def _version(self, platform: Platform) -> str:
+        return platform.spec.kubernetes_version or read_pins().kubernetes
+
+    def up(self, platform: Platform, reporter: Reporter) -> UpResult:
+        directory = self._dir(platform)
+        directory.mkdir(parents=True, exist_ok=True)
+        kubeconfig = self.kubeconfig(platform)
+        created = False
+        if not is_reachable(kubeconfig):
+            config = directory / "k3d-config.yaml"
+            config.write_text(
+                yaml.safe_dump(
+                    render_k3d_config(platform, self._version(platform)), sort_keys=False
+                )
+            )
+            reporter.step(f"creating k3d cluster {platform.name!r} (pulls/starts node containers)")
+            run_k3d(["cluster", "create", "--config", str(config)], timeout=CREATE_TIMEOUT_SECONDS)
+            write_private(kubeconfig, yaml.safe_load(run_k3d(["kubeconfig", "get", platform.name])))
+            created = True
+        client = connect(kubeconfig)
+        reporter.step("applying role labels (platform step) and GPU enablement")
+        changes = [f"node {name} labelled" for name in apply_node_labels(client, platform)]
+        apply_files(client, [repo_root() / path for path in GPU_MANIFESTS])
+        reporter.step("waiting for nvidia.com/gpu on the gpu nodes (device plugin)")
+        self._wait_gpus(platform, kubeconfig)
+        return UpResult(kubeconfig, created, () if created else tuple(changes))
+
+    def _wait_gpus(self, platform: Platform, kubeconfig: Path, timeout: float = 300.0) -> None:
+        client = connect(kubeconfig)
+        deadline = time.monotonic() + timeout
+        pending = {node.name: node.gpu_count for node in platform.nodes_with_role("gpu")}
+        while pending:
+            for name, count in list(pending.items()):
+                status = client.get(NodeResource, name).status
+                allocatable = (status.allocatable if status and status.allocatable else {}) or {}
+                if int(allocatable.get("nvidia.com/gpu", "0")) >= count:
+                    del pending[name]
+            if pending and time.monotonic() > deadline:
+                raise OperationError(
+                    f"no nvidia.com/gpu on {', '.join(pending)} after {timeout:.0f}s: check the "
+                    "device plugin pods (kubectl -n gpu-operator-resources get pods) "
+                    "and gpuplane doctor"
+                )
+            time.sleep(2.0)
+
+    def down(self, platform: Platform, reporter: Reporter) -> bool:
+        directory = self._dir(platform)
+        existed = directory.exists()
+        if shutil.which("k3d") is not None:
+            listed = run_k3d(["cluster", "list", "-o", "json"])
+            if any(item.get("name") == platform.name for item in yaml.safe_load(listed) or []):
+                reporter.step(f"deleting k3d cluster {platform.name!r}")
+                run_k3d(["cluster", "delete", platform.name], timeout=300)
+                existed = True
+        shutil.rmtree(directory, ignore_errors=True)
+        return existed
+
+    def status(self, platform: Platform) -> ClusterStatus:
+        kubeconfig = self.kubeconfig(platform)
+        if not is_reachable(kubeconfig):
+            return ClusterStatus(platform.name, "k3d", False, None, None)
+        nodes = [node_status(node) for node in connect(kubeconfig).list(NodeResource)]
+        return ClusterStatus(
+            platform.name,
+            "k3d",
+            True,
+            kubeconfig,
+            version_of(get_raw(kubeconfig, "/version")),
+            nodes=tuple(nodes),
+        )
