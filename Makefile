@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 GPUPLANE := $(VENV)/bin/gpuplane
 STAMP := $(VENV)/.installed
 
-.PHONY: help prerequisites venv toolchain demo up status down lint test unit integration bench clean
+.PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint test unit integration bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ status: $(STAMP) ## show the cluster
 
 down: $(STAMP) ## delete the cluster
 	$(GPUPLANE) down
+
+infra-up: toolchain ## Terraform: infra/cluster (gpuplane up) then infra/platform
+	scripts/infra.sh up
+
+infra-down: $(STAMP) ## Terraform: destroy infra/platform then infra/cluster
+	scripts/infra.sh down
 
 lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff check src tests bench

@@ -12,11 +12,14 @@ from gpuplane.toolchain import cache_dir
 from gpuplane.topology import Platform, load_platform
 
 
-def add_backend_option(parser: argparse.ArgumentParser) -> None:
+def add_backend_option(
+    parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS
+) -> None:
+    """``--backend`` on a verb; SUPPRESS keeps a value given before the verb."""
     parser.add_argument(
         "--backend",
         choices=["sim", "k3d"],
-        default=None,
+        default=default,
         help="override spec.backend of the platform file",
     )
 

@@ -24,6 +24,7 @@ from gpuplane.cli.commands import (
     up,
     verify,
 )
+from gpuplane.cli.backend_choice import add_backend_option
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode, GpuplaneError
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpuplane {__version__}")
     _add_platform_file(parser, Path("platform.yaml"))
+    add_backend_option(parser, default=None)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for module in (up, down, status, kubeconfig, verify, doctor, render, sim, toolchain):
         # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.

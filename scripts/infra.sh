@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The Terraform flow for platform.yaml's backend: `scripts/infra.sh up|down`.
+# infra/cluster (terraform_data -> gpuplane up/down) needs no provider and runs offline.
+# infra/platform needs the hashicorp/kubernetes provider (>= 2.23): taken from
+# GPUPLANE_TF_MIRROR (a filesystem mirror) when set, else from Terraform's registry for
+# machines with internet. Exit 3 when that provider cannot be had here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+action=${1:?usage: scripts/infra.sh up|down}
+tf=$(command -v terraform || command -v tofu || true)
+[ -n "$tf" ] || { echo "missing prerequisite: terraform or tofu" >&2; exit 3; }
+root=$(pwd)
+vars=(-var "platform_file=$root/platform.yaml" -var "gpuplane_bin=$root/.venv/bin/gpuplane")
+
+cli_config=$(mktemp)
+trap 'rm -f "$cli_config"' EXIT
+if [ -n "${GPUPLANE_TF_MIRROR:-}" ]; then
+  printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$GPUPLANE_TF_MIRROR" > "$cli_config"
+fi
+export TF_CLI_CONFIG_FILE=$cli_config TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+
+platform_step() {
+  local verb=$1 kubeconfig
+  kubeconfig=$("$tf" -chdir=infra/cluster output -raw kubeconfig_path)
+  if ! "$tf" -chdir=infra/platform init -input=false >/dev/null 2>&1; then
+    echo "infra/platform: the hashicorp/kubernetes provider is not available offline here" >&2
+    echo "(set GPUPLANE_TF_MIRROR to a filesystem mirror holding it); the cluster itself is ${verb/apply/up}." >&2
+    return 3
+  fi
+  local backend device_plugin=true
+  backend=$("$tf" -chdir=infra/cluster output -raw backend)
+  [ "$backend" = sim ] && device_plugin=false
+  "$tf" -chdir=infra/platform "$verb" -auto-approve -input=false \
+    -var "kubeconfig_path=$kubeconfig" -var "platform_file=$root/platform.yaml" \
+    -var "install_device_plugin=$device_plugin"
+}
+
+case "$action" in
+  up)
+    "$tf" -chdir=infra/cluster init -input=false >/dev/null
+    "$tf" -chdir=infra/cluster apply -auto-approve -input=false "${vars[@]}"
+    platform_step apply
+    ;;
+  down)
+    platform_step destroy || true
+    "$tf" -chdir=infra/cluster init -input=false >/dev/null
+    "$tf" -chdir=infra/cluster destroy -auto-approve -input=false "${vars[@]}"
+    ;;
+  *) echo "usage: scripts/infra.sh up|down" >&2; exit 2 ;;
+esac
