@@ -13,6 +13,7 @@ from typing import TextIO
 from rich.markup import escape
 
 from gpuplane import __version__
+from gpuplane.cli.backend_choice import add_backend_option
 from gpuplane.cli.commands import (
     doctor,
     down,
@@ -24,7 +25,6 @@ from gpuplane.cli.commands import (
     up,
     verify,
 )
-from gpuplane.cli.backend_choice import add_backend_option
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode, GpuplaneError
 
