@@ -162,6 +162,7 @@ def test_dry_run_never_scales(sim_cluster: SimCluster, ns: str) -> None:
         timeout=60,
     )
     assert target["verdict"] == "Idle"
+    assert target["state"] == "Running"
     assert replicas(client, ns, "llm") == 2
     assert ledger(client, ns, "llm") is None
     assert events(client, ns, "DryRunScaleDown")

@@ -59,4 +59,8 @@ def gpu_feature_labels(node: Node) -> dict[str, str]:
     memory = node.gpu_memory_mib or KNOWN_GPU_MEMORY_MIB.get(product)
     if memory is not None:
         labels["nvidia.com/gpu.memory"] = str(memory)
+    if node.gpu_sharing is not None:
+        # What GFD reports under time-slicing: the product renamed, the replica count.
+        labels["nvidia.com/gpu.product"] = f"{product}-SHARED"
+        labels["nvidia.com/gpu.replicas"] = str(node.gpu_sharing.replicas)
     return labels

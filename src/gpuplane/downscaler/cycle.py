@@ -246,15 +246,20 @@ class PolicyEvaluator:
         await self.writer.event(self.ref.involved(), kind, message, now)
 
     def _targets(
-        self, decisions: list[tuple[DeploymentSnapshot, Decision]], *, include_pending: bool = False
+        self,
+        decisions: list[tuple[DeploymentSnapshot, Decision]],
+        *,
+        include_pending: bool = False,
+        dry_run: bool = False,
     ) -> list[dict[str, Any]]:
         targets = []
         for deployment, decision in decisions:
             memory = decision.memory
             ledger = self.state.status_ledger.get(deployment.name)
             state = decision.state
-            if include_pending and decision.action is Action.SCALE_DOWN:
-                state = TargetState.RUNNING  # not scaled yet: only the ledger is written
+            if decision.action is Action.SCALE_DOWN and (include_pending or dry_run):
+                # Not scaled (yet): only the ledger is written, or nothing at all (dryRun).
+                state = TargetState.RUNNING
             targets.append(
                 {
                     "name": deployment.name,
@@ -328,7 +333,10 @@ class PolicyEvaluator:
             f"Prometheus unreachable: {down_error}" if unreachable else "every query answered",
             now,
         )
-        status = {"conditions": [ready, metrics], "targets": self._targets(decisions)}
+        status = {
+            "conditions": [ready, metrics],
+            "targets": self._targets(decisions, dry_run=policy.dry_run),
+        }
         if status != self.state.last_status:
             await self.writer.patch_status(self.ref.namespace, self.ref.name, status)
             self.state.last_status = status

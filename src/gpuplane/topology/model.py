@@ -49,6 +49,12 @@ class Metadata(_Strict):
     _name_syntax = field_validator("name")(_check_dns_label)
 
 
+class GpuSharing(_Strict):
+    """Time-slicing: each physical GPU is advertised as ``replicas`` nvidia.com/gpu."""
+
+    replicas: int = Field(ge=2, le=64)
+
+
 class Node(_Strict):
     name: str
     role: Role
@@ -57,6 +63,7 @@ class Node(_Strict):
     gpus: int | None = None
     gpu_product: str | None = Field(default=None, alias="gpuProduct")
     gpu_memory_mib: int | None = Field(default=None, alias="gpuMemoryMiB", gt=0)
+    gpu_sharing: GpuSharing | None = Field(default=None, alias="gpuSharing")
 
     _name_syntax = field_validator("name")(_check_dns_label)
 
@@ -98,7 +105,13 @@ class Node(_Strict):
 
     @property
     def gpu_count(self) -> int:
+        """Physical GPUs."""
         return self.gpus or 0
+
+    @property
+    def gpu_allocatable(self) -> int:
+        """What the device plugin advertises: GPUs times time-slicing replicas."""
+        return self.gpu_count * (self.gpu_sharing.replicas if self.gpu_sharing else 1)
 
 
 class Spec(_Strict):

@@ -39,6 +39,17 @@ def check_rules(platform: Platform) -> list[Problem]:
             first_index[node.name] = index
         problems.extend(_node_problems(platform, index, at))
 
+    sharing = {
+        n.gpu_sharing.replicas if n.gpu_sharing else 1 for n in platform.nodes_with_role("gpu")
+    }
+    if len(sharing) > 1:
+        problems.append(
+            Problem(
+                ("spec", "nodes"),
+                "every gpu node must declare the same gpuSharing.replicas (the device "
+                f"plugin's time-slicing config is cluster-wide), found {sorted(sharing)}",
+            )
+        )
     control_planes = [n.name for n in platform.spec.nodes if n.role == "control-plane"]
     if len(control_planes) != 1:
         found = ", ".join(control_planes) if control_planes else "none"
@@ -80,6 +91,13 @@ def _node_problems(platform: Platform, index: int, at: Path) -> list[Problem]:
                 Problem(
                     (*at, "gpuProduct"),
                     f"only gpu-role nodes may declare gpuProduct (this node's role is {node.role})",
+                )
+            )
+        if node.gpu_sharing is not None:
+            problems.append(
+                Problem(
+                    (*at, "gpuSharing"),
+                    f"only gpu-role nodes may declare gpuSharing (this node's role is {node.role})",
                 )
             )
         if node.gpu_memory_mib is not None:

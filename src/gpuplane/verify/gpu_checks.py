@@ -18,7 +18,7 @@ def check_capacity(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
     ok: list[str] = []
     for node in nodes:
         spec = declared.get(node.name)
-        wanted = spec.gpu_count if spec is not None and spec.role == "gpu" else 0
+        wanted = spec.gpu_allocatable if spec is not None and spec.role == "gpu" else 0
         if node.gpus_allocatable != wanted:
             role = spec.role if spec is not None else "undeclared"
             problems.append(

@@ -8,22 +8,29 @@ wait for ``nvidia.com/gpu`` allocatable on every gpu node.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import yaml
+from lightkube import Client
+from lightkube.resources.apps_v1 import DaemonSet
+from lightkube.resources.core_v1 import ConfigMap
 from lightkube.resources.core_v1 import Node as NodeResource
+from lightkube.types import PatchType
 
 from gpuplane.backends.base import ClusterStatus, Reporter, UpResult
 from gpuplane.backends.k3d.config import render_k3d_config
+from gpuplane.backends.k3d.device_plugin import NAMESPACE, config_map
 from gpuplane.backends.manifests import apply_files
 from gpuplane.backends.node_status import node_status
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.state_root import default_state_root
 from gpuplane.errors import OperationError, PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of
+from gpuplane.kube.client import FIELD_MANAGER
 from gpuplane.kube.files import write_private
 from gpuplane.toolchain import read_pins, repo_root
 from gpuplane.topology import Platform
@@ -89,9 +96,27 @@ class K3dBackend:
         reporter.step("applying role labels (platform step) and GPU enablement")
         changes = [f"node {name} labelled" for name in apply_node_labels(client, platform)]
         apply_files(client, [repo_root() / path for path in GPU_MANIFESTS])
+        self._configure_sharing(client, platform)
         reporter.step("waiting for nvidia.com/gpu on the gpu nodes (device plugin)")
         self._wait_gpus(platform, kubeconfig)
         return UpResult(kubeconfig, created, () if created else tuple(changes))
+
+    def _configure_sharing(self, client: Client, platform: Platform) -> None:
+        """Apply the rendered plugin config; a new config hash rolls the plugin pods."""
+        rendered = config_map(platform)
+        client.apply(ConfigMap.from_dict(rendered), field_manager=FIELD_MANAGER, force=True)  # type: ignore[call-overload]
+        digest = hashlib.sha256(rendered["data"]["config.yaml"].encode()).hexdigest()[:16]
+        client.patch(
+            DaemonSet,
+            "nvidia-device-plugin",
+            {
+                "spec": {
+                    "template": {"metadata": {"annotations": {"gpuplane.io/config-hash": digest}}}
+                }
+            },
+            namespace=NAMESPACE,
+            patch_type=PatchType.MERGE,
+        )
 
     def _wait_gpus(self, platform: Platform, kubeconfig: Path, timeout: float = 300.0) -> None:
         client = connect(kubeconfig)

@@ -21,7 +21,7 @@ NODE_PODS = "110"
 def node_capacity(node: Node) -> dict[str, str]:
     capacity = {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": NODE_PODS}
     if node.gpu_count:
-        capacity["nvidia.com/gpu"] = str(node.gpu_count)
+        capacity["nvidia.com/gpu"] = str(node.gpu_allocatable)
     return capacity
 
 

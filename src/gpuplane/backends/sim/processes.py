@@ -48,7 +48,7 @@ def component_statuses(state: SimState) -> tuple[ComponentStatus, ...]:
     for component in COMPONENTS:
         pid = read_pid(state, component)
         running = pid is not None and pid_alive(pid)
-        detail = f"pid {pid}, log {state.logs / (component + '.log')}" if running else "not running"
+        detail = f"pid {pid}" if running else "not running"
         statuses.append(
             ComponentStatus(component, running, detail, simulated=component == "kwok-controller")
         )
