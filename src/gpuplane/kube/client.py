@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
+import yaml
 from lightkube import Client, KubeConfig
 from lightkube.config.client_adapter import Client as HttpClient
 from lightkube.config.client_adapter import ConnectionParams
@@ -30,7 +31,8 @@ class ClusterUnreachableError(PrerequisiteError):
 def _config(kubeconfig: Path) -> SingleConfig:
     try:
         config = KubeConfig.from_file(str(kubeconfig)).get()
-    except (OSError, ConfigError) as error:
+    except (OSError, ConfigError, yaml.YAMLError, TypeError, KeyError, ValueError) as error:
+        # A kubeconfig being written (kwokctl starts it with "contexts: null") or broken.
         raise ClusterUnreachableError(f"cannot use kubeconfig {kubeconfig}: {error}") from error
     if config is None:
         raise ClusterUnreachableError(f"kubeconfig {kubeconfig} has no current context")

@@ -1,5 +1,6 @@
-"""Process bookkeeping of the sim backend: a killed but unreaped child (zombie) counts as
-gone, so a supervisor restarts it; stop_leftovers kills what ignores SIGTERM."""
+"""Process and file bookkeeping of the sim backend: a killed but unreaped child (zombie)
+counts as gone, so a supervisor restarts it; stop_leftovers kills what ignores SIGTERM;
+a half-written kubeconfig reads as unreachable instead of crashing."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from gpuplane.backends.sim.processes import pid_alive, stop_leftovers
+from gpuplane.kube import is_reachable
 
 
 def test_zombie_counts_as_gone() -> None:
@@ -36,3 +39,12 @@ def test_stop_leftovers_kills_what_ignores_sigterm() -> None:
     killed = stop_leftovers([stubborn.pid], grace=0.5)
     assert killed == [stubborn.pid]
     assert stubborn.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_a_half_written_kubeconfig_is_unreachable_not_a_crash(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nclusters: null\ncontexts: null\nusers: null\n")
+    assert not is_reachable(kubeconfig)
+    kubeconfig.write_text("{{{ not yaml")
+    assert not is_reachable(kubeconfig)
+    assert not is_reachable(tmp_path / "missing")
