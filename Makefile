@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 GPUPLANE := $(VENV)/bin/gpuplane
 STAMP := $(VENV)/.installed
 
-.PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint test unit integration bench clean
+.PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint validate test unit integration bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+validate: prerequisites ## rule checks: promtool check rules + promtool test rules
+	cd observability && promtool check rules rules/*.yaml && promtool test rules tests/*.yaml
 
 unit: $(STAMP) ## unit tests only (fast, no cluster)
 	$(PY) -m pytest tests/unit -q

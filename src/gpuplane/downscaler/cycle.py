@@ -318,6 +318,9 @@ class PolicyEvaluator:
                 for d, _ in scaled
             )
         )
+        self.metrics.metrics_available.labels(self.ref.namespace, self.ref.name).set(
+            0 if unreachable else 1
+        )
         down_error = next((r.error for r in results if r.unreachable and r.error), "")
         ready = self._condition(
             "Ready",

@@ -4,6 +4,7 @@ and the finalizer that restores a deleted policy's targets. Thin: the work is in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,8 +149,11 @@ async def restore_on_delete(
         await context.writer.event(deployment_ref(target), "Restore", message, now)
         await context.writer.event(ref.involved(), "Restore", message, now)
         log.info("%s", message)
-    context.metrics.scaled_down.labels(namespace, name).set(0)
-    context.metrics.gpus_reclaimed.labels(namespace, name).set(0)
+    # The policy is gone: so are its series (a blind-downscaler alert must not linger).
+    metrics = context.metrics
+    for gauge in (metrics.scaled_down, metrics.gpus_reclaimed, metrics.metrics_available):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name)
 
 
 @kopf.on.startup()

@@ -36,6 +36,10 @@ class OperatorMetrics:
             f"{prefix}_gpus_reclaimed", "GPUs freed by ScaledDown targets, per policy",
             ["namespace", "policy"], registry=self.registry,
         )  # fmt: skip
+        self.metrics_available = Gauge(
+            f"{prefix}_metrics_available", "1 when every Prometheus query of the policy answered",
+            ["namespace", "policy"], registry=self.registry,
+        )  # fmt: skip
         self.scaled_down = Gauge(
             f"{prefix}_scaled_down_targets", "Targets currently ScaledDown, per policy",
             ["namespace", "policy"], registry=self.registry,

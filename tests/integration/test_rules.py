@@ -1,0 +1,40 @@
+"""Prometheus rules with Debian's promtool: ``promtool check rules`` and ``promtool test
+rules`` (a unit test for every alert, observability/tests)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from tests.integration.conftest import REPO
+
+OBSERVABILITY = REPO / "observability"
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    assert binary, "promtool (Debian's prometheus package) is a prerequisite: make prerequisites"
+    return subprocess.run(
+        [binary, *args], cwd=OBSERVABILITY, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_rules_are_valid() -> None:
+    result = promtool(
+        "check", "rules", *sorted(str(p) for p in (OBSERVABILITY / "rules").glob("*.yaml"))
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+
+
+def test_every_alert_has_a_passing_unit_test() -> None:
+    rules = (OBSERVABILITY / "rules" / "gpuplane.rules.yaml").read_text()
+    tests = (OBSERVABILITY / "tests" / "gpuplane.rules.test.yaml").read_text()
+    alerts = [
+        line.split(":", 1)[1].strip()
+        for line in rules.splitlines()
+        if line.strip().startswith("- alert:")
+    ]
+    assert alerts and all(f"alertname: {alert}" in tests for alert in alerts)
+    result = promtool("test", "rules", "tests/gpuplane.rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
