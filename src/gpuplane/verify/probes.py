@@ -107,7 +107,34 @@ def _names(nodes: tuple[Node, ...]) -> frozenset[str]:
     return frozenset(node.name for node in nodes)
 
 
-def build_probes(platform: Platform) -> list[Probe]:
+@dataclass(frozen=True)
+class GpuUse:
+    """Who holds GPUs right now: node -> GPUs requested by its running pods."""
+
+    in_use: dict[str, int]
+    holders: tuple[str, ...] = ()
+
+
+def gpu_use(pods: list[dict[str, Any]]) -> GpuUse:
+    """From the API's pods (dicts): GPUs held per node by pods that are not finished."""
+    in_use: dict[str, int] = {}
+    holders = []
+    for pod in pods:
+        node = pod.get("spec", {}).get("nodeName")
+        if not node or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        gpus = 0
+        for container in pod.get("spec", {}).get("containers", []):
+            limits = (container.get("resources") or {}).get("limits") or {}
+            gpus += int(str(limits.get(GPU_RESOURCE, 0)))
+        if gpus:
+            in_use[node] = in_use.get(node, 0) + gpus
+            meta = pod.get("metadata", {})
+            holders.append(f"{meta.get('namespace')}/{meta.get('name')}")
+    return GpuUse(in_use, tuple(sorted(holders)))
+
+
+def build_probes(platform: Platform, use: GpuUse | None = None) -> list[Probe]:
     app, infra, gpu = (platform.nodes_with_role(role) for role in ("app", "infra", "gpu"))
     probes: list[Probe] = []
 
@@ -133,7 +160,7 @@ def build_probes(platform: Platform) -> list[Probe]:
             Probe("probe.infra-to-infra", infra_text, skip_reason="no infra node declared")
         )
 
-    probes.extend(_gpu_probes(gpu))
+    probes.extend(_gpu_probes(gpu, use or GpuUse({})))
 
     spread_text = (
         "pods without selector or toleration never land on infra, gpu or control-plane nodes"
@@ -150,7 +177,7 @@ def build_probes(platform: Platform) -> list[Probe]:
     return probes
 
 
-def _gpu_probes(gpu: tuple[Node, ...]) -> list[Probe]:
+def _gpu_probes(gpu: tuple[Node, ...], use: GpuUse) -> list[Probe]:
     texts = {
         "probe.gpu-to-gpu": (
             "a GPU pod (toleration + selector + nvidia.com/gpu: 1) lands on a gpu node"
@@ -167,15 +194,26 @@ def _gpu_probes(gpu: tuple[Node, ...]) -> list[Probe]:
         ]
     selector = role_selector(gpu, "gpu")
     tolerations = role_tolerations(gpu)
-    most = max(node.gpu_count for node in gpu)
+    most = max(node.gpu_allocatable for node in gpu)
     taints = ", ".join(sorted({str(t) for node in gpu for t in node.parsed_taints}))
-    return [
+    free = max(node.gpu_allocatable - use.in_use.get(node.name, 0) for node in gpu)
+    placement = (
         Probe(
             "probe.gpu-to-gpu",
             texts["probe.gpu-to-gpu"],
             (probe_pod("gpu", gpus=1, tolerations=tolerations, node_selector=selector),),
             allowed_nodes=_names(gpu),
-        ),
+        )
+        if free >= 1
+        # Every GPU is held: the probe cannot prove placement, and must not evict anyone.
+        else Probe(
+            "probe.gpu-to-gpu",
+            texts["probe.gpu-to-gpu"],
+            skip_reason=f"no free GPU on the gpu nodes (held by {', '.join(use.holders)})",
+        )
+    )
+    return [
+        placement,
         Probe(
             "probe.gpu-without-toleration",
             texts["probe.gpu-without-toleration"],

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lightkube.resources.core_v1 import Node
+from lightkube.resources.core_v1 import Node, Pod
 
 from gpuplane.kube import ClusterUnreachableError, connect, is_reachable
 from gpuplane.topology import Platform
@@ -21,7 +21,7 @@ from gpuplane.verify.probe_runner import (
     new_namespace_name,
     run_probes,
 )
-from gpuplane.verify.probes import build_probes
+from gpuplane.verify.probes import build_probes, gpu_use
 from gpuplane.verify.smoke import DESCRIPTION as SMOKE_DESCRIPTION
 from gpuplane.verify.smoke import run_smoke_test
 from gpuplane.verify.topology_checks import (
@@ -64,12 +64,13 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
     daemonsets, plugin_pods = ([], []) if simulated else find_device_plugin(client)
     checks.append(check_device_plugin(platform, simulated, daemonsets, plugin_pods))
 
+    use = gpu_use([pod.to_dict() for pod in client.list(Pod, namespace="*")])
     namespace = new_namespace_name()
     create_namespace(client, namespace)
     notes: list[str] = []
     try:
         checks += run_probes(
-            client, namespace, build_probes(platform), timeout=options.probe_timeout
+            client, namespace, build_probes(platform, use), timeout=options.probe_timeout
         )
         if simulated:
             checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "needs a real GPU"))

@@ -21,7 +21,7 @@ from gpuplane.verify.gpu_checks import (
 from gpuplane.verify.model import Report, Status
 from gpuplane.verify.output import report_json, report_junit
 from gpuplane.verify.probe_outcome import PodObservation, decide
-from gpuplane.verify.probes import Expect, build_probes
+from gpuplane.verify.probes import Expect, build_probes, gpu_use
 from gpuplane.verify.runner import NODE_CHECKS
 from gpuplane.verify.smoke import gpu_lines, judge_log
 from gpuplane.verify.topology_checks import (
@@ -222,3 +222,32 @@ def test_json_and_junit_outputs() -> None:
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
     failure = suite.find("testcase[@name='gpu.capacity']/failure")
     assert failure is not None and "agent-0 (app)" in (failure.text or "")
+
+
+def test_gpu_placement_probe_is_skipped_when_every_gpu_is_held() -> None:
+    def pod(name: str, node: str, gpus: int, phase: str = "Running") -> dict[str, Any]:
+        limits = {"nvidia.com/gpu": str(gpus)} if gpus else {}
+        return {
+            "metadata": {"namespace": "ml", "name": name},
+            "spec": {"nodeName": node, "containers": [{"resources": {"limits": limits}}]},
+            "status": {"phase": phase},
+        }
+
+    use = gpu_use(
+        [
+            pod("llm-0", "agent-2", 1),
+            pod("web", "agent-0", 0),
+            pod("done", "agent-2", 1, "Succeeded"),
+        ]
+    )
+    assert use.in_use == {"agent-2": 1}
+    assert use.holders == ("ml/llm-0",)
+    probes = {probe.id: probe for probe in build_probes(platform(), use)}
+    assert (
+        probes["probe.gpu-to-gpu"].skip_reason == "no free GPU on the gpu nodes (held by ml/llm-0)"
+    )
+    # the others still run: they need no free GPU
+    assert not probes["probe.too-many-gpus"].skip_reason
+    assert not probes["probe.gpu-without-toleration"].skip_reason
+    free = {probe.id: probe for probe in build_probes(platform(), gpu_use([]))}
+    assert not free["probe.gpu-to-gpu"].skip_reason
