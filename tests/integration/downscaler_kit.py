@@ -20,6 +20,19 @@ from gpuplane.downscaler.kubeio import DownscalePolicy
 
 T = TypeVar("T")
 RATE_WINDOW = "6s"  # three 2s scrapes
+GPU_PLACEMENT = {
+    "nodeSelector": {"node-role.kubernetes.io/gpu": "true"},
+    "tolerations": [
+        {"key": "node-role.kubernetes.io/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ],
+}
+
+
+def gpu_signal(namespace: str) -> dict[str, Any]:
+    """GPU utilisation per Deployment: dcgm-exporter labels pods, so map pod -> Deployment."""
+    series = f'DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}"}}'
+    mapped = f'label_replace({series}, "deployment", "$1", "pod", "(.+)-[^-]+-[^-]+")'
+    return {"name": "gpu", "query": f"avg by (deployment) ({mapped})", "idleBelow": 5}
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
@@ -68,7 +81,8 @@ def deployment(namespace: str, name: str, replicas: int, gpus: int = 0) -> Deplo
                             "image": "registry.k8s.io/pause:3.10",
                             "resources": {"limits": limits},
                         }
-                    ]
+                    ],
+                    **(GPU_PLACEMENT if gpus else {}),
                 },
             },
         },

@@ -31,6 +31,7 @@ from tests.integration.downscaler_kit import (
     condition,
     deployment,
     events,
+    gpu_signal,
     ledger,
     policy,
     replicas,
@@ -108,7 +109,12 @@ def test_wake_restores_the_exact_original_count(sim_cluster: SimCluster, ns: str
     wait_for("restore", lambda: replicas(client, ns, "llm") == 4, timeout=30)
     assert time.monotonic() - started < 15  # scrape interval + rate window + interval
     wait_for("ledger cleared", lambda: ledger(client, ns, "llm") is None)
-    assert target_status(client, ns, "llm")["lastAction"]["type"] == "Restore"
+    # The status is patched at the end of the cycle, just after the scale.
+    wait_for(
+        "Restore in the status",
+        lambda: target_status(client, ns, "llm").get("lastAction", {}).get("type") == "Restore",
+        timeout=10,
+    )
     assert any("wake" in message for _, message in events(client, ns, "Restore"))
 
 
@@ -236,3 +242,28 @@ def test_deploy_files_pass_pod_security_restricted(sim_cluster: SimCluster) -> N
         sim_cluster.client.create(cast(Pod, Pod.from_dict(pod)), dry_run=True)
     assert rejected.value.status.code == 403
     assert 'violates PodSecurity "restricted' in str(rejected.value.status.message)
+
+
+def test_gpu_signal_from_the_simulated_dcgm_series(sim_cluster: SimCluster, ns: str) -> None:
+    """Both signals of the contract's example: requests and GPU utilisation (dcgm series
+    mapped from pod to Deployment). Busy -> Active on both; quiet -> Idle -> zero."""
+    client = sim_cluster.client
+    client.create(deployment(ns, "llm", 1, gpus=1))
+    set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 3)
+    requests = policy(ns).to_dict()["spec"]["signals"][0]
+    client.create(policy(ns, signals=[requests, gpu_signal(ns)]))
+    busy = wait_for(
+        "Active on the GPU signal",
+        lambda: (
+            (t := target_status(client, ns, "llm")).get("verdict") == "Active"
+            and "gpu=65 >= 5" in t.get("reason", "")
+            and t
+        ),
+        timeout=60,
+    )
+    assert "requests=" in busy["reason"]
+    set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 0)
+    wait_for("scale to zero", lambda: scaled_down(client, ns, "llm"), timeout=90)
+    action = target_status(client, ns, "llm")["lastAction"]
+    assert action["type"] == "ScaleDown"
+    assert "gpu=1 < 5" in action["reason"] and "requests=0 < 0.05" in action["reason"]

@@ -132,7 +132,14 @@ def test_prometheus_stopped(
     assert replicas(client, ns, "llm") == 0, "nothing may move before onMetricsLoss.after"
     if action == "Restore":
         wait_for("blind restore", lambda: replicas(client, ns, "llm") == 3, timeout=30)
-        assert "metrics lost" in target_status(client, ns, "llm")["lastAction"]["reason"]
+        wait_for(  # the status follows the scale within the same cycle
+            "the restore's reason",
+            lambda: (
+                "metrics lost"
+                in target_status(client, ns, "llm").get("lastAction", {}).get("reason", "")
+            ),
+            timeout=10,
+        )
         wait_for("ledger cleared", lambda: ledger(client, ns, "llm") is None)
     else:
         time.sleep(10)

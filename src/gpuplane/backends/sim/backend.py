@@ -48,6 +48,8 @@ SIMULATED_PARTS = (
     "(no device plugin, no GPU)",
     "traffic: http_requests_total and gateway_requests_total come from the traffic "
     "simulator (gpuplane sim traffic set NAMESPACE/DEPLOYMENT RPS)",
+    "GPU metrics: DCGM_FI_DEV_* series per simulated GPU (dcgm-exporter names and labels), "
+    "following the traffic of the Deployment whose pod holds the GPU",
 )
 
 

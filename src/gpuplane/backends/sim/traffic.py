@@ -12,21 +12,27 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Node, Pod
 
+from gpuplane.backends.sim.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
 from gpuplane.backends.sim.traffic_book import TrafficBook
 from gpuplane.kube import connect
 
 log = logging.getLogger("gpuplane.traffic")
+GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class Simulator:
     def __init__(self, rates_file: Path | None) -> None:
         self.book = TrafficBook()
+        self.holders: dict[tuple[str, str], GpuHolder] = {}
+        self.gpu_nodes: dict[str, GpuNode] = {}
         self.lock = threading.Lock()
         self.rates_file = rates_file
         if rates_file is not None and rates_file.is_file():
@@ -46,21 +52,82 @@ class Simulator:
             tmp.write_text(json.dumps(rows))
             tmp.replace(self.rates_file)
 
-    def watch_deployments(self, kubeconfig: Path) -> None:
-        """Follow readyReplicas of every Deployment, reconnecting when the watch ends."""
-        while True:
-            try:
-                client = connect(kubeconfig)
-                for _, deployment in client.watch(Deployment, namespace="*"):
-                    meta, status = deployment.metadata, deployment.status
-                    if meta is None or meta.name is None or meta.namespace is None:
-                        continue
-                    ready = bool(status and (status.readyReplicas or 0) > 0)
-                    with self.lock:
-                        self.book.set_ready((meta.namespace, meta.name), ready, time.monotonic())
-            except Exception as error:  # noqa: BLE001 - the watch must outlive API restarts
-                log.warning("deployment watch ended (%s); retrying", error)
-                time.sleep(1.0)
+    def on_deployment(self, _: str, deployment: Deployment) -> None:
+        meta, status = deployment.metadata, deployment.status
+        if meta is None or meta.name is None or meta.namespace is None:
+            return
+        ready = bool(status and (status.readyReplicas or 0) > 0)
+        with self.lock:
+            self.book.set_ready((meta.namespace, meta.name), ready, time.monotonic())
+
+    def on_pod(self, event: str, pod: Pod) -> None:
+        """Track pods that hold GPUs (for the simulated DCGM series)."""
+        meta, spec, status = pod.metadata, pod.spec, pod.status
+        if meta is None or meta.name is None or meta.namespace is None or spec is None:
+            return
+        key = (meta.namespace, meta.name)
+        gpus = sum(
+            int(str(((c.resources.limits if c.resources else None) or {}).get(GPU_RESOURCE, 0)))
+            for c in spec.containers
+        )
+        finished = status is not None and status.phase in ("Succeeded", "Failed")
+        with self.lock:
+            if event == "DELETED" or finished or not gpus or not spec.nodeName:
+                self.holders.pop(key, None)
+                return
+            owner = next(
+                (o.name for o in meta.ownerReferences or [] if o.kind == "ReplicaSet"), None
+            )
+            self.holders[key] = GpuHolder(
+                meta.namespace,
+                meta.name,
+                spec.containers[0].name,
+                spec.nodeName,
+                gpus,
+                deployment_of(owner),
+            )
+
+    def on_node(self, event: str, node: Node) -> None:
+        """Track gpu nodes: their GPU count, model and memory (GFD labels)."""
+        meta, status = node.metadata, node.status
+        if meta is None or meta.name is None:
+            return
+        capacity = (status.capacity if status and status.capacity else {}) or {}
+        labels = meta.labels or {}
+        gpus = int(labels.get("nvidia.com/gpu.count", capacity.get(GPU_RESOURCE, "0")))
+        with self.lock:
+            if event == "DELETED" or gpus <= 0:
+                self.gpu_nodes.pop(meta.name, None)
+                return
+            self.gpu_nodes[meta.name] = GpuNode(
+                meta.name,
+                gpus,
+                labels.get("nvidia.com/gpu.product", "NVIDIA-GPU"),
+                int(labels.get("nvidia.com/gpu.memory", "16384")),
+            )
+
+    def dcgm(self) -> str:
+        with self.lock:
+            rates = {key: flow.rps for key, flow in self.book.flows.items()}
+            return dcgm_exposition(
+                list(self.gpu_nodes.values()), list(self.holders.values()), rates
+            )
+
+
+def follow(kubeconfig: Path, resource: Any, handler: Callable[[str, Any], None]) -> None:
+    """Watch ``resource`` in all namespaces forever, reconnecting when the watch ends."""
+    while True:
+        try:
+            client = connect(kubeconfig)
+            # Nodes are cluster-wide; the rest is watched across all namespaces.
+            events = (
+                client.watch(Node) if resource is Node else client.watch(resource, namespace="*")
+            )
+            for event, obj in events:
+                handler(event, obj)
+        except Exception as error:  # noqa: BLE001 - the watch must outlive API restarts
+            log.warning("%s watch ended (%s); retrying", resource.__name__, error)
+            time.sleep(1.0)
 
 
 def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
@@ -80,7 +147,7 @@ def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
             if self.path == "/metrics":
                 with simulator.lock:
                     text = simulator.book.exposition(time.monotonic())
-                self._send(200, text, "text/plain; version=0.0.4")
+                self._send(200, text + simulator.dcgm(), "text/plain; version=0.0.4")
             elif self.path == "/traffic":
                 with simulator.lock:
                     simulator.book.advance(time.monotonic())
@@ -118,9 +185,15 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     simulator = Simulator(args.rates)
-    threading.Thread(
-        target=simulator.watch_deployments, args=(args.kubeconfig,), daemon=True
-    ).start()
+    handlers: list[tuple[Any, Callable[[str, Any], None]]] = [
+        (Deployment, simulator.on_deployment),
+        (Pod, simulator.on_pod),
+        (Node, simulator.on_node),
+    ]
+    for resource, handler in handlers:
+        threading.Thread(
+            target=follow, args=(args.kubeconfig, resource, handler), daemon=True
+        ).start()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(simulator))
     log.info("traffic simulator on 127.0.0.1:%d", args.port)
     server.serve_forever()
