@@ -1,5 +1,5 @@
 """The traffic simulator process: serves /metrics for Prometheus and /traffic to control
-rates, and follows Deployments' ready replicas through a watch.
+rates, and follows Deployments' ready replicas, GPU pods and gpu nodes by polling the API.
 
 Run by the sim backend: ``python -m gpuplane.backends.sim.traffic --kubeconfig K --port P``.
 Rates persist in ``--rates FILE`` so a restart keeps them.
@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -114,19 +113,35 @@ class Simulator:
             )
 
 
-def follow(kubeconfig: Path, resource: Any, handler: Callable[[str, Any], None]) -> None:
-    """Watch ``resource`` in all namespaces forever, reconnecting when the watch ends."""
+def poll_cluster(simulator: Simulator, kubeconfig: Path, period: float = 1.0) -> None:
+    """Follow Deployments, GPU pods and gpu nodes by listing them every ``period``.
+
+    One thread and one client: several API clients in threads of one process crashed the
+    interpreter (seen in the benchmark), so the simulator does not run concurrent watches.
+    """
     while True:
         try:
             client = connect(kubeconfig)
-            # Nodes are cluster-wide; the rest is watched across all namespaces.
-            events = (
-                client.watch(Node) if resource is Node else client.watch(resource, namespace="*")
-            )
-            for event, obj in events:
-                handler(event, obj)
-        except Exception as error:  # noqa: BLE001 - the watch must outlive API restarts
-            log.warning("%s watch ended (%s); retrying", resource.__name__, error)
+            while True:
+                for deployment in client.list(Deployment, namespace="*"):
+                    simulator.on_deployment("MODIFIED", deployment)
+                pods = list(client.list(Pod, namespace="*"))
+                live = {(p.metadata.namespace, p.metadata.name) for p in pods if p.metadata}
+                with simulator.lock:
+                    for key in [k for k in simulator.holders if k not in live]:
+                        del simulator.holders[key]
+                for pod in pods:
+                    simulator.on_pod("MODIFIED", pod)
+                nodes = list(client.list(Node))
+                names = {n.metadata.name for n in nodes if n.metadata}
+                with simulator.lock:
+                    for name in [n for n in simulator.gpu_nodes if n not in names]:
+                        del simulator.gpu_nodes[name]
+                for node in nodes:
+                    simulator.on_node("MODIFIED", node)
+                time.sleep(period)
+        except Exception as error:  # noqa: BLE001 - the simulator must outlive API restarts
+            log.warning("cluster poll failed (%s); retrying", error)
             time.sleep(1.0)
 
 
@@ -185,15 +200,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     simulator = Simulator(args.rates)
-    handlers: list[tuple[Any, Callable[[str, Any], None]]] = [
-        (Deployment, simulator.on_deployment),
-        (Pod, simulator.on_pod),
-        (Node, simulator.on_node),
-    ]
-    for resource, handler in handlers:
-        threading.Thread(
-            target=follow, args=(args.kubeconfig, resource, handler), daemon=True
-        ).start()
+    threading.Thread(target=poll_cluster, args=(simulator, args.kubeconfig), daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(simulator))
     log.info("traffic simulator on 127.0.0.1:%d", args.port)
     server.serve_forever()
