@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import cast
 
 from lightkube import Client
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Event, Namespace, Pod
+from lightkube.resources.core_v1 import Event, Pod
+
+from gpuplane.verify.probes import probe_pod
 
 GPU_TOLERATION = {
     "key": "node-role.kubernetes.io/gpu",
@@ -31,26 +29,9 @@ def pod(
     tolerations: list[dict[str, str]] | None = None,
     node_selector: dict[str, str] | None = None,
 ) -> Pod:
-    container: dict[str, Any] = {"name": "main", "image": "registry.k8s.io/pause:3.10"}
-    if gpus:
-        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
-    spec: dict[str, Any] = {"containers": [container]}
-    if tolerations:
-        spec["tolerations"] = tolerations
-    if node_selector:
-        spec["nodeSelector"] = node_selector
-    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-    return Pod.from_dict(manifest)  # type: ignore[return-value]
-
-
-@contextmanager
-def namespace(client: Client, prefix: str) -> Iterator[str]:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    client.create(Namespace(metadata=ObjectMeta(name=name)))
-    try:
-        yield name
-    finally:
-        client.delete(Namespace, name)
+    """The same Pod Security "restricted" probe pod that gpuplane verify places."""
+    manifest = probe_pod(name, gpus=gpus, tolerations=tolerations, node_selector=node_selector)
+    return cast(Pod, Pod.from_dict(manifest))
 
 
 def wait_for_node(client: Client, name: str, ns: str, timeout: float = 30.0) -> str:

@@ -26,7 +26,6 @@ from tests.integration.conftest import SimCluster
 from tests.integration.scheduling import (
     GPU_TOLERATION,
     INFRA_TOLERATION,
-    namespace,
     pod,
     wait_for_node,
     wait_for_scheduling_failure,
@@ -87,83 +86,77 @@ def test_the_machines_kubectl_works_with_our_kubeconfig(sim_cluster: SimCluster)
     assert (sim_cluster.kubeconfig.stat().st_mode & 0o777) == 0o600
 
 
-def test_plain_deployment_lands_only_on_the_app_node(sim_cluster: SimCluster) -> None:
+def test_plain_deployment_lands_only_on_the_app_node(sim_cluster: SimCluster, ns: str) -> None:
     client = sim_cluster.client
-    with namespace(client, "plain") as ns:
-        deployment = Deployment.from_dict(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "web", "namespace": ns},
-                "spec": {
-                    "replicas": 4,
-                    "selector": {"matchLabels": {"app": "web"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "web"}},
-                        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
-                    },
+    deployment = Deployment.from_dict(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx"}]},
                 },
-            }
-        )
-        client.create(deployment)  # type: ignore[call-overload]
-        deadline = time.monotonic() + 30
-        nodes: list[str | None] = []
-        while time.monotonic() < deadline:
-            pods = list(client.list(Pod, namespace=ns, labels={"app": "web"}))
-            nodes = [p.spec.nodeName if p.spec else None for p in pods]
-            running = [p for p in pods if p.status and p.status.phase == "Running"]
-            if len(pods) == 4 and len(running) == 4:
-                break
-            time.sleep(0.2)
-        assert nodes == ["agent-0"] * 4
+            },
+        }
+    )
+    client.create(deployment)  # type: ignore[call-overload]
+    deadline = time.monotonic() + 30
+    nodes: list[str | None] = []
+    while time.monotonic() < deadline:
+        pods = list(client.list(Pod, namespace=ns, labels={"app": "web"}))
+        nodes = [p.spec.nodeName if p.spec else None for p in pods]
+        running = [p for p in pods if p.status and p.status.phase == "Running"]
+        if len(pods) == 4 and len(running) == 4:
+            break
+        time.sleep(0.2)
+    assert nodes == ["agent-0"] * 4
 
 
-def test_infra_pod_lands_on_the_infra_node(sim_cluster: SimCluster) -> None:
-    with namespace(sim_cluster.client, "infra") as ns:
-        sim_cluster.client.create(
-            pod(
-                "ingress",
-                tolerations=[INFRA_TOLERATION],
-                node_selector={"node-role.kubernetes.io/infra": "true"},
-            ),
-            namespace=ns,
-        )
-        assert wait_for_node(sim_cluster.client, "ingress", ns) == "agent-1"
+def test_infra_pod_lands_on_the_infra_node(sim_cluster: SimCluster, ns: str) -> None:
+    sim_cluster.client.create(
+        pod(
+            "ingress",
+            tolerations=[INFRA_TOLERATION],
+            node_selector={"node-role.kubernetes.io/infra": "true"},
+        ),
+        namespace=ns,
+    )
+    assert wait_for_node(sim_cluster.client, "ingress", ns) == "agent-1"
 
 
-def test_gpu_pod_lands_on_the_gpu_node(sim_cluster: SimCluster) -> None:
-    with namespace(sim_cluster.client, "gpu") as ns:
-        sim_cluster.client.create(
-            pod("cuda", gpus=1, tolerations=[GPU_TOLERATION], node_selector=GPU_SELECTOR),
-            namespace=ns,
-        )
-        assert wait_for_node(sim_cluster.client, "cuda", ns) == "agent-2"
+def test_gpu_pod_lands_on_the_gpu_node(sim_cluster: SimCluster, ns: str) -> None:
+    sim_cluster.client.create(
+        pod("cuda", gpus=1, tolerations=[GPU_TOLERATION], node_selector=GPU_SELECTOR),
+        namespace=ns,
+    )
+    assert wait_for_node(sim_cluster.client, "cuda", ns) == "agent-2"
 
 
-def test_gpu_pod_without_toleration_stays_pending(sim_cluster: SimCluster) -> None:
-    with namespace(sim_cluster.client, "untolerated") as ns:
-        sim_cluster.client.create(pod("cuda", gpus=1, node_selector=GPU_SELECTOR), namespace=ns)
-        message = wait_for_scheduling_failure(sim_cluster.client, "cuda", ns)
-        # Since Kubernetes 1.27 the event counts nodes instead of quoting the taint, so
-        # the count is checked against the topology: every node with a NoSchedule taint
-        # (server-0, agent-1, agent-2) rejects the pod on its taint, agent-0 on selector.
-        assert "3 node(s) had untolerated taint(s)" in message
-        assert "1 node(s) didn't match Pod's node affinity/selector" in message
+def test_gpu_pod_without_toleration_stays_pending(sim_cluster: SimCluster, ns: str) -> None:
+    sim_cluster.client.create(pod("cuda", gpus=1, node_selector=GPU_SELECTOR), namespace=ns)
+    message = wait_for_scheduling_failure(sim_cluster.client, "cuda", ns)
+    # Since Kubernetes 1.27 the event counts nodes instead of quoting the taint, so
+    # the count is checked against the topology: every node with a NoSchedule taint
+    # (server-0, agent-1, agent-2) rejects the pod on its taint, agent-0 on selector.
+    assert "3 node(s) had untolerated taint(s)" in message
+    assert "1 node(s) didn't match Pod's node affinity/selector" in message
 
 
-def test_too_many_gpus_stay_pending(sim_cluster: SimCluster) -> None:
-    with namespace(sim_cluster.client, "greedy") as ns:
-        sim_cluster.client.create(
-            pod("cuda", gpus=2, tolerations=[GPU_TOLERATION], node_selector=GPU_SELECTOR),
-            namespace=ns,
-        )
-        message = wait_for_scheduling_failure(sim_cluster.client, "cuda", ns)
-        assert "Insufficient nvidia.com/gpu" in message
+def test_too_many_gpus_stay_pending(sim_cluster: SimCluster, ns: str) -> None:
+    sim_cluster.client.create(
+        pod("cuda", gpus=2, tolerations=[GPU_TOLERATION], node_selector=GPU_SELECTOR),
+        namespace=ns,
+    )
+    message = wait_for_scheduling_failure(sim_cluster.client, "cuda", ns)
+    assert "Insufficient nvidia.com/gpu" in message
 
 
-def test_untolerating_pods_avoid_every_tainted_node(sim_cluster: SimCluster) -> None:
-    with namespace(sim_cluster.client, "spread") as ns:
-        for index in range(6):
-            sim_cluster.client.create(pod(f"p{index}"), namespace=ns)
-        placed = {wait_for_node(sim_cluster.client, f"p{index}", ns) for index in range(6)}
-        assert placed == {"agent-0"}
+def test_untolerating_pods_avoid_every_tainted_node(sim_cluster: SimCluster, ns: str) -> None:
+    for index in range(6):
+        sim_cluster.client.create(pod(f"p{index}"), namespace=ns)
+    placed = {wait_for_node(sim_cluster.client, f"p{index}", ns) for index in range(6)}
+    assert placed == {"agent-0"}

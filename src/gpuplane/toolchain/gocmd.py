@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ def parse_go_version(output: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+@functools.cache
 def check_go() -> str:
     """The go binary, after checking it is new enough for the wrapper modules."""
     binary = go_binary()

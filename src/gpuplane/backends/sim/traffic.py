@@ -51,7 +51,7 @@ class Simulator:
             tmp.write_text(json.dumps(rows))
             tmp.replace(self.rates_file)
 
-    def on_deployment(self, _: str, deployment: Deployment) -> None:
+    def on_deployment(self, deployment: Deployment) -> None:
         meta, status = deployment.metadata, deployment.status
         if meta is None or meta.name is None or meta.namespace is None:
             return
@@ -59,7 +59,7 @@ class Simulator:
         with self.lock:
             self.book.set_ready((meta.namespace, meta.name), ready, time.monotonic())
 
-    def on_pod(self, event: str, pod: Pod) -> None:
+    def on_pod(self, pod: Pod) -> None:
         """Track pods that hold GPUs (for the simulated DCGM series)."""
         meta, spec, status = pod.metadata, pod.spec, pod.status
         if meta is None or meta.name is None or meta.namespace is None or spec is None:
@@ -71,7 +71,7 @@ class Simulator:
         )
         finished = status is not None and status.phase in ("Succeeded", "Failed")
         with self.lock:
-            if event == "DELETED" or finished or not gpus or not spec.nodeName:
+            if finished or not gpus or not spec.nodeName:
                 self.holders.pop(key, None)
                 return
             owner = next(
@@ -86,7 +86,7 @@ class Simulator:
                 deployment_of(owner),
             )
 
-    def on_node(self, event: str, node: Node) -> None:
+    def on_node(self, node: Node) -> None:
         """Track gpu nodes: their GPU count, model and memory (GFD labels)."""
         meta, status = node.metadata, node.status
         if meta is None or meta.name is None:
@@ -95,7 +95,7 @@ class Simulator:
         labels = meta.labels or {}
         gpus = int(labels.get("nvidia.com/gpu.count", capacity.get(GPU_RESOURCE, "0")))
         with self.lock:
-            if event == "DELETED" or gpus <= 0:
+            if gpus <= 0:
                 self.gpu_nodes.pop(meta.name, None)
                 return
             self.gpu_nodes[meta.name] = GpuNode(
@@ -124,21 +124,21 @@ def poll_cluster(simulator: Simulator, kubeconfig: Path, period: float = 1.0) ->
             client = connect(kubeconfig)
             while True:
                 for deployment in client.list(Deployment, namespace="*"):
-                    simulator.on_deployment("MODIFIED", deployment)
+                    simulator.on_deployment(deployment)
                 pods = list(client.list(Pod, namespace="*"))
                 live = {(p.metadata.namespace, p.metadata.name) for p in pods if p.metadata}
                 with simulator.lock:
                     for key in [k for k in simulator.holders if k not in live]:
                         del simulator.holders[key]
                 for pod in pods:
-                    simulator.on_pod("MODIFIED", pod)
+                    simulator.on_pod(pod)
                 nodes = list(client.list(Node))
                 names = {n.metadata.name for n in nodes if n.metadata}
                 with simulator.lock:
                     for name in [n for n in simulator.gpu_nodes if n not in names]:
                         del simulator.gpu_nodes[name]
                 for node in nodes:
-                    simulator.on_node("MODIFIED", node)
+                    simulator.on_node(node)
                 time.sleep(period)
         except Exception as error:  # noqa: BLE001 - the simulator must outlive API restarts
             log.warning("cluster poll failed (%s); retrying", error)
