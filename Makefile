@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml
 	@scripts/check-prerequisites.sh
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,report]'
 	@touch $@
 
 venv: $(STAMP) ## create .venv with gpuplane and the dev tools
 
-toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kwok
+toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kubectl, kwok, helm
 	$(GPUPLANE) toolchain build
 
 demo: toolchain ## set up everything, bring the platform up (sim backend), play the downscaler story, verify
@@ -57,8 +57,11 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-validate: prerequisites ## rule checks: promtool check rules + promtool test rules
+validate: toolchain ## manifest, rule and dashboard checks (helm, promtool, kubectl dry-run on a sim cluster)
 	cd observability && promtool check rules rules/*.yaml && promtool test rules tests/*.yaml
+	$(GPUPLANE) observability check
+	$(GPUPLANE) render deploy-files --check
+	$(PY) -m pytest -q tests/integration/test_rules.py tests/integration/test_manifests.py tests/integration/test_observability_live.py
 
 unit: $(STAMP) ## unit tests only (fast, no cluster)
 	$(PY) -m pytest tests/unit -q

@@ -185,6 +185,15 @@ def test_toolchain_status_lists_every_component(sim_cluster: SimCluster) -> None
     assert result.code == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert sorted(rows) == sorted(
-        ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kwokctl"]
+        [
+            "etcd",
+            "helm",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubectl",
+            "kwok",
+            "kwokctl",
+        ]
     )
     assert all(row["state"] == "built" and Path(row["path"]).is_file() for row in rows.values())

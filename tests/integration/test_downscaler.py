@@ -227,7 +227,8 @@ def test_deploy_files_pass_pod_security_restricted(sim_cluster: SimCluster) -> N
     """The operator's pod, server-side dry-run into gpuplane-system, which enforces Pod
     Security "restricted": admission accepts it, and rejects a privileged variant."""
     root = Path(__file__).resolve().parents[2]
-    document = yaml.safe_load((root / "deploy/downscaler/deployment.yaml").read_text())
+    documents = yaml.safe_load_all((root / "deploy/downscaler/deployment.yaml").read_text())
+    document = next(d for d in documents if d and d["kind"] == "Deployment")
     sim_cluster.client.create(cast(Deployment, Deployment.from_dict(document)), dry_run=True)
     template = document["spec"]["template"]
     pod = {

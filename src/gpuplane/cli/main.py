@@ -18,7 +18,9 @@ from gpuplane.cli.commands import (
     doctor,
     down,
     kubeconfig,
+    observability,
     render,
+    report,
     sim,
     status,
     toolchain,
@@ -41,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_platform_file(parser, Path("platform.yaml"))
     add_backend_option(parser, default=None)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (up, down, status, kubeconfig, verify, doctor, render, sim, toolchain):
+    verb_modules = (up, down, status, kubeconfig, verify, doctor, render, report, observability)
+    for module in (*verb_modules, sim, toolchain):
         # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.
         _add_platform_file(module.register(verbs), argparse.SUPPRESS)
     return parser

@@ -49,6 +49,8 @@ class PolicyState:
     metrics_lost_since: datetime | None = None
     conditions: dict[str, dict[str, str]] = field(default_factory=dict)
     last_status: dict[str, Any] | None = None
+    # Woken targets not ready yet: name -> (monotonic time of the restore, replicas).
+    waking: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     @classmethod
     def from_status(cls, status: dict[str, Any] | None) -> PolicyState:
@@ -108,12 +110,14 @@ class PolicyEvaluator:
         state: PolicyState,
         *,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ref = ref
         self.writer = writer
         self.metrics = metrics
         self.state = state
         self.clock = clock
+        self.monotonic = monotonic
 
     async def _query_all(
         self, policy: Policy, prometheus: PrometheusClient
@@ -132,6 +136,7 @@ class PolicyEvaluator:
     ) -> list[Decision]:
         started = time.perf_counter()
         now = self.clock()
+        self._observe_woken(deployments)
         results, wake_result = await self._query_all(policy, prometheus)
         every = [*results, *([wake_result] if wake_result else [])]
         unreachable = any(result.unreachable for result in every)
@@ -188,6 +193,17 @@ class PolicyEvaluator:
         self.metrics.evaluation.observe(time.perf_counter() - started)
         return [decision for _, decision in decisions]
 
+    def _observe_woken(self, deployments: list[DeploymentSnapshot]) -> None:
+        """Wake latency: a woken target counts once its ready replicas are all back."""
+        by_name = {deployment.name: deployment for deployment in deployments}
+        for name, (since, replicas) in list(self.state.waking.items()):
+            deployment = by_name.get(name)
+            if deployment is None or deployment.replicas == 0:
+                self.state.waking.pop(name)  # gone, or scaled down again before ready
+            elif deployment.ready_replicas >= replicas:
+                self.metrics.wake_seconds.observe(self.monotonic() - since)
+                self.state.waking.pop(name)
+
     async def _act(
         self, policy: Policy, decisions: list[tuple[DeploymentSnapshot, Decision]], now: datetime
     ) -> None:
@@ -231,7 +247,10 @@ class PolicyEvaluator:
             await self.writer.scale(deployment.namespace, deployment.name, decision.restore_to)
             await self.writer.write_ledger(deployment.namespace, deployment.name, None)
             self.state.status_ledger.pop(deployment.name, None)
-            self.metrics.restores.labels(decision.reason.split(":", 1)[0].split(" ", 1)[0]).inc()
+            cause = decision.reason.split(":", 1)[0].split(" ", 1)[0]
+            self.metrics.restores.labels(cause).inc()
+            if cause == "wake":
+                self.state.waking[deployment.name] = (self.monotonic(), decision.restore_to)
         elif decision.action is Action.RELEASE:
             await self.writer.write_ledger(deployment.namespace, deployment.name, None)
             self.state.status_ledger.pop(deployment.name, None)

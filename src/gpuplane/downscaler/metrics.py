@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Label values known up front, so every series exists (at 0) from the first scrape and
+# dashboards show a flat line instead of "no data".
+VERDICTS = ("Active", "Idle", "Unknown")
+RESTORE_CAUSES = ("wake", "active", "metrics")
+
 
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -40,7 +45,18 @@ class OperatorMetrics:
             f"{prefix}_metrics_available", "1 when every Prometheus query of the policy answered",
             ["namespace", "policy"], registry=self.registry,
         )  # fmt: skip
+        self.wake_seconds = Histogram(
+            f"{prefix}_wake_seconds",
+            "From a wake restore to the Deployment's replicas ready again (seen at the next "
+            "evaluations: resolution is the policy interval)",
+            registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
+        )
         self.scaled_down = Gauge(
             f"{prefix}_scaled_down_targets", "Targets currently ScaledDown, per policy",
             ["namespace", "policy"], registry=self.registry,
         )  # fmt: skip
+        for verdict in VERDICTS:
+            self.decisions.labels(verdict)
+        for cause in RESTORE_CAUSES:
+            self.restores.labels(cause)

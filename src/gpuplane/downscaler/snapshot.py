@@ -21,6 +21,7 @@ class DeploymentSnapshot:
     created: datetime
     recorded: int | None  # the ledger annotation
     gpus_per_replica: int
+    ready_replicas: int = 0
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -50,4 +51,5 @@ def snapshot(body: dict[str, Any]) -> DeploymentSnapshot:
         created=parse_time(metadata.get("creationTimestamp")) or datetime.now(UTC),
         recorded=parse_annotation(metadata.get("annotations")),
         gpus_per_replica=gpus,
+        ready_replicas=int((body.get("status") or {}).get("readyReplicas") or 0),
     )

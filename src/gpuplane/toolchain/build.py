@@ -73,6 +73,9 @@ def ensure_built(
         if module is WrapperModule.KUBE:
             module_dir = prepare_kube_module(tools, cache, pins, pins.kubernetes)
             ldflags = kubernetes_ldflags(pins.kubernetes)
+        elif module is WrapperModule.HELM:
+            module_dir = tools / module.value
+            ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}"
         else:
             module_dir, ldflags = tools / module.value, "-s -w"
         build_group(module_dir, group, ldflags, cache, report)

@@ -15,6 +15,7 @@ class WrapperModule(StrEnum):
 
     KUBE = "kube"
     KWOK = "kwok"
+    HELM = "helm"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ def components(pins: Pins) -> tuple[Component, ...]:
         Component(
             "kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler", WrapperModule.KUBE, kube
         ),
+        # kubectl of the same release: the manifest checks' `apply --dry-run=server`.
+        Component("kubectl", "k8s.io/kubernetes/cmd/kubectl", WrapperModule.KUBE, kube),
         Component("kwok", "sigs.k8s.io/kwok/cmd/kwok", WrapperModule.KWOK, pins.kwok),
         Component("kwokctl", "sigs.k8s.io/kwok/cmd/kwokctl", WrapperModule.KWOK, pins.kwok),
+        Component("helm", "helm.sh/helm/v3/cmd/helm", WrapperModule.HELM, pins.helm),
     )

@@ -16,6 +16,7 @@ from gpuplane.errors import PrerequisiteError
 KUBERNETES_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 KWOK_MODULE = "sigs.k8s.io/kwok"
+HELM_MODULE = "helm.sh/helm/v3"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Pins:
     kubernetes: str
     etcd: str
     kwok: str
+    helm: str
 
 
 def tools_dir() -> Path:
@@ -56,10 +58,12 @@ def read_pins(tools: Path | None = None) -> Pins:
     root = tools or tools_dir()
     kube_mod = (root / "kube" / "go.mod").read_text(encoding="utf-8")
     kwok_mod = (root / "kwok" / "go.mod").read_text(encoding="utf-8")
+    helm_mod = (root / "helm" / "go.mod").read_text(encoding="utf-8")
     versions = {
         KUBERNETES_MODULE: required_version(kube_mod, KUBERNETES_MODULE),
         ETCD_MODULE: required_version(kube_mod, ETCD_MODULE),
         KWOK_MODULE: required_version(kwok_mod, KWOK_MODULE),
+        HELM_MODULE: required_version(helm_mod, HELM_MODULE),
     }
     missing = [module for module, version in versions.items() if version is None]
     if missing:
@@ -68,6 +72,7 @@ def read_pins(tools: Path | None = None) -> Pins:
         kubernetes=str(versions[KUBERNETES_MODULE]),
         etcd=str(versions[ETCD_MODULE]),
         kwok=str(versions[KWOK_MODULE]),
+        helm=str(versions[HELM_MODULE]),
     )
 
 

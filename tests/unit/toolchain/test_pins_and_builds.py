@@ -23,6 +23,7 @@ def test_pins_come_from_the_wrapper_modules() -> None:
     assert f"k8s.io/kubernetes {pins.kubernetes}" in kube_mod
     assert f"go.etcd.io/etcd/server/v3 {pins.etcd}" in kube_mod
     assert f"sigs.k8s.io/kwok {pins.kwok}" in (REPO / "tools/kwok/go.mod").read_text()
+    assert f"helm.sh/helm/v3 {pins.helm}" in (REPO / "tools/helm/go.mod").read_text()
 
 
 def test_every_staging_module_is_replaced_at_the_matching_version() -> None:

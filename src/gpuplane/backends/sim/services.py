@@ -221,3 +221,10 @@ class Services:
             )
             for name in SERVICES
         )
+
+
+def running_prometheus_url(state: SimState) -> str | None:
+    """The sim cluster's Prometheus, when it runs."""
+    services = Services(state)
+    ports = services.ports()
+    return ports.prometheus_url if ports is not None and services.running("prometheus") else None

@@ -1,0 +1,57 @@
+"""``gpuplane report --png FILE``: GPU and downscaler panels from Prometheus to a PNG."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gpuplane.cli.context import Context
+from gpuplane.cli.prometheus_choice import add_prometheus_option, prometheus_url
+from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
+from gpuplane.observability.report import fetch_panels, render_png
+
+SINCE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def register(verbs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = verbs.add_parser(
+        "report", help="render GPU and downscaler panels from Prometheus to a PNG"
+    )
+    parser.add_argument("--png", required=True, type=Path, metavar="FILE", help="PNG to write")
+    parser.add_argument(
+        "--since", default="30m", help="how far back, e.g. 90s, 15m, 2h (default 30m)"
+    )
+    add_prometheus_option(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    match = SINCE.match(args.since)
+    seconds = 0
+    if match:
+        hours, minutes, secs = (int(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise BadInputError(f"--since: {args.since!r} is not a duration like 90s, 15m or 2h")
+    if not args.png.parent.is_dir():
+        raise BadInputError(f"--png: directory {args.png.parent} does not exist")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PrerequisiteError("matplotlib is not installed: pip install 'gpuplane[report]'")
+    url = prometheus_url(args, context)
+    end = datetime.now(UTC)
+    start = end - timedelta(seconds=seconds)
+    panels = fetch_panels(url, start, end)
+    title = f"gpuplane report {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} UTC ({url})"
+    render_png(panels, args.png, title)
+    series = sum(len(panel.series) for panel in panels)
+    context.console.print(
+        f"wrote {args.png} ({args.png.stat().st_size} bytes): "
+        f"{len(panels)} panels, {series} series",
+        highlight=False,
+    )
+    return int(ExitCode.OK)

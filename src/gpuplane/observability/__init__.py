@@ -1,0 +1,1 @@
+"""Dashboards and rules as data: their PromQL checked (parsed, answered) and a PNG report."""

@@ -1,0 +1,126 @@
+"""PromQL checks with the real Prometheus: parsing by promtool, answers by a server.
+
+Parsing goes through ``promtool check rules``: each query becomes a recording rule in
+its own group, so promtool's error names the group and the group names the query.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.observability.queries import NamedQuery
+
+PROMTOOL_TIMEOUT_SECONDS = 60.0
+HTTP_TIMEOUT_SECONDS = 10.0
+GROUP_ERROR = re.compile(r'group "q(?P<index>\d+)", rule \d+, "[^"]*": (?P<message>.*)$')
+
+
+@dataclass(frozen=True)
+class QueryCheck:
+    query: NamedQuery
+    ok: bool
+    detail: str  # the parse error, the server's error, or what the answer held
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        raise PrerequisiteError(
+            "promtool is not installed: it parses every PromQL expression "
+            "(scripts/install-system-packages.sh installs Debian's prometheus)"
+        )
+    return found
+
+
+def parse_checks(queries: list[NamedQuery]) -> list[QueryCheck]:
+    """One result per query: parsed by Prometheus' own parser, or its error."""
+    groups = [
+        {"name": f"q{index}", "rules": [{"record": "gpuplane_check", "expr": query.expr}]}
+        for index, query in enumerate(queries)
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".rules.yaml", delete=False) as handle:
+        yaml.safe_dump({"groups": groups}, handle, sort_keys=False)
+        rules = Path(handle.name)
+    try:
+        result = subprocess.run(
+            [promtool(), "check", "rules", str(rules)],
+            capture_output=True,
+            text=True,
+            timeout=PROMTOOL_TIMEOUT_SECONDS,
+            check=False,
+        )
+    finally:
+        rules.unlink(missing_ok=True)
+    errors: dict[int, str] = {}
+    for line in (result.stdout + result.stderr).splitlines():
+        match = GROUP_ERROR.search(line)
+        if match:
+            errors[int(match.group("index"))] = match.group("message")
+    if result.returncode != 0 and not errors:
+        raise OperationError(f"promtool check rules failed: {result.stderr.strip()}")
+    return [
+        QueryCheck(query, index not in errors, errors.get(index, "parses"))
+        for index, query in enumerate(queries)
+    ]
+
+
+def api_get(base_url: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    """The ``data`` of a Prometheus API answer.
+
+    ValueError carries the server's own message for a query it rejects; OperationError
+    names an unreachable server. No proxy: these are loopback or port-forward addresses.
+    """
+    url = f"{base_url.rstrip('/')}{path}?" + urllib.parse.urlencode(params)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            payload = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        message = json.loads(body).get("error") if body.startswith(b"{") else None
+        raise ValueError(message or f"HTTP {error.code}") from error
+    except (urllib.error.URLError, OSError) as error:
+        raise OperationError(f"Prometheus at {base_url} is unreachable: {error}") from error
+    data: dict[str, Any] = payload.get("data") or {}
+    return data
+
+
+def instant_query(base_url: str, expr: str) -> dict[str, Any]:
+    return api_get(base_url, "/api/v1/query", {"query": expr})
+
+
+def finite_samples(data: dict[str, Any]) -> int:
+    """How many samples of an instant answer are numbers (NaN and Inf are not data)."""
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar":
+        values = [result[1]] if result else []
+    else:
+        values = [series["value"][1] for series in result or []]
+    return sum(math.isfinite(float(value)) for value in values)
+
+
+def data_checks(queries: list[NamedQuery], base_url: str) -> list[QueryCheck]:
+    """One result per query: ok when the server answers with at least one number."""
+    checks = []
+    for query in queries:
+        try:
+            samples = finite_samples(instant_query(base_url, query.expr))
+        except ValueError as error:
+            checks.append(QueryCheck(query, False, f"server error: {error}"))
+            continue
+        checks.append(QueryCheck(query, samples > 0, f"{samples} sample(s)"))
+    return checks

@@ -1,0 +1,162 @@
+"""``gpuplane report``: the main panels from Prometheus to a PNG, for hosts without Grafana.
+
+Three panels share one time axis: GPU utilisation per GPU, GPUs allocated against the
+total, and the downscaler's actions (ScaledDown targets, GPUs reclaimed, scale-downs and
+restores). The queries are the dashboards' own (observability/dashboards).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gpuplane.errors import OperationError
+from gpuplane.observability.promql import api_get
+
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+POINTS = 300  # per series: enough for a 1,600 px wide figure
+MIN_STEP_SECONDS = 2.0  # the sim backend's scrape interval
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str  # Grafana-style: "{{Hostname}} GPU {{gpu}}"
+    step_chart: bool = False  # counts that change in steps
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    title: str
+    unit: str
+    queries: tuple[Query, ...]
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    times: tuple[datetime, ...]
+    values: tuple[float, ...]
+    step_chart: bool
+
+
+@dataclass(frozen=True)
+class Panel:
+    spec: PanelSpec
+    series: tuple[Series, ...]
+
+
+PANELS = (
+    PanelSpec(
+        "GPU utilisation per GPU",
+        "%",
+        (Query("max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)", "{{Hostname}} GPU {{gpu}}"),),
+    ),
+    PanelSpec(
+        "GPU allocation",
+        "GPUs",
+        (
+            Query('count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or vector(0)', "allocated", True),
+            Query("count(DCGM_FI_DEV_GPU_UTIL)", "total", True),
+        ),
+    ),
+    PanelSpec(
+        "Downscaler actions",
+        "count",
+        (
+            Query("sum(gpuplane_downscaler_scaled_down_targets)", "targets scaled down", True),
+            Query("sum(gpuplane_downscaler_gpus_reclaimed)", "GPUs reclaimed", True),
+            Query("sum(gpuplane_downscaler_scale_downs_total)", "scale-downs (total)", True),
+            Query('sum(gpuplane_downscaler_restores_total{cause="wake"})', "wakes (total)", True),
+        ),
+    ),
+)
+
+
+def step_for(seconds: float) -> float:
+    return max(MIN_STEP_SECONDS, seconds / POINTS)
+
+
+def legend(template: str, labels: dict[str, str]) -> str:
+    return LEGEND_LABEL.sub(lambda match: labels.get(match.group(1), ""), template).strip()
+
+
+def series_of(query: Query, data: dict[str, Any]) -> list[Series]:
+    """The matrix of a range query as named series (NaN points dropped)."""
+    found = []
+    for item in data.get("result") or []:
+        points = [(float(t), float(v)) for t, v in item.get("values") or []]
+        points = [(t, v) for t, v in points if not math.isnan(v)]
+        found.append(
+            Series(
+                legend(query.legend, item.get("metric") or {}) or query.expr,
+                tuple(datetime.fromtimestamp(t, UTC) for t, _ in points),
+                tuple(v for _, v in points),
+                query.step_chart,
+            )
+        )
+    return found
+
+
+def range_query(
+    base_url: str, expr: str, start: datetime, end: datetime, step: float
+) -> dict[str, Any]:
+    params = {
+        "query": expr,
+        "start": f"{start.timestamp():.3f}",
+        "end": f"{end.timestamp():.3f}",
+        "step": f"{step:g}",
+    }
+    try:
+        return api_get(base_url, "/api/v1/query_range", params)
+    except ValueError as error:
+        raise OperationError(f"Prometheus rejected {expr!r}: {error}") from error
+
+
+def fetch_panels(base_url: str, start: datetime, end: datetime) -> list[Panel]:
+    step = step_for((end - start).total_seconds())
+    panels = []
+    for spec in PANELS:
+        series: list[Series] = []
+        for query in spec.queries:
+            series += series_of(query, range_query(base_url, query.expr, start, end, step))
+        panels.append(Panel(spec, tuple(series)))
+    return panels
+
+
+def render_png(panels: list[Panel], path: Path, title: str) -> None:
+    """Draw the panels one above the other into ``path`` (PNG, 1600 px wide)."""
+    # Imported here: matplotlib is an optional extra and slow to load, and every other
+    # verb must start without it.
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.dates as mdates  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, axes = plt.subplots(
+        len(panels), 1, figsize=(16, 3.6 * len(panels)), sharex=True, squeeze=False
+    )
+    for axis, panel in zip(axes[:, 0], panels, strict=True):
+        axis.set_title(panel.spec.title, loc="left", fontsize=12, fontweight="bold")
+        axis.set_ylabel(panel.spec.unit)
+        axis.grid(True, alpha=0.3)
+        if not panel.series:
+            axis.text(0.5, 0.5, "no data", transform=axis.transAxes, ha="center", color="grey")
+        for series in panel.series:
+            if series.step_chart:
+                axis.step(series.times, series.values, where="post", label=series.name)
+            else:
+                axis.plot(series.times, series.values, label=series.name)
+        if panel.series:
+            axis.legend(loc="upper left", fontsize=9, ncols=min(4, len(panel.series)))
+    axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
+    axes[-1, 0].set_xlabel("time (UTC)")
+    figure.suptitle(title, fontsize=14)
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)

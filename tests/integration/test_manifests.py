@@ -1,0 +1,186 @@
+"""The charts and every manifest under gitops/ and apps/, for real: helm (built from its
+Go module) renders and lints the charts, deploy/downscaler matches the chart, and
+kubectl applies everything with --dry-run=server to the sim cluster, with Argo CD's and
+the Prometheus operator's CRDs installed from the pinned upstream modules (tools/crds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gpuplane.toolchain import tools_dir
+from gpuplane.toolchain.crds import upstream_crd_files
+from tests.integration.conftest import REPO, SimCluster
+from tests.integration.manifest_kit import binary, helm_template, kubectl, run
+
+RESTRICTED_NAMESPACES = ("gpuplane-system", "ml", "infra", "apps", "gpu-workloads")
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
+def manifest_files() -> list[Path]:
+    """Every Kubernetes manifest of gitops/ and apps/ (Helm values files are not)."""
+    found = []
+    for root in ("gitops", "apps"):
+        for path in sorted((REPO / root).rglob("*.yaml")):
+            if "values" not in path.name:
+                found.append(path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def with_crds(sim_cluster: SimCluster) -> SimCluster:
+    """Upstream CRDs installed (server-side: Argo CD's Application schema is too large
+    for client-side apply's annotation) and the namespaces the manifests target created."""
+    for crd in upstream_crd_files(tools_dir()):
+        applied = kubectl(
+            sim_cluster.env, sim_cluster.kubeconfig, "apply", "--server-side", "-f", str(crd)
+        )
+        assert applied.returncode == 0, applied.stderr
+    established = kubectl(
+        sim_cluster.env, sim_cluster.kubeconfig, "wait", "--for=condition=Established",
+        "--timeout=60s", "crd/applications.argoproj.io", "crd/appprojects.argoproj.io",
+        "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com",
+    )  # fmt: skip
+    assert established.returncode == 0, established.stderr
+    # Created for real: a dry-run cannot place objects in a namespace it only pretends
+    # to create, and pod admission looks the RuntimeClass up. Every Namespace and
+    # RuntimeClass the manifests declare, and argocd (Argo CD's install makes it).
+    namespaces = [
+        document
+        for path in manifest_files()
+        for document in documents(path.read_text())
+        if document["kind"] in ("Namespace", "RuntimeClass")
+    ]
+    namespaces.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
+    created = kubectl(
+        sim_cluster.env, sim_cluster.kubeconfig, "apply", "-f", "-",
+        stdin=yaml.safe_dump_all(namespaces),
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return sim_cluster
+
+
+def test_charts_lint_and_deploy_files_come_from_the_chart(sim_cluster: SimCluster) -> None:
+    helm = str(binary("helm", sim_cluster.env))
+    for chart in ("charts/downscaler", "observability"):
+        linted = run([helm, "lint", "--strict", str(REPO / chart)])
+        assert linted.returncode == 0, linted.stdout + linted.stderr
+    check = sim_cluster.cli("render", "deploy-files", "--check")
+    assert check.code == 0, check.stderr
+    assert "up to date" in check.stdout
+
+
+def test_downscaler_chart_renders_the_contract(sim_cluster: SimCluster) -> None:
+    rendered = documents(
+        helm_template(
+            sim_cluster.env, "charts/downscaler", "gpuplane-system", "serviceMonitor.enabled=true"
+        )
+    )
+    kinds = {document["kind"] for document in rendered}
+    assert {"Deployment", "ServiceAccount", "ClusterRole", "Role", "ServiceMonitor"} <= kinds
+    assert "CustomResourceDefinition" not in kinds  # crds/ is Helm's own, not a template
+    deployment = next(d for d in rendered if d["kind"] == "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/infra": "true"}
+    assert [t["key"] for t in pod["tolerations"]] == ["node-role.kubernetes.io/infra"]
+    container = pod["containers"][0]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    health_port = next(p for p in container["ports"] if p["name"] == "health")
+    assert f"--health-address=0.0.0.0:{health_port['containerPort']}" in container["args"]
+    verbs = {
+        verb
+        for document in rendered
+        if document["kind"] in ("ClusterRole", "Role")
+        for rule in document["rules"]
+        for verb in rule["verbs"]
+    }
+    assert not verbs & {"delete", "deletecollection", "*", "escalate", "bind", "impersonate"}
+
+
+def test_every_manifest_passes_server_side_dry_run(with_crds: SimCluster) -> None:
+    env, kubeconfig = with_crds.env, with_crds.kubeconfig
+    rendered = {
+        "charts/downscaler": helm_template(
+            env, "charts/downscaler", "gpuplane-system", "serviceMonitor.enabled=true"
+        ),
+        "observability": helm_template(env, "observability", "monitoring"),
+    }
+    for name, text in rendered.items():
+        result = kubectl(env, kubeconfig, "apply", "--dry-run=server", "-f", "-", stdin=text)
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        assert "would violate PodSecurity" not in result.stderr, f"{name}: {result.stderr}"
+    files = manifest_files()
+    assert len(files) >= 15
+    for path in files:
+        result = kubectl(env, kubeconfig, "apply", "--dry-run=server", "-f", str(path))
+        assert result.returncode == 0, f"{path.relative_to(REPO)}: {result.stderr}"
+        restricted = any(f"namespace: {ns}" in path.read_text() for ns in RESTRICTED_NAMESPACES)
+        if restricted:
+            assert "would violate PodSecurity" not in result.stderr, result.stderr
+
+
+def test_the_crds_reject_a_broken_application(with_crds: SimCluster) -> None:
+    """The dry-run above can fail: an Application without a destination is refused."""
+    application = yaml.safe_load((REPO / "gitops/apps/demo.yaml").read_text())
+    del application["spec"]["destination"]
+    result = kubectl(
+        with_crds.env, with_crds.kubeconfig, "apply", "--dry-run=server", "-f", "-",
+        stdin=yaml.safe_dump(application),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "spec.destination" in result.stderr
+
+
+def test_gitops_structure(with_crds: SimCluster) -> None:
+    """Every Application: project platform, a sync wave, pinned revisions; namespaces and
+    CRDs sync first; Deployments a DownscalePolicy manages ignore /spec/replicas."""
+    applications = [
+        document
+        for path in sorted((REPO / "gitops").rglob("*.yaml"))
+        if "values" not in path.name
+        for document in documents(path.read_text())
+        if document["kind"] == "Application"
+    ]
+    waves = {}
+    for application in applications:
+        spec = application["spec"]
+        assert spec["project"] == "platform", application["metadata"]["name"]
+        sources = [spec["source"]] if "source" in spec else spec["sources"]
+        for source in sources:
+            revision = str(source["targetRevision"])
+            assert revision not in ("HEAD", "main", "master", "*", "latest"), revision
+        annotations = application["metadata"].get("annotations") or {}
+        if application["metadata"]["name"] != "platform-root":
+            waves[application["metadata"]["name"]] = int(
+                annotations["argocd.argoproj.io/sync-wave"]
+            )
+    first = min(waves.values())
+    assert waves["namespaces"] == first
+    assert waves["platform-crds"] < min(
+        w for n, w in waves.items() if n not in ("namespaces", "platform-crds")
+    )
+    managed = {
+        document["metadata"]["namespace"]
+        for path in (REPO / "apps").rglob("*.yaml")
+        for document in documents(path.read_text())
+        if document["kind"] == "DownscalePolicy"
+    }
+    for application in applications:
+        if application["spec"]["destination"].get("namespace") in managed:
+            ignored = application["spec"].get("ignoreDifferences") or []
+            assert {
+                "group": "apps",
+                "kind": "Deployment",
+                "jsonPointers": ["/spec/replicas"],
+            } in ignored
+            assert (
+                "RespectIgnoreDifferences=true" in application["spec"]["syncPolicy"]["syncOptions"]
+            )

@@ -1,0 +1,106 @@
+"""Dashboards and the PNG report against a running sim platform with traffic: a GPU
+Deployment busy, idle, scaled to zero, woken and ready again; then every dashboard query
+answers with data, and ``gpuplane report`` draws a valid PNG from the same Prometheus."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from gpuplane.observability.promql import finite_samples, instant_query
+from tests.integration.conftest import SimCluster
+from tests.integration.downscaler_kit import (
+    deployment,
+    gpu_signal,
+    policy,
+    replicas,
+    services,
+    set_traffic,
+    wait_for,
+)
+
+CLUSTER = "gpuplane-it"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def story(sim_cluster: SimCluster, ns: str) -> str:
+    """The downscaler's whole cycle once, on a GPU Deployment; returns Prometheus' URL."""
+    client = sim_cluster.client
+    client.create(deployment(ns, "llm", 1, gpus=1))
+    set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 3)
+    requests = policy(ns).to_dict()["spec"]["signals"][0]
+    client.create(policy(ns, signals=[requests, gpu_signal(ns)]))
+    set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 0)
+    wait_for("scale to zero", lambda: replicas(client, ns, "llm") == 0, timeout=90)
+    set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 3)
+    wait_for("wake restore", lambda: replicas(client, ns, "llm") == 1, timeout=30)
+    ports = services(sim_cluster.env, CLUSTER).ports()
+    assert ports is not None
+    url = ports.prometheus_url
+    wait_for(
+        "wake latency scraped",
+        lambda: finite_samples(
+            instant_query(url, "sum(gpuplane_downscaler_wake_seconds_count) > 0")
+        ),
+        timeout=30,
+    )
+    # The pod holds the GPU again and its utilisation series carries it.
+    wait_for(
+        "GPU held by the woken pod",
+        lambda: finite_samples(instant_query(url, f'DCGM_FI_DEV_GPU_UTIL{{namespace="{ns}"}} > 0')),
+        timeout=30,
+    )
+    return url
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, after checking its CRC."""
+    assert data[:8] == PNG_SIGNATURE
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    body = data[16:29]
+    (crc,) = struct.unpack(">I", data[29:33])
+    assert zlib.crc32(kind + body) == crc
+    width, height = struct.unpack(">II", body[:8])
+    return width, height
+
+
+def test_every_dashboard_query_returns_data(sim_cluster: SimCluster, story: str) -> None:
+    result = sim_cluster.cli("observability", "check", "--live", "-o", "json")
+    rows = json.loads(result.stdout)
+    failed = [row for row in rows if not row["ok"]]
+    assert result.code == 0 and not failed, json.dumps(failed, indent=2)
+    data = [row for row in rows if row["check"] == "data"]
+    panels = {row["where"] for row in data}
+    assert {row["source"] for row in data} == {"gpu.json", "downscaler.json"}
+    assert any("Wake latency" in where for where in panels)
+    assert any("GPU utilisation per pod" in where for where in panels)
+    assert all(row["check"] == "parse" for row in rows if row["source"].endswith(".yaml"))
+
+
+def test_report_png_from_the_running_platform(
+    sim_cluster: SimCluster, story: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "report.png"
+    result = sim_cluster.cli("report", "--png", str(target), "--since", "5m")
+    assert result.code == 0, result.stderr
+    data = target.read_bytes()
+    assert png_size(data) == (1600, 1080)  # 16 x 10.8 inches at 100 dpi: three panels
+    assert len(data) > 30_000, len(data)  # lines, legends and text, not a blank canvas
+    assert "3 panels" in result.stdout
+    series = int(result.stdout.split("panels, ")[1].split(" series")[0])
+    assert series >= 7  # GPUs, allocation x2, downscaler x4
+
+
+def test_report_names_an_unreachable_prometheus(sim_cluster: SimCluster, tmp_path: Path) -> None:
+    result = sim_cluster.cli(
+        "report", "--png", str(tmp_path / "r.png"), "--prometheus", "http://127.0.0.1:9"
+    )
+    assert result.code == 1
+    assert "127.0.0.1:9" in result.stderr and "unreachable" in result.stderr
+    assert not (tmp_path / "r.png").exists()
