@@ -27,6 +27,7 @@ class Query:
     expr: str
     legend: str  # Grafana-style: "{{Hostname}} GPU {{gpu}}"
     step_chart: bool = False  # counts that change in steps
+    events: bool = False  # a counter: drawn as a marker wherever it went up
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class PanelSpec:
     title: str
     unit: str
     queries: tuple[Query, ...]
+    y_max: float | None = None  # a fixed top (percentages); None: from the data
+    whole_numbers: bool = False  # counts of GPUs and targets: no 0.2-GPU ticks
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,15 @@ class Series:
     times: tuple[datetime, ...]
     values: tuple[float, ...]
     step_chart: bool
+    events: bool = False
+
+    def increases(self) -> tuple[datetime, ...]:
+        """When a counter series went up (the first point has nothing to compare with)."""
+        return tuple(
+            self.times[index]
+            for index in range(1, len(self.values))
+            if self.values[index] > self.values[index - 1]
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,7 @@ PANELS = (
         "GPU utilisation per GPU",
         "%",
         (Query("max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)", "{{Hostname}} GPU {{gpu}}"),),
+        y_max=100,
     ),
     PanelSpec(
         "GPU allocation",
@@ -63,6 +76,7 @@ PANELS = (
             Query('count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or vector(0)', "allocated", True),
             Query("count(DCGM_FI_DEV_GPU_UTIL)", "total", True),
         ),
+        whole_numbers=True,
     ),
     PanelSpec(
         "Downscaler actions",
@@ -70,9 +84,10 @@ PANELS = (
         (
             Query("sum(gpuplane_downscaler_scaled_down_targets)", "targets scaled down", True),
             Query("sum(gpuplane_downscaler_gpus_reclaimed)", "GPUs reclaimed", True),
-            Query("sum(gpuplane_downscaler_scale_downs_total)", "scale-downs (total)", True),
-            Query('sum(gpuplane_downscaler_restores_total{cause="wake"})', "wakes (total)", True),
+            Query("sum(gpuplane_downscaler_scale_downs_total)", "scale-down", events=True),
+            Query("sum(gpuplane_downscaler_restores_total)", "restore", events=True),
         ),
+        whole_numbers=True,
     ),
 )
 
@@ -97,6 +112,7 @@ def series_of(query: Query, data: dict[str, Any]) -> list[Series]:
                 tuple(datetime.fromtimestamp(t, UTC) for t, _ in points),
                 tuple(v for _, v in points),
                 query.step_chart,
+                query.events,
             )
         )
     return found
@@ -137,6 +153,7 @@ def render_png(panels: list[Panel], path: Path, title: str) -> None:
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.dates as mdates  # noqa: PLC0415
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     figure, axes = plt.subplots(
         len(panels), 1, figsize=(16, 3.6 * len(panels)), sharex=True, squeeze=False
@@ -147,11 +164,27 @@ def render_png(panels: list[Panel], path: Path, title: str) -> None:
         axis.grid(True, alpha=0.3)
         if not panel.series:
             axis.text(0.5, 0.5, "no data", transform=axis.transAxes, ha="center", color="grey")
-        for series in panel.series:
+        lines = [series for series in panel.series if not series.events]
+        top = max((max(series.values, default=0) for series in lines), default=0)
+        for index, series in enumerate(lines):
+            # Equal values (1 target holding 1 GPU) must stay distinguishable.
+            style = {"label": series.name, "linestyle": ("-", "--", ":")[index % 3]}
             if series.step_chart:
-                axis.step(series.times, series.values, where="post", label=series.name)
+                axis.step(series.times, series.values, where="post", **style)
             else:
-                axis.plot(series.times, series.values, label=series.name)
+                axis.plot(series.times, series.values, **style)
+        for marker, series in zip("v^os", (s for s in panel.series if s.events), strict=False):
+            moments = series.increases()
+            # Markers ride just above the lines, one row per kind of event.
+            height = [top * 1.1 + 0.2 + 0.15 * "v^os".index(marker)] * len(moments)
+            axis.scatter(moments, height, marker=marker, s=90, label=series.name, zorder=3)
+        if panel.spec.y_max is not None:
+            axis.set_ylim(0, panel.spec.y_max)
+        else:
+            # Headroom: a line at its maximum must not vanish into the frame.
+            axis.set_ylim(0, top * 1.1 + 0.2 + 0.15 * 4)
+        if panel.spec.whole_numbers:
+            axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         if panel.series:
             axis.legend(loc="upper left", fontsize=9, ncols=min(4, len(panel.series)))
     axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]

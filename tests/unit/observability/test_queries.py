@@ -12,7 +12,7 @@ import pytest
 from gpuplane.errors import BadInputError
 from gpuplane.observability.promql import finite_samples
 from gpuplane.observability.queries import all_queries, concrete, dashboard_queries
-from gpuplane.observability.report import PANELS, Query, legend, series_of, step_for
+from gpuplane.observability.report import PANELS, Query, Series, legend, series_of, step_for
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -93,3 +93,10 @@ def test_report_series_and_legends() -> None:
     assert step_for(60) == 2.0  # never finer than a scrape
     assert step_for(3000) == 10.0  # 300 points
     assert len(PANELS) == 3
+
+
+def test_counter_increases_become_event_moments() -> None:
+    times = tuple(datetime.fromtimestamp(t, UTC) for t in (0, 2, 4, 6, 8))
+    counter = Series("scale-down", times, (3.0, 3.0, 4.0, 4.0, 6.0), True, events=True)
+    assert counter.increases() == (times[2], times[4])
+    assert Series("none", (), (), True, events=True).increases() == ()
