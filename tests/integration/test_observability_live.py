@@ -81,6 +81,9 @@ def test_every_dashboard_query_returns_data(sim_cluster: SimCluster, story: str)
     assert any("Wake latency" in where for where in panels)
     assert any("GPU utilisation per pod" in where for where in panels)
     assert all(row["check"] == "parse" for row in rows if row["source"].endswith(".yaml"))
+    # The sim's Prometheus evaluates observability/rules too: its recording rules answer.
+    for record in ("gpuplane:scaled_down_targets:sum", "gpuplane:gpus_reclaimed:sum"):
+        assert finite_samples(instant_query(story, record)) == 1, record
 
 
 def test_report_png_from_the_running_platform(

@@ -22,6 +22,7 @@ from gpuplane.backends.base import ComponentStatus
 from gpuplane.backends.sim.processes import pid_alive, stop_leftovers
 from gpuplane.backends.sim.state import SimState
 from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.toolchain import repo_root
 
 SERVICES = ("prometheus", "traffic", "downscaler")
 SCRAPE_INTERVAL = "2s"
@@ -49,12 +50,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def prometheus_config(ports: Ports) -> dict[str, object]:
+def prometheus_config(ports: Ports, rule_files: list[str]) -> dict[str, object]:
+    """Scrape the sim's exporters every 2 s and evaluate the platform's own rules."""
+
     def job(name: str, port: int) -> dict[str, object]:
         return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
 
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+        "rule_files": rule_files,
         "scrape_configs": [
             job("traffic", ports.traffic),
             job("downscaler", ports.downscaler_metrics),
@@ -127,7 +131,8 @@ class Services:
         started = []
         if not self.running("prometheus"):
             config = self.directory / "prometheus.yml"
-            config.write_text(yaml.safe_dump(prometheus_config(ports)))
+            rules = sorted(str(p) for p in (repo_root() / "observability" / "rules").glob("*.yaml"))
+            config.write_text(yaml.safe_dump(prometheus_config(ports, rules)))
             self._spawn(
                 "prometheus",
                 [
