@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Terraform flow for platform.yaml's backend: `scripts/infra.sh up|down`.
+# The Terraform flow for platform.yaml's backend: `scripts/infra.sh up|down`, with the
+# host's terraform (or tofu), or OpenTofu built from its Go module when it has neither.
 # infra/cluster (terraform_data -> gpuplane up/down) needs no provider and runs offline.
 # infra/platform needs the hashicorp/kubernetes provider (>= 2.23): taken from
 # GPUPLANE_TF_MIRROR (a filesystem mirror) when set, else from Terraform's registry for
@@ -7,9 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:?usage: scripts/infra.sh up|down}
-tf=$(command -v terraform || command -v tofu || true)
-[ -n "$tf" ] || { echo "missing prerequisite: terraform or tofu" >&2; exit 3; }
 root=$(pwd)
+# terraform or tofu from PATH, else OpenTofu built from tools/tofu (cached like the rest).
+tf=$("$root/.venv/bin/gpuplane" toolchain terraform) || exit $?
 vars=(-var "platform_file=$root/platform.yaml" -var "gpuplane_bin=$root/.venv/bin/gpuplane")
 
 cli_config=$(mktemp)

@@ -1,4 +1,6 @@
-"""Terraform, for real, on this machine: ``terraform fmt -check`` of both modules;
+"""Terraform, for real, on this machine, twice: with the host's terraform (or tofu) and
+with OpenTofu built from its Go module (tools/tofu), the binary hosts without terraform
+get. Each: ``fmt -check`` of both modules;
 ``init`` (offline: infra/cluster needs no provider) and ``validate`` of infra/cluster;
 ``apply`` with the sim backend, then ``gpuplane verify`` passes on its kubeconfig
 output; a second plan shows no changes; ``destroy`` leaves no process, port or state.
@@ -20,20 +22,33 @@ import pytest
 
 from gpuplane.backends.sim.processes import running_pids
 from gpuplane.backends.sim.state import SimState
+from gpuplane.toolchain import read_pins
 from tests.integration.conftest import REPO, run_cli, write_platform
 
 pytestmark = pytest.mark.integration
 
 
-def terraform_binary() -> str:
-    found = shutil.which("terraform") or shutil.which("tofu")
-    assert found, "terraform (or tofu) is a prerequisite of the Terraform tests"
-    return found
+@pytest.fixture(scope="module", params=["host", "opentofu"])
+def binary(request: pytest.FixtureRequest) -> str:
+    """What ``gpuplane toolchain terraform`` chooses, or the OpenTofu built here."""
+    flags = ["--opentofu"] if request.param == "opentofu" else []
+    chosen = run_cli(["toolchain", "terraform", *flags], dict(os.environ))
+    assert chosen.code == 0, chosen.stderr
+    path = chosen.stdout.strip()
+    version = subprocess.run(
+        [path, "version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert version.returncode == 0, version.stderr
+    if request.param == "opentofu":
+        assert f"OpenTofu {read_pins().tofu}\n" in version.stdout, version.stdout
+    return path
 
 
-def terraform(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def terraform(
+    binary: str, args: list[str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [terraform_binary(), *args],
+        [binary, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -55,13 +70,13 @@ def tf_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_modules_are_formatted(tf_env: dict[str, str]) -> None:
-    result = terraform(["fmt", "-check", "-recursive", "-diff", "infra"], REPO, tf_env)
+def test_modules_are_formatted(binary: str, tf_env: dict[str, str]) -> None:
+    result = terraform(binary, ["fmt", "-check", "-recursive", "-diff", "infra"], REPO, tf_env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_cluster_module_applies_verifies_and_destroys(
-    tmp_path: Path, tf_env: dict[str, str]
+    binary: str, tmp_path: Path, tf_env: dict[str, str]
 ) -> None:
     module = tmp_path / "cluster"
     shutil.copytree(REPO / "infra" / "cluster", module)
@@ -72,16 +87,19 @@ def test_cluster_module_applies_verifies_and_destroys(
         f"-var=gpuplane_bin={REPO / '.venv' / 'bin' / 'gpuplane'}",
         f"-var=state_dir={state}",
     ]
-    init = terraform(["init", "-input=false", "-no-color"], module, tf_env)
+    init = terraform(binary, ["init", "-input=false", "-no-color"], module, tf_env)
     assert init.returncode == 0, init.stderr
-    validate = terraform(["validate", "-no-color"], module, tf_env)
+    validate = terraform(binary, ["validate", "-no-color"], module, tf_env)
     assert validate.returncode == 0, validate.stderr
     try:
         apply = terraform(
-            ["apply", "-auto-approve", "-input=false", "-no-color", *variables], module, tf_env
+            binary,
+            ["apply", "-auto-approve", "-input=false", "-no-color", *variables],
+            module,
+            tf_env,
         )
         assert apply.returncode == 0, apply.stdout + apply.stderr
-        outputs = json.loads(terraform(["output", "-json"], module, tf_env).stdout)
+        outputs = json.loads(terraform(binary, ["output", "-json"], module, tf_env).stdout)
         kubeconfig = Path(outputs["kubeconfig_path"]["value"])
         assert kubeconfig.is_file() and (kubeconfig.stat().st_mode & 0o777) == 0o600
         assert outputs["node_roles"]["value"]["agent-2"] == "gpu"
@@ -93,12 +111,18 @@ def test_cluster_module_applies_verifies_and_destroys(
         assert verify.code == 0, verify.stdout + verify.stderr
 
         plan = terraform(
-            ["plan", "-detailed-exitcode", "-input=false", "-no-color", *variables], module, tf_env
+            binary,
+            ["plan", "-detailed-exitcode", "-input=false", "-no-color", *variables],
+            module,
+            tf_env,
         )
         assert plan.returncode == 0, "a second plan must show no changes:\n" + plan.stdout
     finally:
         destroy = terraform(
-            ["destroy", "-auto-approve", "-input=false", "-no-color", *variables], module, tf_env
+            binary,
+            ["destroy", "-auto-approve", "-input=false", "-no-color", *variables],
+            module,
+            tf_env,
         )
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
     sim = SimState(state, "gpuplane-tf")

@@ -61,10 +61,18 @@ def go_output_name(package: str) -> str:
 
 
 def ensure_built(
-    tools: Path, cache: Path, pins: Pins, report: ProgressFn | None = None
+    tools: Path,
+    cache: Path,
+    pins: Pins,
+    report: ProgressFn | None = None,
+    *,
+    optional: tuple[str, ...] = (),
 ) -> dict[str, Path]:
-    """Every component's binary path, building the ones the cache lacks."""
-    wanted = components(pins)
+    """Every component's binary path, building the ones the cache lacks.
+
+    Optional components are built only when named in ``optional``.
+    """
+    wanted = [c for c in components(pins) if not c.optional or c.name in optional]
     missing = [component for component in wanted if not component.is_built(cache)]
     for module in WrapperModule:
         group = [component for component in missing if component.module is module]
@@ -76,6 +84,11 @@ def ensure_built(
         elif module is WrapperModule.HELM:
             module_dir = tools / module.value
             ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}"
+        elif module is WrapperModule.TOFU:
+            # The version comes from OpenTofu's embedded VERSION file; "dev=no" drops
+            # the "-dev" suffix a plain `go build` reports.
+            module_dir = tools / module.value
+            ldflags = "-s -w -X github.com/opentofu/opentofu/version.dev=no"
         else:
             module_dir, ldflags = tools / module.value, "-s -w"
         build_group(module_dir, group, ldflags, cache, report)

@@ -16,6 +16,7 @@ class WrapperModule(StrEnum):
     KUBE = "kube"
     KWOK = "kwok"
     HELM = "helm"
+    TOFU = "tofu"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Component:
     package: str
     module: WrapperModule
     version: str
+    # Built only on demand: OpenTofu, for hosts without a terraform binary.
+    optional: bool = False
 
     def path(self, cache: Path) -> Path:
         return cache / "bin" / f"{self.name}-{self.version}" / self.name
@@ -66,4 +69,11 @@ def components(pins: Pins) -> tuple[Component, ...]:
         Component("kwok", "sigs.k8s.io/kwok/cmd/kwok", WrapperModule.KWOK, pins.kwok),
         Component("kwokctl", "sigs.k8s.io/kwok/cmd/kwokctl", WrapperModule.KWOK, pins.kwok),
         Component("helm", "helm.sh/helm/v3/cmd/helm", WrapperModule.HELM, pins.helm),
+        Component(
+            "tofu",
+            "github.com/opentofu/opentofu/cmd/tofu",
+            WrapperModule.TOFU,
+            pins.tofu,
+            optional=True,
+        ),
     )

@@ -17,6 +17,7 @@ KUBERNETES_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 KWOK_MODULE = "sigs.k8s.io/kwok"
 HELM_MODULE = "helm.sh/helm/v3"
+TOFU_MODULE = "github.com/opentofu/opentofu"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Pins:
     etcd: str
     kwok: str
     helm: str
+    tofu: str
 
 
 def tools_dir() -> Path:
@@ -59,11 +61,13 @@ def read_pins(tools: Path | None = None) -> Pins:
     kube_mod = (root / "kube" / "go.mod").read_text(encoding="utf-8")
     kwok_mod = (root / "kwok" / "go.mod").read_text(encoding="utf-8")
     helm_mod = (root / "helm" / "go.mod").read_text(encoding="utf-8")
+    tofu_mod = (root / "tofu" / "go.mod").read_text(encoding="utf-8")
     versions = {
         KUBERNETES_MODULE: required_version(kube_mod, KUBERNETES_MODULE),
         ETCD_MODULE: required_version(kube_mod, ETCD_MODULE),
         KWOK_MODULE: required_version(kwok_mod, KWOK_MODULE),
         HELM_MODULE: required_version(helm_mod, HELM_MODULE),
+        TOFU_MODULE: required_version(tofu_mod, TOFU_MODULE),
     }
     missing = [module for module, version in versions.items() if version is None]
     if missing:
@@ -73,6 +77,7 @@ def read_pins(tools: Path | None = None) -> Pins:
         etcd=str(versions[ETCD_MODULE]),
         kwok=str(versions[KWOK_MODULE]),
         helm=str(versions[HELM_MODULE]),
+        tofu=str(versions[TOFU_MODULE]),
     )
 
 

@@ -13,6 +13,7 @@ from gpuplane.toolchain.build import go_output_name, kubernetes_ldflags
 from gpuplane.toolchain.gocmd import parse_go_version
 from gpuplane.toolchain.modules import staging_modules
 from gpuplane.toolchain.pins import required_version, staging_version
+from gpuplane.toolchain.terraform import on_path, terraform_binary
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -93,3 +94,23 @@ def test_cache_dir_and_component_paths(tmp_path: Path) -> None:
     apiserver.path(tmp_path).chmod(0o755)
     assert apiserver.is_built(tmp_path)
     assert by_name["etcd"].version == pins.etcd
+
+
+def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
+    pins = read_pins(REPO / "tools")
+    assert f"github.com/opentofu/opentofu {pins.tofu}" in (REPO / "tools/tofu/go.mod").read_text()
+    both = {"terraform": "/usr/bin/terraform", "tofu": "/usr/bin/tofu"}
+    assert on_path(both.get) == Path("/usr/bin/terraform")
+    assert on_path({"tofu": "/usr/bin/tofu"}.get) == Path("/usr/bin/tofu")
+    assert on_path({}.get) is None
+    # Neither on PATH: the cached OpenTofu (present here, so nothing is built).
+    tofu = next(c for c in components(pins) if c.name == "tofu")
+    assert tofu.optional and not any(c.optional for c in components(pins) if c.name != "tofu")
+    tofu.path(tmp_path).parent.mkdir(parents=True)
+    tofu.path(tmp_path).write_text("#!/bin/sh\n")
+    tofu.path(tmp_path).chmod(0o755)
+    chosen = terraform_binary(REPO / "tools", tmp_path, pins, which={}.get)
+    assert chosen == tofu.path(tmp_path)
+    assert terraform_binary(REPO / "tools", tmp_path, pins, which=both.get) == Path(
+        "/usr/bin/terraform"
+    )

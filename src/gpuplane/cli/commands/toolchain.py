@@ -1,9 +1,14 @@
-"""``gpuplane toolchain status|build``: the upstream binaries and their cache."""
+"""``gpuplane toolchain status|build|terraform``: the upstream binaries and their cache.
+
+``terraform`` prints the Terraform-compatible binary to run (terraform or tofu on PATH,
+else OpenTofu built from tools/tofu); ``--opentofu`` insists on the built OpenTofu.
+"""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -14,6 +19,7 @@ from gpuplane.cli.render import print_json
 from gpuplane.errors import ExitCode
 from gpuplane.toolchain import (
     BuildProgress,
+    Component,
     cache_dir,
     components,
     ensure_built,
@@ -21,6 +27,7 @@ from gpuplane.toolchain import (
     read_pins,
     tools_dir,
 )
+from gpuplane.toolchain.terraform import on_path, terraform_binary
 
 
 @dataclass(frozen=True)
@@ -31,11 +38,20 @@ class ComponentRow:
     state: str
 
 
+def _state(component: Component, cache: Path) -> str:
+    if component.is_built(cache):
+        return "built"
+    return "optional" if component.optional else "missing"
+
+
 def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser(
         "toolchain", help="upstream binaries: status or build"
     )
-    parser.add_argument("action", choices=["status", "build"])
+    parser.add_argument("action", choices=["status", "build", "terraform"])
+    parser.add_argument(
+        "--opentofu", action="store_true", help="terraform: the OpenTofu built here, not PATH's"
+    )
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     parser.set_defaults(run=run)
     return parser
@@ -45,20 +61,23 @@ def run(args: argparse.Namespace, context: Context) -> int:
     platform = load(args)
     tools, cache = tools_dir(), cache_dir(context.env)
     pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-    if args.action == "build":
-        reporter = context.reporter()
-        reporter.step(f"building the toolchain into {cache} (cold: several minutes)")
+    reporter = context.reporter()
 
-        def report(progress: BuildProgress) -> None:
-            reporter.progress(
-                "go build " + ", ".join(progress.binaries), progress.compiled, progress.total
-            )
-
-        ensure_built(tools, cache, pins, report)
-    rows = [
-        ComponentRow(
-            c.name, c.version, str(c.path(cache)), "built" if c.is_built(cache) else "missing"
+    def report(progress: BuildProgress) -> None:
+        reporter.progress(
+            "go build " + ", ".join(progress.binaries), progress.compiled, progress.total
         )
+
+    if args.action == "terraform":
+        binary = terraform_binary(tools, cache, pins, report, prefer_built=args.opentofu)
+        context.stdout.write(f"{binary}\n")
+        return int(ExitCode.OK)
+    if args.action == "build":
+        reporter.step(f"building the toolchain into {cache} (cold: several minutes)")
+        # OpenTofu only where the host has no terraform (or tofu) of its own.
+        ensure_built(tools, cache, pins, report, optional=() if on_path() else ("tofu",))
+    rows = [
+        ComponentRow(c.name, c.version, str(c.path(cache)), _state(c, cache))
         for c in components(pins)
     ]
     if args.output == "json":
