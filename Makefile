@@ -31,10 +31,11 @@ venv: $(STAMP) ## create .venv with gpuplane and the dev tools
 toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kubectl, kwok, helm
 	$(GPUPLANE) toolchain build
 
-demo: toolchain ## set up everything, bring the platform up (sim backend), play the downscaler story, verify
+demo: toolchain ## set up everything, bring the platform up (sim backend), play the downscaler story, verify, draw demo-report.png
 	$(GPUPLANE) up
 	$(GPUPLANE) sim demo
 	$(GPUPLANE) verify
+	$(GPUPLANE) report --png demo-report.png --since 2m
 
 up: toolchain ## bring the platform of platform.yaml up
 	$(GPUPLANE) up

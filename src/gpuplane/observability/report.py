@@ -18,6 +18,7 @@ from gpuplane.errors import OperationError
 from gpuplane.observability.promql import api_get
 
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+ALLOCATED = 'count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or (count(DCGM_FI_DEV_GPU_UTIL) * 0)'
 POINTS = 300  # per series: enough for a 1,600 px wide figure
 MIN_STEP_SECONDS = 2.0  # the sim backend's scrape interval
 
@@ -73,7 +74,8 @@ PANELS = (
         "GPU allocation",
         "GPUs",
         (
-            Query('count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or vector(0)', "allocated", True),
+            # 0 only while GPUs report at all: no line before the cluster existed.
+            Query(ALLOCATED, "allocated", True),
             Query("count(DCGM_FI_DEV_GPU_UTIL)", "total", True),
         ),
         whole_numbers=True,
@@ -187,6 +189,12 @@ def render_png(panels: list[Panel], path: Path, title: str) -> None:
             axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         if panel.series:
             axis.legend(loc="upper left", fontsize=9, ncols=min(4, len(panel.series)))
+    # From the first sample on: a window reaching back before the cluster stays readable.
+    first = min(
+        (series.times[0] for p in panels for series in p.series if series.times), default=None
+    )
+    if first is not None:
+        axes[-1, 0].set_xlim(left=first)
     axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
     axes[-1, 0].set_xlabel("time (UTC)")
     figure.suptitle(title, fontsize=14)
