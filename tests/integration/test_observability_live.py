@@ -107,3 +107,13 @@ def test_report_names_an_unreachable_prometheus(sim_cluster: SimCluster, tmp_pat
     assert result.code == 1
     assert "127.0.0.1:9" in result.stderr and "unreachable" in result.stderr
     assert not (tmp_path / "r.png").exists()
+
+
+def test_report_rejects_bad_input_by_name(sim_cluster: SimCluster, tmp_path: Path) -> None:
+    since = sim_cluster.cli("report", "--png", str(tmp_path / "r.png"), "--since", "soon")
+    assert since.code == 2 and "--since" in since.stderr and "'soon'" in since.stderr
+    nowhere = sim_cluster.cli("report", "--png", str(tmp_path / "missing" / "r.png"))
+    assert nowhere.code == 2 and "does not exist" in nowhere.stderr
+    url = sim_cluster.cli("report", "--png", str(tmp_path / "r.png"), "--prometheus", "localhost")
+    assert url.code == 2 and "http(s) URL" in url.stderr
+    assert list(tmp_path.iterdir()) == []
