@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,10 @@ def sim_cluster(
     kubeconfig = Path(sim_env["GPUPLANE_STATE"]) / "gpuplane-it" / "kubeconfig"
     cluster = SimCluster(platform_file, sim_env, kubeconfig, connect(kubeconfig))
     yield cluster
+    # `down` removes the cluster's directory: keep the services' logs for a post-mortem.
+    logs = tmp_path_factory.mktemp("service-logs")
+    for log in sorted((Path(sim_env["GPUPLANE_STATE"]) / "gpuplane-it").rglob("*.log")):
+        shutil.copy2(log, logs / log.name)
     down = cluster.cli("down")
     assert down.code == 0, down.stderr
 

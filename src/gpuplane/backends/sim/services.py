@@ -67,6 +67,12 @@ def prometheus_config(ports: Ports, rule_files: list[str]) -> dict[str, object]:
     }
 
 
+def python_service() -> list[str]:
+    """How a Python service starts: with faulthandler, so a crash in native code (an HTTP
+    or JSON extension) leaves every thread's traceback in the service's log."""
+    return [sys.executable, "-X", "faulthandler", "-m"]
+
+
 def prometheus_binary() -> str:
     found = shutil.which("prometheus")
     if found is None:
@@ -148,7 +154,7 @@ class Services:
             self._spawn(
                 "traffic",
                 [
-                    sys.executable, "-m", "gpuplane.backends.sim.traffic",
+                    *python_service(), "gpuplane.backends.sim.traffic",
                     "--kubeconfig", str(kubeconfig),
                     "--port", str(ports.traffic),
                     "--rates", str(self.directory / "traffic-rates.json"),
@@ -159,7 +165,7 @@ class Services:
             self._spawn(
                 "downscaler",
                 [
-                    sys.executable, "-m", "gpuplane.downscaler.main",
+                    *python_service(), "gpuplane.downscaler.main",
                     "--kubeconfig", str(downscaler_kubeconfig),
                     "--prometheus-url", ports.prometheus_url,
                     "--metrics-address", f"127.0.0.1:{ports.downscaler_metrics}",
