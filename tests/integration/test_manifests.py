@@ -6,6 +6,7 @@ the Prometheus operator's CRDs installed from the pinned upstream modules (tools
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,24 @@ def test_gitops_structure(with_crds: SimCluster) -> None:
             assert (
                 "RespectIgnoreDifferences=true" in application["spec"]["syncPolicy"]["syncOptions"]
             )
+
+
+def test_observability_chart_ships_the_files_unchanged(sim_cluster: SimCluster) -> None:
+    """Dashboards as sidecar-labelled ConfigMaps and rules as PrometheusRules, each equal
+    to its file under observability/ (one source)."""
+    rendered = documents(helm_template(sim_cluster.env, "observability", "monitoring"))
+    boards = {
+        name: json.loads(text)
+        for document in rendered
+        if document["kind"] == "ConfigMap"
+        and document["metadata"]["labels"].get("grafana_dashboard") == "1"
+        for name, text in document["data"].items()
+    }
+    files = sorted((REPO / "observability" / "dashboards").glob("*.json"))
+    assert sorted(boards) == [path.name for path in files]
+    for path in files:
+        assert boards[path.name] == json.loads(path.read_text())
+    rules = [document for document in rendered if document["kind"] == "PrometheusRule"]
+    (rule_file,) = sorted((REPO / "observability" / "rules").glob("*.yaml"))
+    assert [rule["spec"] for rule in rules] == [yaml.safe_load(rule_file.read_text())]
+    assert rules[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
