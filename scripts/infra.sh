@@ -5,13 +5,27 @@
 # infra/platform needs the hashicorp/kubernetes provider (>= 2.23): taken from
 # GPUPLANE_TF_MIRROR (a filesystem mirror) when set, else from Terraform's registry for
 # machines with internet. Exit 3 when that provider cannot be had here.
+#
+# Environment: GPUPLANE_PLATFORM_FILE (default ./platform.yaml), GPUPLANE_STATE (the
+# cluster's state directory, as for the CLI), GPUPLANE_INFRA_DIR (where the modules run
+# and keep their Terraform state; default ./infra, else a copy of the modules is made
+# there once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:?usage: scripts/infra.sh up|down}
 root=$(pwd)
 # terraform or tofu from PATH, else OpenTofu built from tools/tofu (cached like the rest).
 tf=$("$root/.venv/bin/gpuplane" toolchain terraform) || exit $?
-vars=(-var "platform_file=$root/platform.yaml" -var "gpuplane_bin=$root/.venv/bin/gpuplane")
+platform_file=${GPUPLANE_PLATFORM_FILE:-$root/platform.yaml}
+infra=${GPUPLANE_INFRA_DIR:-$root/infra}
+if [ "$infra" != "$root/infra" ]; then
+  for module in cluster platform; do
+    mkdir -p "$infra/$module"
+    cp "$root/infra/$module"/*.tf "$infra/$module/"
+  done
+fi
+vars=(-var "platform_file=$platform_file" -var "gpuplane_bin=$root/.venv/bin/gpuplane")
+[ -n "${GPUPLANE_STATE:-}" ] && vars+=(-var "state_dir=$GPUPLANE_STATE")
 
 cli_config=$(mktemp)
 trap 'rm -f "$cli_config"' EXIT
@@ -22,30 +36,30 @@ export TF_CLI_CONFIG_FILE=$cli_config TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
 
 platform_step() {
   local verb=$1 kubeconfig
-  kubeconfig=$("$tf" -chdir=infra/cluster output -raw kubeconfig_path)
-  if ! "$tf" -chdir=infra/platform init -input=false >/dev/null 2>&1; then
+  kubeconfig=$("$tf" -chdir="$infra/cluster" output -raw kubeconfig_path)
+  if ! "$tf" -chdir="$infra/platform" init -input=false >/dev/null 2>&1; then
     echo "infra/platform: the hashicorp/kubernetes provider is not available offline here" >&2
     echo "(set GPUPLANE_TF_MIRROR to a filesystem mirror holding it); the cluster itself is ${verb/apply/up}." >&2
     return 3
   fi
   local backend device_plugin=true
-  backend=$("$tf" -chdir=infra/cluster output -raw backend)
+  backend=$("$tf" -chdir="$infra/cluster" output -raw backend)
   [ "$backend" = sim ] && device_plugin=false
-  "$tf" -chdir=infra/platform "$verb" -auto-approve -input=false \
-    -var "kubeconfig_path=$kubeconfig" -var "platform_file=$root/platform.yaml" \
+  "$tf" -chdir="$infra/platform" "$verb" -auto-approve -input=false \
+    -var "kubeconfig_path=$kubeconfig" -var "platform_file=$platform_file" \
     -var "install_device_plugin=$device_plugin"
 }
 
 case "$action" in
   up)
-    "$tf" -chdir=infra/cluster init -input=false >/dev/null
-    "$tf" -chdir=infra/cluster apply -auto-approve -input=false "${vars[@]}"
+    "$tf" -chdir="$infra/cluster" init -input=false >/dev/null
+    "$tf" -chdir="$infra/cluster" apply -auto-approve -input=false "${vars[@]}"
     platform_step apply
     ;;
   down)
     platform_step destroy || true
-    "$tf" -chdir=infra/cluster init -input=false >/dev/null
-    "$tf" -chdir=infra/cluster destroy -auto-approve -input=false "${vars[@]}"
+    "$tf" -chdir="$infra/cluster" init -input=false >/dev/null
+    "$tf" -chdir="$infra/cluster" destroy -auto-approve -input=false "${vars[@]}"
     ;;
   *) echo "usage: scripts/infra.sh up|down" >&2; exit 2 ;;
 esac
