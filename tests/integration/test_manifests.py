@@ -230,3 +230,40 @@ def test_observability_chart_ships_the_files_unchanged(sim_cluster: SimCluster) 
     (rule_file,) = sorted((REPO / "observability" / "rules").glob("*.yaml"))
     assert [rule["spec"] for rule in rules] == [yaml.safe_load(rule_file.read_text())]
     assert rules[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def chart_values(name: str) -> dict[str, Any]:
+    application = yaml.safe_load((REPO / "gitops" / "apps" / f"{name}.yaml").read_text())
+    spec = application["spec"]
+    sources = [spec["source"]] if "source" in spec else spec["sources"]
+    (chart,) = [source for source in sources if "chart" in source]
+    values: dict[str, Any] = chart["helm"]["valuesObject"]
+    return values
+
+
+def test_components_are_pinned_to_their_nodes() -> None:
+    infra = {"node-role.kubernetes.io/infra": "true"}
+    gpu = {"node-role.kubernetes.io/gpu": "true"}
+
+    def tolerates(values: dict[str, Any], role: str) -> bool:
+        return any(t.get("key") == f"node-role.kubernetes.io/{role}" for t in values["tolerations"])
+
+    argocd = yaml.safe_load((REPO / "gitops/bootstrap/argocd-values.yaml").read_text())
+    assert argocd["global"]["nodeSelector"] == infra and tolerates(argocd["global"], "infra")
+    stack = chart_values("kube-prometheus-stack")
+    for component in (
+        stack["prometheusOperator"],
+        stack["prometheus"]["prometheusSpec"],
+        stack["alertmanager"]["alertmanagerSpec"],
+        stack["grafana"],
+        stack["kube-state-metrics"],
+    ):
+        assert component["nodeSelector"] == infra and tolerates(component, "infra")
+    assert stack["prometheus-node-exporter"]["tolerations"] == [{"operator": "Exists"}]
+    assert stack["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    for name in ("dcgm-exporter", "gpu-enablement"):
+        values = chart_values(name)
+        assert values["nodeSelector"] == gpu and tolerates(values, "gpu"), name
+        assert values["runtimeClassName"] == "nvidia", name
+    assert chart_values("gpu-enablement")["affinity"] is None  # the default selects nothing
+    assert chart_values("dcgm-exporter")["serviceMonitor"]["enabled"] is True
