@@ -98,6 +98,11 @@ def test_report_png_from_the_running_platform(
     assert "3 panels" in result.stdout
     series = int(result.stdout.split("panels, ")[1].split(" series")[0])
     assert series >= 7  # GPUs, allocation x2, downscaler x4
+    again = sim_cluster.cli("report", "--png", str(target), "--since", "5m", "-o", "json")
+    summary = json.loads(again.stdout)
+    assert summary["bytes"] == target.stat().st_size
+    downscaler = next(p for p in summary["panels"] if p["title"] == "Downscaler actions")
+    assert {"scale-down", "restore"} <= set(downscaler["series"])
 
 
 def test_report_names_an_unreachable_prometheus(sim_cluster: SimCluster, tmp_path: Path) -> None:

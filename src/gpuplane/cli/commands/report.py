@@ -11,6 +11,7 @@ from typing import Any
 
 from gpuplane.cli.context import Context
 from gpuplane.cli.prometheus_choice import add_prometheus_option, prometheus_url
+from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.observability.report import fetch_panels, render_png
 
@@ -26,6 +27,7 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         "--since", default="30m", help="how far back, e.g. 90s, 15m, 2h (default 30m)"
     )
     add_prometheus_option(parser)
+    parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
     return parser
 
@@ -49,6 +51,20 @@ def run(args: argparse.Namespace, context: Context) -> int:
     title = f"gpuplane report {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} UTC ({url})"
     render_png(panels, args.png, title)
     series = sum(len(panel.series) for panel in panels)
+    if args.output == "json":
+        summary = {
+            "png": str(args.png),
+            "bytes": args.png.stat().st_size,
+            "prometheus": url,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "panels": [
+                {"title": panel.spec.title, "series": [s.name for s in panel.series]}
+                for panel in panels
+            ],
+        }
+        print_json(context, summary)
+        return int(ExitCode.OK)
     context.console.print(
         f"wrote {args.png} ({args.png.stat().st_size} bytes): "
         f"{len(panels)} panels, {series} series",
