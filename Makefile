@@ -76,6 +76,7 @@ test: toolchain lint ## the whole suite
 bench: toolchain ## benchmarks (JSON on stdout)
 	$(PY) bench/bringup.py
 	$(PY) bench/verify.py
+	$(PY) bench/observability.py
 
 clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)
 	rm -rf $(VENV)

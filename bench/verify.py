@@ -9,40 +9,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scratch import scratch_platform
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     rounds = parser.parse_args().rounds
-    gpuplane = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(REPO / "platform.yaml")]
-    with tempfile.TemporaryDirectory(prefix="gpuplane-bench-") as scratch:
-        env = {**os.environ, "GPUPLANE_STATE": scratch}
-        subprocess.run([*gpuplane, "up"], env=env, check=True, capture_output=True)
-        try:
-            seconds, summaries = [], []
-            for _ in range(rounds):
-                start = time.perf_counter()
-                result = subprocess.run(
-                    [*gpuplane, "verify", "-o", "json"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                seconds.append(time.perf_counter() - start)
-                summaries.append(json.loads(result.stdout)["summary"])
-        finally:
-            subprocess.run([*gpuplane, "down"], env=env, check=True, capture_output=True)
+    with scratch_platform() as scratch:
+        seconds, summaries = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            result = subprocess.run(
+                [*scratch.gpuplane, "verify", "-o", "json"],
+                env=scratch.env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            seconds.append(time.perf_counter() - start)
+            summaries.append(json.loads(result.stdout)["summary"])
     print(
         json.dumps(
             {

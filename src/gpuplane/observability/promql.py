@@ -103,6 +103,12 @@ def instant_query(base_url: str, expr: str) -> dict[str, Any]:
     return api_get(base_url, "/api/v1/query", {"query": expr})
 
 
+def scalar_or_zero(base_url: str, expr: str) -> float:
+    """The one value of an aggregate like ``sum(x)``; 0 while the series does not exist."""
+    result = instant_query(base_url, expr).get("result") or []
+    return float(result[0]["value"][1]) if result else 0.0
+
+
 def finite_samples(data: dict[str, Any]) -> int:
     """How many samples of an instant answer are numbers (NaN and Inf are not data)."""
     kind, result = data.get("resultType"), data.get("result")

@@ -59,11 +59,21 @@ def _job_exists(client: Client) -> bool:
     return True
 
 
+WakeTotals = Callable[[], tuple[float, float]]  # (count, sum) of the wake histogram
+
+
 def run_story(
-    client: Client, traffic: TrafficClient, apps: Path, say: Callable[[Step], None]
+    client: Client,
+    traffic: TrafficClient,
+    apps: Path,
+    say: Callable[[Step], None],
+    wake_totals: WakeTotals,
 ) -> list[Step]:
+    """Play the story; ``wake_totals`` reads the operator's wake histogram as Prometheus
+    has scraped it, so the story ends once the dashboards can show the wake too."""
     steps: list[Step] = []
     start = time.monotonic()
+    before = wake_totals()
 
     def note(text: str) -> None:
         step = Step(time.monotonic() - start, text)
@@ -104,4 +114,11 @@ def run_story(
     note(f"downscaler: wake query above threshold -> {INFERENCE} restored to 1 replica")
     wait("the inference to be ready again", lambda: _ready(client) >= 1)
     note(f"{INFERENCE} ready again on the gpu node")
+    wait("the wake latency in Prometheus", lambda: wake_totals()[0] > before[0], timeout=60)
+    count, total = wake_totals()
+    latency = (total - before[1]) / (count - before[0])
+    note(
+        f"downscaler measured the wake: {latency:.1f}s from restore to ready (seen at its "
+        "next evaluation); every dashboard panel now has data"
+    )
     return steps

@@ -8,14 +8,16 @@ from typing import Any
 
 from rich.table import Table
 
+from gpuplane.backends.sim.services import running_prometheus_url
 from gpuplane.backends.sim.state import SimState
 from gpuplane.backends.sim.story import Step, run_story
 from gpuplane.backends.sim.traffic_client import TrafficClient, parse_target
 from gpuplane.backends.state_root import default_state_root
 from gpuplane.cli.backend_choice import load
 from gpuplane.cli.context import Context
-from gpuplane.errors import BadInputError, ExitCode
+from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
+from gpuplane.observability.promql import scalar_or_zero
 from gpuplane.toolchain import repo_root
 
 
@@ -72,6 +74,17 @@ def demo(context: Context, state: SimState, traffic: TrafficClient) -> int:
     def say(step: Step) -> None:
         context.console.print(f"  t+{step.seconds:5.1f}s  {step.text}", highlight=False)
 
-    steps = run_story(connect(state.kubeconfig), traffic, repo_root() / "apps" / "demo", say)
+    url = running_prometheus_url(state)
+    if url is None:
+        raise PrerequisiteError(f"the Prometheus of sim cluster {state.name!r} is not running")
+
+    def wake_totals() -> tuple[float, float]:
+        return (
+            scalar_or_zero(url, "sum(gpuplane_downscaler_wake_seconds_count)"),
+            scalar_or_zero(url, "sum(gpuplane_downscaler_wake_seconds_sum)"),
+        )
+
+    apps = repo_root() / "apps" / "demo"
+    steps = run_story(connect(state.kubeconfig), traffic, apps, say, wake_totals)
     context.console.print(f"story complete in {steps[-1].seconds:.0f}s", highlight=False)
     return int(ExitCode.OK)
