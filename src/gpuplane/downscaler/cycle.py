@@ -31,6 +31,7 @@ from gpuplane.downscaler.policy import Policy, Signal
 from gpuplane.downscaler.prometheus import PrometheusClient
 from gpuplane.downscaler.readings import QueryResult, read_signal
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, parse_time
+from gpuplane.downscaler.wake import WakeTracker
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ class PolicyState:
     metrics_lost_since: datetime | None = None
     conditions: dict[str, dict[str, str]] = field(default_factory=dict)
     last_status: dict[str, Any] | None = None
-    # Woken targets not ready yet: name -> (monotonic time of the restore, replicas).
-    waking: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     @classmethod
     def from_status(cls, status: dict[str, Any] | None) -> PolicyState:
@@ -111,6 +110,7 @@ class PolicyEvaluator:
         *,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        wakes: WakeTracker | None = None,
     ) -> None:
         self.ref = ref
         self.writer = writer
@@ -118,6 +118,8 @@ class PolicyEvaluator:
         self.state = state
         self.clock = clock
         self.monotonic = monotonic
+        # Shared with the Deployment watch, which usually sees the replicas ready first.
+        self.wakes = wakes or WakeTracker()
 
     async def _query_all(
         self, policy: Policy, prometheus: PrometheusClient
@@ -194,15 +196,12 @@ class PolicyEvaluator:
         return [decision for _, decision in decisions]
 
     def _observe_woken(self, deployments: list[DeploymentSnapshot]) -> None:
-        """Wake latency: a woken target counts once its ready replicas are all back."""
-        by_name = {deployment.name: deployment for deployment in deployments}
-        for name, (since, replicas) in list(self.state.waking.items()):
-            deployment = by_name.get(name)
-            if deployment is None or deployment.replicas == 0:
-                self.state.waking.pop(name)  # gone, or scaled down again before ready
-            elif deployment.ready_replicas >= replicas:
-                self.metrics.wake_seconds.observe(self.monotonic() - since)
-                self.state.waking.pop(name)
+        """Wake latency, if the watch has not observed it first."""
+        self.wakes.forget_missing(self.ref.namespace, {d.name for d in deployments})
+        for deployment in deployments:
+            latency = self.wakes.seen(deployment, self.monotonic())
+            if latency is not None:
+                self.metrics.wake_seconds.observe(latency)
 
     async def _act(
         self, policy: Policy, decisions: list[tuple[DeploymentSnapshot, Decision]], now: datetime
@@ -250,7 +249,9 @@ class PolicyEvaluator:
             cause = decision.reason.split(":", 1)[0].split(" ", 1)[0]
             self.metrics.restores.labels(cause).inc()
             if cause == "wake":
-                self.state.waking[deployment.name] = (self.monotonic(), decision.restore_to)
+                self.wakes.started(
+                    deployment.namespace, deployment.name, decision.restore_to, self.monotonic()
+                )
         elif decision.action is Action.RELEASE:
             await self.writer.write_ledger(deployment.namespace, deployment.name, None)
             self.state.status_ledger.pop(deployment.name, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.policy import PolicyError, parse_policy, selector_matches
 from gpuplane.downscaler.prometheus import PrometheusClient
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
+from gpuplane.downscaler.wake import WakeTracker
 
 log = logging.getLogger(__name__)
 POLICY_ERROR_RETRY_SECONDS = 30.0
@@ -37,6 +39,7 @@ class OperatorContext:
     metrics: OperatorMetrics
     default_prometheus_url: str
     clients: dict[str, PrometheusClient] = field(default_factory=dict)
+    wakes: WakeTracker = field(default_factory=WakeTracker)
 
     def prometheus(self, url: str | None) -> PrometheusClient:
         key = url or self.default_prometheus_url
@@ -56,6 +59,16 @@ async def deployments_by_namespace(
     body: kopf.Body, namespace: str, **_: Any
 ) -> dict[str, DeploymentSnapshot]:
     return {namespace: snapshot(dict(body))}
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def wake_completed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Stop a wake's clock the moment the watch shows every replica ready (an event
+    handler keeps no state on the object: no annotation is written)."""
+    context = _context(memo)
+    latency = context.wakes.seen(snapshot(dict(body)), time.monotonic())
+    if latency is not None:
+        context.metrics.wake_seconds.observe(latency)
 
 
 def _selected(index: Any, namespace: str, spec: dict[str, Any]) -> list[DeploymentSnapshot]:
@@ -79,7 +92,11 @@ async def evaluate_policy(
     context = _context(memo)
     ref = PolicyRef(namespace, name, uid)
     evaluator = PolicyEvaluator(
-        ref, context.writer, context.metrics, PolicyState.from_status(dict(status))
+        ref,
+        context.writer,
+        context.metrics,
+        PolicyState.from_status(dict(status)),
+        wakes=context.wakes,
     )
     while not stopped:
         try:

@@ -1,5 +1,6 @@
-"""Wake latency with fake time: a woken target is observed once, when all its replicas
-are ready again; a target scaled down again (or deleted) before that is dropped."""
+"""Wake latency with fake time: a woken target is measured once, when all its replicas
+are ready, by whichever sight comes first (the watch or the next evaluation); a target
+scaled down again, or deleted, before that is forgotten."""
 
 from __future__ import annotations
 
@@ -10,53 +11,71 @@ from gpuplane.downscaler.cycle import PolicyEvaluator, PolicyRef, PolicyState
 from gpuplane.downscaler.kubeio import KubeWriter
 from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.snapshot import DeploymentSnapshot
+from gpuplane.downscaler.wake import WakeTracker
 
 CREATED = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-def deployment(name: str, replicas: int, ready: int) -> DeploymentSnapshot:
+def deployment(name: str, replicas: int, ready: int, namespace: str = "ml") -> DeploymentSnapshot:
     return DeploymentSnapshot(
-        "ml", name, f"uid-{name}", {}, replicas, CREATED, None, 1, ready_replicas=ready
+        namespace, name, f"uid-{name}", {}, replicas, CREATED, None, 1, ready_replicas=ready
     )
 
 
-def histogram_count(metrics: OperatorMetrics) -> tuple[float, float]:
+def histogram(metrics: OperatorMetrics) -> tuple[float, float]:
     count = metrics.registry.get_sample_value("gpuplane_downscaler_wake_seconds_count")
     total = metrics.registry.get_sample_value("gpuplane_downscaler_wake_seconds_sum")
     return float(count or 0), float(total or 0)
 
 
-def test_woken_target_observed_once_when_ready() -> None:
+def test_tracker_measures_once_when_every_replica_is_ready() -> None:
+    wakes = WakeTracker()
+    wakes.started("ml", "llm", 2, now=100.0)
+    assert wakes.seen(deployment("llm", 2, 1), now=101.0) is None  # one of two ready
+    assert wakes.seen(deployment("llm", 2, 2, namespace="other"), now=101.0) is None
+    assert wakes.seen(deployment("llm", 2, 2), now=102.5) == 2.5
+    assert wakes.seen(deployment("llm", 2, 2), now=103.0) is None  # measured already
+
+
+def test_tracker_forgets_targets_scaled_down_again_or_deleted() -> None:
+    wakes = WakeTracker()
+    wakes.started("ml", "again", 1, now=0.0)
+    wakes.started("ml", "gone", 1, now=0.0)
+    wakes.started("other", "gone", 1, now=0.0)
+    assert wakes.seen(deployment("again", 0, 0), now=1.0) is None
+    wakes.forget_missing("ml", present={"again"})
+    assert set(wakes.waking) == {("other", "gone")}
+
+
+def test_the_evaluator_measures_what_the_watch_has_not() -> None:
     now = [100.0]
     metrics = OperatorMetrics()
-    state = PolicyState(waking={"llm": (100.0, 2), "gone": (100.0, 1), "again": (100.0, 1)})
+    wakes = WakeTracker()
     evaluator = PolicyEvaluator(
         PolicyRef("ml", "p", "uid"),
         cast(KubeWriter, None),  # never written to: only the wake bookkeeping runs
         metrics,
-        state,
+        PolicyState(),
         monotonic=lambda: now[0],
+        wakes=wakes,
     )
+    wakes.started("ml", "llm", 2, now=100.0)
+    wakes.started("ml", "fast", 1, now=100.0)
+    assert wakes.seen(deployment("fast", 1, 1), now=100.5) == 0.5  # the watch got it
     now[0] = 103.0
-    evaluator._observe_woken([deployment("llm", 2, 1), deployment("again", 0, 0)])
-    assert histogram_count(metrics) == (0.0, 0.0)  # one of two replicas ready: not yet
-    assert set(state.waking) == {"llm"}  # "gone" deleted, "again" scaled down again
+    evaluator._observe_woken([deployment("llm", 2, 1)])
+    assert histogram(metrics) == (0.0, 0.0)
     now[0] = 104.5
     evaluator._observe_woken([deployment("llm", 2, 2)])
-    assert histogram_count(metrics) == (1.0, 4.5)
-    assert state.waking == {}
-    evaluator._observe_woken([deployment("llm", 2, 2)])
-    assert histogram_count(metrics) == (1.0, 4.5)
+    assert histogram(metrics) == (1.0, 4.5)
+    assert wakes.waking == {}
 
 
 def test_every_verdict_and_restore_cause_exists_at_zero() -> None:
     registry = OperatorMetrics().registry
     for verdict in ("Active", "Idle", "Unknown"):
-        assert (
-            registry.get_sample_value("gpuplane_downscaler_decisions_total", {"verdict": verdict})
-            == 0.0
-        )
+        labels = {"verdict": verdict}
+        assert registry.get_sample_value("gpuplane_downscaler_decisions_total", labels) == 0.0
     for cause in ("wake", "active", "metrics"):
-        assert (
-            registry.get_sample_value("gpuplane_downscaler_restores_total", {"cause": cause}) == 0.0
-        )
+        labels = {"cause": cause}
+        assert registry.get_sample_value("gpuplane_downscaler_restores_total", labels) == 0.0

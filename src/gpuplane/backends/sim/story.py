@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
@@ -59,7 +60,14 @@ def _job_exists(client: Client) -> bool:
     return True
 
 
-WakeTotals = Callable[[], tuple[float, float]]  # (count, sum) of the wake histogram
+class Observed(Protocol):
+    """What Prometheus has scraped: the story ends once the dashboards can show it all."""
+
+    def wake_totals(self) -> tuple[float, float]:
+        """(count, sum) of the operator's wake-latency histogram."""
+
+    def gpu_holder_seen(self, namespace: str, deployment: str) -> bool:
+        """A pod of the Deployment appears on a GPU's utilisation series."""
 
 
 def run_story(
@@ -67,13 +75,11 @@ def run_story(
     traffic: TrafficClient,
     apps: Path,
     say: Callable[[Step], None],
-    wake_totals: WakeTotals,
+    observed: Observed,
 ) -> list[Step]:
-    """Play the story; ``wake_totals`` reads the operator's wake histogram as Prometheus
-    has scraped it, so the story ends once the dashboards can show the wake too."""
     steps: list[Step] = []
     start = time.monotonic()
-    before = wake_totals()
+    before = observed.wake_totals()
 
     def note(text: str) -> None:
         step = Step(time.monotonic() - start, text)
@@ -114,11 +120,16 @@ def run_story(
     note(f"downscaler: wake query above threshold -> {INFERENCE} restored to 1 replica")
     wait("the inference to be ready again", lambda: _ready(client) >= 1)
     note(f"{INFERENCE} ready again on the gpu node")
-    wait("the wake latency in Prometheus", lambda: wake_totals()[0] > before[0], timeout=60)
-    count, total = wake_totals()
+    wait("the wake latency in Prometheus", lambda: observed.wake_totals()[0] > before[0], 60)
+    wait(
+        "the GPU metrics of the woken pod",
+        lambda: observed.gpu_holder_seen(NAMESPACE, INFERENCE),
+        timeout=60,
+    )
+    count, total = observed.wake_totals()
     latency = (total - before[1]) / (count - before[0])
     note(
-        f"downscaler measured the wake: {latency:.1f}s from restore to ready (seen at its "
-        "next evaluation); every dashboard panel now has data"
+        f"downscaler measured the wake: {latency:.1f}s from restore to every replica ready; "
+        "every dashboard panel now has data"
     )
     return steps

@@ -68,6 +68,23 @@ def run(args: argparse.Namespace, context: Context) -> int:
     return int(ExitCode.OK)
 
 
+class PrometheusSeen:
+    """The story's view of what the sim's Prometheus has scraped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def wake_totals(self) -> tuple[float, float]:
+        return (
+            scalar_or_zero(self.url, "sum(gpuplane_downscaler_wake_seconds_count)"),
+            scalar_or_zero(self.url, "sum(gpuplane_downscaler_wake_seconds_sum)"),
+        )
+
+    def gpu_holder_seen(self, namespace: str, deployment: str) -> bool:
+        selector = f'namespace="{namespace}", pod=~"{deployment}-.+"'
+        return scalar_or_zero(self.url, f"count(DCGM_FI_DEV_GPU_UTIL{{{selector}}})") > 0
+
+
 def demo(context: Context, state: SimState, traffic: TrafficClient) -> int:
     context.console.print("the downscaler story (sim backend; timings from apps/demo/policy.yaml)")
 
@@ -77,14 +94,7 @@ def demo(context: Context, state: SimState, traffic: TrafficClient) -> int:
     url = running_prometheus_url(state)
     if url is None:
         raise PrerequisiteError(f"the Prometheus of sim cluster {state.name!r} is not running")
-
-    def wake_totals() -> tuple[float, float]:
-        return (
-            scalar_or_zero(url, "sum(gpuplane_downscaler_wake_seconds_count)"),
-            scalar_or_zero(url, "sum(gpuplane_downscaler_wake_seconds_sum)"),
-        )
-
     apps = repo_root() / "apps" / "demo"
-    steps = run_story(connect(state.kubeconfig), traffic, apps, say, wake_totals)
+    steps = run_story(connect(state.kubeconfig), traffic, apps, say, PrometheusSeen(url))
     context.console.print(f"story complete in {steps[-1].seconds:.0f}s", highlight=False)
     return int(ExitCode.OK)
