@@ -243,15 +243,17 @@ class PolicyEvaluator:
             await self.writer.scale(deployment.namespace, deployment.name, 0)
             self.metrics.scale_downs.inc()
         elif decision.action is Action.RESTORE and decision.restore_to is not None:
-            await self.writer.scale(deployment.namespace, deployment.name, decision.restore_to)
-            await self.writer.write_ledger(deployment.namespace, deployment.name, None)
-            self.state.status_ledger.pop(deployment.name, None)
             cause = decision.reason.split(":", 1)[0].split(" ", 1)[0]
-            self.metrics.restores.labels(cause).inc()
             if cause == "wake":
+                # The clock starts before the scale: the watch may show the replicas
+                # ready before this coroutine resumes.
                 self.wakes.started(
                     deployment.namespace, deployment.name, decision.restore_to, self.monotonic()
                 )
+            await self.writer.scale(deployment.namespace, deployment.name, decision.restore_to)
+            await self.writer.write_ledger(deployment.namespace, deployment.name, None)
+            self.state.status_ledger.pop(deployment.name, None)
+            self.metrics.restores.labels(cause).inc()
         elif decision.action is Action.RELEASE:
             await self.writer.write_ledger(deployment.namespace, deployment.name, None)
             self.state.status_ledger.pop(deployment.name, None)

@@ -47,10 +47,10 @@ class OperatorMetrics:
         )  # fmt: skip
         self.wake_seconds = Histogram(
             f"{prefix}_wake_seconds",
-            "From a wake restore to the Deployment's replicas ready again (seen at the next "
-            "evaluations: resolution is the policy interval)",
+            "From a wake restore to every replica of the Deployment ready (seen by the watch)",
             registry=self.registry,
-            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300),
+            # Sim: a fraction of a second (KWOK pods); real GPUs: image pull and model load.
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
         )
         self.scaled_down = Gauge(
             f"{prefix}_scaled_down_targets", "Targets currently ScaledDown, per policy",
