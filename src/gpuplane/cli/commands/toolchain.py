@@ -27,7 +27,7 @@ from gpuplane.toolchain import (
     read_pins,
     tools_dir,
 )
-from gpuplane.toolchain.terraform import on_path, terraform_binary
+from gpuplane.toolchain.terraform import terraform_binary
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
         return int(ExitCode.OK)
     if args.action == "build":
         reporter.step(f"building the toolchain into {cache} (cold: several minutes)")
-        # OpenTofu only where the host has no terraform (or tofu) of its own.
-        ensure_built(tools, cache, pins, report, optional=() if on_path() else ("tofu",))
+        # OpenTofu is not built here: `toolchain terraform` builds it when a host without
+        # terraform runs the Terraform flow, so `make demo` never waits for it.
+        ensure_built(tools, cache, pins, report)
     rows = [
         ComponentRow(c.name, c.version, str(c.path(cache)), _state(c, cache))
         for c in components(pins)
