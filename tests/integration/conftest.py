@@ -6,6 +6,7 @@ import io
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from lightkube import Client
+from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
@@ -86,6 +88,26 @@ def sim_cluster(
         shutil.copy2(log, logs / log.name)
     down = cluster.cli("down")
     assert down.code == 0, down.stderr
+
+
+def delete_namespace(client: Client, name: str, timeout: float = 120.0) -> None:
+    """Delete ``name`` and wait until it is gone, so a later test that creates it again
+    never meets it Terminating."""
+    try:
+        client.delete(Namespace, name)
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.get(Namespace, name)
+        except ApiError as error:
+            if error.status.code == 404:
+                return
+            raise
+        time.sleep(0.5)
+    raise AssertionError(f"namespace {name} still there after {timeout:.0f}s")
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from gpuplane.toolchain import cache_dir, components, read_pins
+from gpuplane.toolchain import cache_dir, component, read_pins
+from gpuplane.toolchain.helm import helm_template as render
 from tests.integration.conftest import REPO
 
 
 def binary(name: str, env: dict[str, str]) -> Path:
-    component = next(c for c in components(read_pins()) if c.name == name)
-    path = component.path(cache_dir(env))
+    path = component(read_pins(), name).path(cache_dir(env))
     assert path.is_file(), f"{name} is not built: make toolchain"
     return path
 
@@ -23,15 +23,16 @@ def run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProces
 
 
 def helm_template(env: dict[str, str], chart: str, namespace: str, *sets: str) -> str:
-    argv = [
-        str(binary("helm", env)), "template", "release", str(REPO / chart),
-        "--namespace", namespace, "--kube-version", read_pins().kubernetes,
-    ]  # fmt: skip
-    for value in sets:
-        argv += ["--set", value]
-    result = run(argv)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    """``chart`` rendered by the product's own helm call; ``sets`` as KEY=VALUE."""
+    values = dict(item.split("=", 1) for item in sets)
+    return render(
+        binary("helm", env),
+        REPO / chart,
+        release="release",
+        namespace=namespace,
+        kube_version=read_pins().kubernetes,
+        values=values,
+    )
 
 
 def kubectl(

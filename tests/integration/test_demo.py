@@ -5,12 +5,8 @@ data. The demo's namespace goes afterwards, so its GPU is free for the other tes
 from __future__ import annotations
 
 import json
-import time
 
-from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Namespace
-
-from tests.integration.conftest import SimCluster
+from tests.integration.conftest import SimCluster, delete_namespace
 
 STEPS = (
     "serves 5 requests/s",
@@ -36,22 +32,4 @@ def test_demo_story_end_to_end(sim_cluster: SimCluster) -> None:
         failed = [row for row in json.loads(check.stdout) if not row["ok"]]
         assert check.code == 0 and not failed, json.dumps(failed, indent=2)
     finally:
-        with_namespace_gone(sim_cluster, "ml")
-
-
-def with_namespace_gone(cluster: SimCluster, name: str, timeout: float = 120.0) -> None:
-    try:
-        cluster.client.delete(Namespace, name)
-    except ApiError as error:
-        if error.status.code != 404:
-            raise
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            cluster.client.get(Namespace, name)
-        except ApiError as error:
-            if error.status.code == 404:
-                return
-            raise
-        time.sleep(0.5)
-    raise AssertionError(f"namespace {name} still there after {timeout:.0f}s")
+        delete_namespace(sim_cluster.client, "ml")

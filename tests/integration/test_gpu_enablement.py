@@ -11,10 +11,10 @@ from typing import cast
 import pytest
 import yaml
 from lightkube.resources.apps_v1 import DaemonSet
-from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.core_v1 import Pod
 
 from gpuplane.backends.manifests import apply_files
-from tests.integration.conftest import REPO, SimCluster
+from tests.integration.conftest import REPO, SimCluster, delete_namespace
 from tests.integration.downscaler_kit import wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_device_plugin_lands_on_the_gpu_node_only(sim_cluster: SimCluster) -> No
         status = client.get(DaemonSet, "nvidia-device-plugin", namespace=NAMESPACE).status
         assert status is not None and status.desiredNumberScheduled == 1
     finally:
-        client.delete(Namespace, NAMESPACE)
+        delete_namespace(client, NAMESPACE)
 
 
 def test_smoke_test_pod_passes_server_side_dry_run(sim_cluster: SimCluster, ns: str) -> None:

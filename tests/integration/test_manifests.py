@@ -7,15 +7,11 @@ the Prometheus operator's CRDs installed from the pinned upstream modules (tools
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from lightkube import Client
-from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Namespace
 
 from gpuplane.toolchain import tools_dir
 from gpuplane.toolchain.crds import upstream_crd_files
@@ -37,21 +33,6 @@ def manifest_files() -> list[Path]:
             if "values" not in path.name:
                 found.append(path)
     return found
-
-
-def wait_until_not_terminating(client: Client, name: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            live = client.get(Namespace, name)
-        except ApiError as error:
-            if error.status.code == 404:
-                return
-            raise
-        if live.status is None or live.status.phase != "Terminating":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"namespace {name} still Terminating after {timeout:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +60,6 @@ def with_crds(sim_cluster: SimCluster) -> SimCluster:
         if document["kind"] in ("Namespace", "RuntimeClass")
     ]
     namespaces.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}})
-    for namespace in namespaces:
-        if namespace["kind"] == "Namespace":
-            # Another test may have just deleted it: applying to a Terminating namespace
-            # succeeds, then the namespace is gone under the dry-runs.
-            wait_until_not_terminating(sim_cluster.client, namespace["metadata"]["name"])
     created = kubectl(
         sim_cluster.env, sim_cluster.kubeconfig, "apply", "-f", "-",
         stdin=yaml.safe_dump_all(namespaces),

@@ -70,6 +70,13 @@ def tf_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def assert_cluster_gone(state: Path, name: str) -> None:
+    """No state directory and no process of the cluster left."""
+    sim = SimState(state, name)
+    assert not sim.directory.exists()
+    assert running_pids(sim) == []
+
+
 def test_modules_are_formatted(binary: str, tf_env: dict[str, str]) -> None:
     result = terraform(binary, ["fmt", "-check", "-recursive", "-diff", "infra"], REPO, tf_env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -87,17 +94,16 @@ def test_cluster_module_applies_verifies_and_destroys(
         f"-var=gpuplane_bin={REPO / '.venv' / 'bin' / 'gpuplane'}",
         f"-var=state_dir={state}",
     ]
-    init = terraform(binary, ["init", "-input=false", "-no-color"], module, tf_env)
+
+    def tf(*args: str) -> subprocess.CompletedProcess[str]:
+        return terraform(binary, [*args, "-input=false", "-no-color"], module, tf_env)
+
+    init = tf("init")
     assert init.returncode == 0, init.stderr
     validate = terraform(binary, ["validate", "-no-color"], module, tf_env)
     assert validate.returncode == 0, validate.stderr
     try:
-        apply = terraform(
-            binary,
-            ["apply", "-auto-approve", "-input=false", "-no-color", *variables],
-            module,
-            tf_env,
-        )
+        apply = tf("apply", "-auto-approve", *variables)
         assert apply.returncode == 0, apply.stdout + apply.stderr
         outputs = json.loads(terraform(binary, ["output", "-json"], module, tf_env).stdout)
         kubeconfig = Path(outputs["kubeconfig_path"]["value"])
@@ -110,24 +116,12 @@ def test_cluster_module_applies_verifies_and_destroys(
         )
         assert verify.code == 0, verify.stdout + verify.stderr
 
-        plan = terraform(
-            binary,
-            ["plan", "-detailed-exitcode", "-input=false", "-no-color", *variables],
-            module,
-            tf_env,
-        )
+        plan = tf("plan", "-detailed-exitcode", *variables)
         assert plan.returncode == 0, "a second plan must show no changes:\n" + plan.stdout
     finally:
-        destroy = terraform(
-            binary,
-            ["destroy", "-auto-approve", "-input=false", "-no-color", *variables],
-            module,
-            tf_env,
-        )
+        destroy = tf("destroy", "-auto-approve", *variables)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
-    sim = SimState(state, "gpuplane-tf")
-    assert not sim.directory.exists()
-    assert running_pids(sim) == []
+    assert_cluster_gone(state, "gpuplane-tf")
 
 
 def test_infra_script_runs_the_whole_flow(tmp_path: Path) -> None:
@@ -162,7 +156,5 @@ def test_infra_script_runs_the_whole_flow(tmp_path: Path) -> None:
     finally:
         down = script("down")
     assert down.returncode == 0, down.stdout + down.stderr
-    sim = SimState(state, "gpuplane-infra")
-    assert not sim.directory.exists()
-    assert running_pids(sim) == []
+    assert_cluster_gone(state, "gpuplane-infra")
     assert not (REPO / "infra" / "cluster" / "terraform.tfstate").exists()

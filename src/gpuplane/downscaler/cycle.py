@@ -118,7 +118,7 @@ class PolicyEvaluator:
         self.state = state
         self.clock = clock
         self.monotonic = monotonic
-        # Shared with the Deployment watch, which usually sees the replicas ready first.
+        # Shared with the Deployment watch (handlers.wake_completed), which stops the clock.
         self.wakes = wakes or WakeTracker()
 
     async def _query_all(
@@ -138,7 +138,6 @@ class PolicyEvaluator:
     ) -> list[Decision]:
         started = time.perf_counter()
         now = self.clock()
-        self._observe_woken(deployments)
         results, wake_result = await self._query_all(policy, prometheus)
         every = [*results, *([wake_result] if wake_result else [])]
         unreachable = any(result.unreachable for result in every)
@@ -194,14 +193,6 @@ class PolicyEvaluator:
         await self._report(policy, decisions, now=now, query_errors=query_errors, results=every)
         self.metrics.evaluation.observe(time.perf_counter() - started)
         return [decision for _, decision in decisions]
-
-    def _observe_woken(self, deployments: list[DeploymentSnapshot]) -> None:
-        """Wake latency, if the watch has not observed it first."""
-        self.wakes.forget_missing(self.ref.namespace, {d.name for d in deployments})
-        for deployment in deployments:
-            latency = self.wakes.seen(deployment, self.monotonic())
-            if latency is not None:
-                self.metrics.wake_seconds.observe(latency)
 
     async def _act(
         self, policy: Policy, decisions: list[tuple[DeploymentSnapshot, Decision]], now: datetime

@@ -62,13 +62,21 @@ async def deployments_by_namespace(
 
 
 @kopf.on.event("apps", "v1", "deployments")
-async def wake_completed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def wake_completed(
+    *, body: kopf.Body, type: str, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
     """Stop a wake's clock the moment the watch shows every replica ready (an event
-    handler keeps no state on the object: no annotation is written)."""
-    context = _context(memo)
-    latency = context.wakes.seen(snapshot(dict(body)), time.monotonic())
+    handler keeps no state on the object: no annotation is written). Every Deployment
+    event of the cluster comes here: only a woken one is parsed."""
+    wakes = _context(memo).wakes
+    if not wakes.pending(namespace or "", name):
+        return
+    if type == "DELETED":
+        wakes.forget(namespace or "", name)
+        return
+    latency = wakes.seen(snapshot(dict(body)), time.monotonic())
     if latency is not None:
-        context.metrics.wake_seconds.observe(latency)
+        _context(memo).metrics.wake_seconds.observe(latency)
 
 
 def _selected(index: Any, namespace: str, spec: dict[str, Any]) -> list[DeploymentSnapshot]:

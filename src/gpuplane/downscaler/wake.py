@@ -1,8 +1,8 @@
 """Wake latency: from a wake restore to every replica of the Deployment ready.
 
-The evaluator starts the clock when it restores; any sight of the Deployment afterwards
-(a watch event, or the next evaluation) can stop it, so the resolution is the watch's,
-not the policy interval's. Pure bookkeeping: the caller passes the monotonic time.
+The evaluator starts the clock just before it restores; the Deployment watch stops it at
+the first event showing every replica ready, so the resolution is the watch's, not the
+policy interval's. Pure bookkeeping: the caller passes the monotonic time.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class WakeTracker:
         del self.waking[key]
         return now - since
 
-    def forget_missing(self, namespace: str, present: set[str]) -> None:
-        """Drop the wakes of a namespace's Deployments that no longer exist."""
-        for key in [k for k in self.waking if k[0] == namespace and k[1] not in present]:
-            del self.waking[key]
+    def pending(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self.waking
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The Deployment is gone before it was ready."""
+        self.waking.pop((namespace, name), None)

@@ -2,7 +2,8 @@
 
 Three panels share one time axis: GPU utilisation per GPU, GPUs allocated against the
 total, and the downscaler's actions (ScaledDown targets, GPUs reclaimed, scale-downs and
-restores). The queries are the dashboards' own (observability/dashboards).
+restores). The queries follow the GPU and Downscaler dashboards without their Grafana
+variables; the downscaler's counters become markers where they went up.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Find, build and cache the upstream binaries (control plane, etcd, KWOK)."""
 
 from gpuplane.toolchain.build import BuildProgress, ProgressFn, ensure_built
-from gpuplane.toolchain.components import Component, cache_dir, components
+from gpuplane.toolchain.components import Component, cache_dir, component, components
 from gpuplane.toolchain.modules import pins_for
 from gpuplane.toolchain.pins import Pins, read_pins, repo_root, tools_dir
 
@@ -11,6 +11,7 @@ __all__ = [
     "Pins",
     "ProgressFn",
     "cache_dir",
+    "component",
     "components",
     "ensure_built",
     "pins_for",

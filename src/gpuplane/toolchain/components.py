@@ -77,3 +77,11 @@ def components(pins: Pins) -> tuple[Component, ...]:
             optional=True,
         ),
     )
+
+
+def component(pins: Pins, name: str) -> Component:
+    """The component called ``name`` (a KeyError names an unknown one)."""
+    for candidate in components(pins):
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"no toolchain component {name!r}")

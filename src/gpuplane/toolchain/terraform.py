@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpuplane.toolchain.build import ProgressFn, ensure_built
-from gpuplane.toolchain.components import components
+from gpuplane.toolchain.components import component
 from gpuplane.toolchain.pins import Pins
 
 Which = Callable[[str], str | None]
@@ -39,7 +39,7 @@ def terraform_binary(
     found = None if prefer_built else on_path(which)
     if found is not None:
         return found
-    tofu = next(c for c in components(pins) if c.name == "tofu")
+    tofu = component(pins, "tofu")
     if not tofu.is_built(cache):
         ensure_built(tools, cache, pins, report, optional=("tofu",))
     return tofu.path(cache)

@@ -1,14 +1,10 @@
-"""Wake latency with fake time: a woken target is measured once, when all its replicas
-are ready, by whichever sight comes first (the watch or the next evaluation); a target
-scaled down again, or deleted, before that is forgotten."""
+"""Wake latency with fake time: a woken target is measured once, when the watch shows all
+its replicas ready; a target scaled down again, or deleted, before that is forgotten."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
 
-from gpuplane.downscaler.cycle import PolicyEvaluator, PolicyRef, PolicyState
-from gpuplane.downscaler.kubeio import KubeWriter
 from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.snapshot import DeploymentSnapshot
 from gpuplane.downscaler.wake import WakeTracker
@@ -20,12 +16,6 @@ def deployment(name: str, replicas: int, ready: int, namespace: str = "ml") -> D
     return DeploymentSnapshot(
         namespace, name, f"uid-{name}", {}, replicas, CREATED, None, 1, ready_replicas=ready
     )
-
-
-def histogram(metrics: OperatorMetrics) -> tuple[float, float]:
-    count = metrics.registry.get_sample_value("gpuplane_downscaler_wake_seconds_count")
-    total = metrics.registry.get_sample_value("gpuplane_downscaler_wake_seconds_sum")
-    return float(count or 0), float(total or 0)
 
 
 def test_tracker_measures_once_when_every_replica_is_ready() -> None:
@@ -43,32 +33,10 @@ def test_tracker_forgets_targets_scaled_down_again_or_deleted() -> None:
     wakes.started("ml", "gone", 1, now=0.0)
     wakes.started("other", "gone", 1, now=0.0)
     assert wakes.seen(deployment("again", 0, 0), now=1.0) is None
-    wakes.forget_missing("ml", present={"again"})
+    wakes.forget("ml", "gone")
+    assert not wakes.pending("ml", "again") and not wakes.pending("ml", "gone")
+    assert wakes.pending("other", "gone")
     assert set(wakes.waking) == {("other", "gone")}
-
-
-def test_the_evaluator_measures_what_the_watch_has_not() -> None:
-    now = [100.0]
-    metrics = OperatorMetrics()
-    wakes = WakeTracker()
-    evaluator = PolicyEvaluator(
-        PolicyRef("ml", "p", "uid"),
-        cast(KubeWriter, None),  # never written to: only the wake bookkeeping runs
-        metrics,
-        PolicyState(),
-        monotonic=lambda: now[0],
-        wakes=wakes,
-    )
-    wakes.started("ml", "llm", 2, now=100.0)
-    wakes.started("ml", "fast", 1, now=100.0)
-    assert wakes.seen(deployment("fast", 1, 1), now=100.5) == 0.5  # the watch got it
-    now[0] = 103.0
-    evaluator._observe_woken([deployment("llm", 2, 1)])
-    assert histogram(metrics) == (0.0, 0.0)
-    now[0] = 104.5
-    evaluator._observe_woken([deployment("llm", 2, 2)])
-    assert histogram(metrics) == (1.0, 4.5)
-    assert wakes.waking == {}
 
 
 def test_every_verdict_and_restore_cause_exists_at_zero() -> None:

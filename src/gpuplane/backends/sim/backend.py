@@ -29,7 +29,7 @@ from gpuplane.kube.files import write_private
 from gpuplane.toolchain import (
     BuildProgress,
     cache_dir,
-    components,
+    component,
     ensure_built,
     pins_for,
     read_pins,
@@ -137,7 +137,7 @@ class SimBackend:
             reporter.step(f"stopping and deleting the sim cluster {platform.name!r}")
             tools, cache = tools_dir(), self._cache or cache_dir()
             pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-            kwokctl = next(c for c in components(pins) if c.name == "kwokctl")
+            kwokctl = component(pins, "kwokctl")
             pids = running_pids(state)
             Kwokctl(kwokctl.path(cache), state).delete()
             killed = stop_leftovers(pids)

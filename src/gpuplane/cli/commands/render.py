@@ -16,7 +16,7 @@ from gpuplane.backends.k3d.config import render_k3d_config
 from gpuplane.cli.backend_choice import load
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode
-from gpuplane.toolchain import cache_dir, components, read_pins, repo_root
+from gpuplane.toolchain import cache_dir, component, read_pins, repo_root
 from gpuplane.toolchain.helm import render_deploy_files
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
 def deploy_files(check: bool, context: Context) -> int:
     pins = read_pins()
-    helm = next(c for c in components(pins) if c.name == "helm").path(cache_dir(context.env))
+    helm = component(pins, "helm").path(cache_dir(context.env))
     root = repo_root()
     rendered = render_deploy_files(helm, root / "charts" / "downscaler", pins.kubernetes)
     stale = []
