@@ -20,11 +20,11 @@ from pathlib import Path
 import yaml
 from lightkube.resources.core_v1 import Node
 
-from gpuplane.backends.node_status import is_ready
-from gpuplane.backends.sim.kwokctl import kwokctl_configuration
-from gpuplane.backends.sim.processes import stop_leftovers
-from gpuplane.backends.sim.registration import is_schedulable
+from gpuplane.backends.local.kwokctl import kwokctl_configuration
+from gpuplane.backends.local.processes import stop_leftovers
+from gpuplane.backends.local.registration import is_schedulable
 from gpuplane.kube import connect, is_reachable
+from gpuplane.kube.nodes import is_ready
 from gpuplane.toolchain import cache_dir, ensure_built, read_pins, tools_dir
 
 REPO = Path(__file__).resolve().parents[1]

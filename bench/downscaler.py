@@ -27,8 +27,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace
 
-from gpuplane.backends.sim.services import Services
-from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.local.services import Services
+from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.kubeio import DownscalePolicy
 from gpuplane.kube import connect, get_raw
 
@@ -97,7 +97,7 @@ def policy(namespace: str, query_metric: str, idle_for: str = "4s") -> Any:
 
 class Bench:
     def __init__(self, state_root: Path) -> None:
-        self.state = SimState(state_root, CLUSTER)
+        self.state = LocalState(state_root, CLUSTER)
         self.services = Services(self.state)
         self.client = connect(self.state.kubeconfig, timeout=120)
         ports = self.services.ports()

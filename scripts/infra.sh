@@ -44,7 +44,7 @@ platform_step() {
   fi
   local backend device_plugin=true
   backend=$("$tf" -chdir="$infra/cluster" output -raw backend)
-  [ "$backend" = sim ] && device_plugin=false
+  [ "$backend" = local ] && device_plugin=false
   "$tf" -chdir="$infra/platform" "$verb" -auto-approve -input=false \
     -var "kubeconfig_path=$kubeconfig" -var "platform_file=$platform_file" \
     -var "install_device_plugin=$device_plugin"

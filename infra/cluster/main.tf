@@ -1,10 +1,12 @@
 locals {
   platform   = yamldecode(file(var.platform_file))
   name       = local.platform.metadata.name
-  backend    = var.backend_override != "" ? var.backend_override : try(local.platform.spec.backend, "sim")
+  # "sim" is the local backend's old name, still accepted.
+  declared   = var.backend_override != "" ? var.backend_override : try(local.platform.spec.backend, "local")
+  backend    = lookup({ sim = "local" }, local.declared, local.declared)
   state_root = var.state_dir != "" ? abspath(var.state_dir) : pathexpand("~/.local/state/gpuplane")
   # Where each backend keeps its private kubeconfig (mode 0600).
-  kubeconfig = local.backend == "sim" ? "${local.state_root}/${local.name}/kubeconfig" : "${local.state_root}/k3d-${local.name}/kubeconfig"
+  kubeconfig = local.backend == "local" ? "${local.state_root}/${local.name}/kubeconfig" : "${local.state_root}/k3d-${local.name}/kubeconfig"
   roles      = { for node in local.platform.spec.nodes : node.name => node.role }
 }
 

@@ -27,12 +27,12 @@ variable "state_dir" {
 }
 
 variable "backend_override" {
-  description = "Backend to use instead of spec.backend of the platform file: \"\" (keep), \"sim\" or \"k3d\"."
+  description = "Backend to use instead of spec.backend of the platform file: \"\" (keep), \"local\" (\"sim\", its old name, is still accepted) or \"k3d\"."
   type        = string
   default     = ""
 
   validation {
-    condition     = contains(["", "sim", "k3d"], var.backend_override)
-    error_message = "backend_override must be \"\", \"sim\" or \"k3d\"."
+    condition     = contains(["", "local", "sim", "k3d"], var.backend_override)
+    error_message = "backend_override must be \"\", \"local\" (or its old name \"sim\") or \"k3d\"."
   }
 }

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     CHECKS_FAILED = 1
     BAD_INPUT = 2
     MISSING_PREREQUISITE = 3
+    # A bug in gpuplane: an exception nobody expected (the traceback goes to a file).
+    INTERNAL_ERROR = 4
 
 
 class GpuplaneError(Exception):

@@ -14,8 +14,8 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Event
 
-from gpuplane.backends.sim.services import Services
-from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.local.services import Services
+from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.kubeio import DownscalePolicy
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) ->
 
 
 def services(env: dict[str, str], cluster: str) -> Services:
-    return Services(SimState(Path(env["GPUPLANE_STATE"]), cluster))
+    return Services(LocalState(Path(env["GPUPLANE_STATE"]), cluster))
 
 
 def set_traffic(env: dict[str, str], cluster: str, namespace: str, name: str, rps: float) -> None:

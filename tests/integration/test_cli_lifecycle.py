@@ -16,9 +16,9 @@ import pytest
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
-from gpuplane.backends.sim.processes import pid_alive, running_pids
-from gpuplane.backends.sim.services import SERVICES, Services
-from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.local.processes import pid_alive, running_pids
+from gpuplane.backends.local.services import SERVICES, Services
+from gpuplane.backends.local.state import LocalState
 from tests.integration.conftest import SimCluster, run_cli, write_platform
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def test_second_up_changes_nothing(sim_cluster: SimCluster) -> None:
-    state = SimState(Path(sim_cluster.env["GPUPLANE_STATE"]), "gpuplane-it")
+    state = LocalState(Path(sim_cluster.env["GPUPLANE_STATE"]), "gpuplane-it")
     before = sorted(running_pids(state))
     result = sim_cluster.cli("up")
     assert result.code == 0, result.stderr
@@ -131,7 +131,7 @@ def test_status_json_and_kubeconfig(sim_cluster: SimCluster) -> None:
 def test_down_leaves_no_process_and_no_port(tmp_path: Path, sim_env: dict[str, str]) -> None:
     file = write_platform(tmp_path, "gpuplane-down")
     assert run_cli(["-f", str(file), "up"], sim_env).code == 0
-    state = SimState(Path(sim_env["GPUPLANE_STATE"]), "gpuplane-down")
+    state = LocalState(Path(sim_env["GPUPLANE_STATE"]), "gpuplane-down")
     services = Services(state)
     pids = running_pids(state) + [services.pid(name) or 0 for name in SERVICES]
     assert len(pids) == 8 and all(pid_alive(pid) for pid in pids)

@@ -33,8 +33,8 @@ def test_doctor_reports_this_host_honestly(tmp_path: Path) -> None:
     for check in failed:
         assert check["cause"] and check["fix"], check
     if failed:
-        assert document["suggestion"] == "use --backend sim"
+        assert document["suggestion"] == "use --backend local"
     table = run_cli(["doctor"], dict(os.environ))
     assert table.code == result.code
     if failed:
-        assert "gpuplane up --backend sim" in table.stdout
+        assert "gpuplane up --backend local" in table.stdout

@@ -22,7 +22,7 @@ import httpx2
 import pytest
 import yaml
 
-from gpuplane.backends.sim.services import free_port
+from gpuplane.backends.local.services import free_port
 from tests.integration.conftest import SimCluster
 from tests.integration.downscaler_kit import (
     condition,

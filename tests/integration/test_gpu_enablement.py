@@ -13,7 +13,7 @@ import yaml
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import Pod
 
-from gpuplane.backends.manifests import apply_files
+from gpuplane.kube.apply import apply_files
 from tests.integration.conftest import REPO, SimCluster, delete_namespace
 from tests.integration.downscaler_kit import wait_for
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuplane.backends.sim.processes import running_pids
-from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.local.processes import running_pids
+from gpuplane.backends.local.state import LocalState
 from gpuplane.toolchain import read_pins
 from tests.integration.conftest import REPO, run_cli, write_platform
 
@@ -72,7 +72,7 @@ def tf_env(tmp_path: Path) -> dict[str, str]:
 
 def assert_cluster_gone(state: Path, name: str) -> None:
     """No state directory and no process of the cluster left."""
-    sim = SimState(state, name)
+    sim = LocalState(state, name)
     assert not sim.directory.exists()
     assert running_pids(sim) == []
 

@@ -115,7 +115,7 @@ def test_default_topology_passes_and_cleans_up(sim_cluster: SimCluster) -> None:
     assert report["summary"] == {"passed": 12, "failed": 0, "skipped": 2, "ok": True}
     skipped = {c["id"]: c["reason"] for c in report["checks"] if c["status"] == "skipped"}
     assert skipped == {
-        "gpu.device-plugin": "simulated: capacity written by the sim backend",
+        "gpu.device-plugin": "simulated: capacity written by the local backend",
         "gpu.smoke-test": "needs a real GPU",
     }
     assert "agent-2" in evidence(report, "probe.gpu-to-gpu")

@@ -1,1 +1,2 @@
-"""Cluster backends behind one contract: ``sim`` (KWOK) and ``k3d`` (real GPUs)."""
+"""Cluster backends behind one contract: ``local`` (this host: KWOK or kubelet nodes) and
+``k3d`` (k3s in Docker, real GPUs)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from gpuplane.kube.nodes import read_node
 from gpuplane.topology import Platform
 
 
@@ -17,6 +18,22 @@ class NodeStatus:
     taints: tuple[str, ...]
     gpus_allocatable: int
     simulated: bool
+    # "kwok" for a simulated node, else the container runtime the kubelet reports.
+    runtime: str
+
+    @classmethod
+    def of(cls, node: dict[str, Any]) -> NodeStatus:
+        """A status row of one Node object (the API's dict shape)."""
+        view = read_node(node)
+        return cls(
+            name=view.name,
+            role=view.role,
+            ready=view.ready,
+            taints=view.taints,
+            gpus_allocatable=view.gpus_allocatable,
+            simulated=view.simulated,
+            runtime=view.runtime,
+        )
 
 
 @dataclass(frozen=True)
@@ -64,3 +81,7 @@ class ClusterBackend(Protocol):
     def status(self, platform: Platform) -> ClusterStatus: ...
 
     def kubeconfig(self, platform: Platform) -> Path: ...
+
+    def prometheus_url(self, platform: Platform) -> str | None:
+        """The Prometheus the backend runs for the cluster, if it runs one now."""
+        ...

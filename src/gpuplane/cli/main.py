@@ -6,6 +6,9 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -13,6 +16,7 @@ from typing import TextIO
 from rich.markup import escape
 
 from gpuplane import __version__
+from gpuplane.backends.state_root import default_state_root
 from gpuplane.cli.backend_choice import add_backend_option
 from gpuplane.cli.commands import (
     doctor,
@@ -31,13 +35,13 @@ from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode, GpuplaneError
 
 Verb = Callable[[argparse.Namespace, Context], int]
-log = logging.getLogger("gpuplane")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuplane",
-        description="A local GPU Kubernetes platform (sim: no Docker, no GPU; k3d: real GPUs).",
+        description="A local GPU Kubernetes platform (local: KWOK or real kubelet nodes; "
+        "k3d: k3s nodes in Docker with real GPUs).",
     )
     parser.add_argument("--version", action="version", version=f"gpuplane {__version__}")
     _add_platform_file(parser, Path("platform.yaml"))
@@ -87,9 +91,37 @@ def main(
     except KeyboardInterrupt:
         context.err_console.print("interrupted")
         return 130
-    except Exception:
-        log.exception("unexpected failure in 'gpuplane %s'; please report it", args.verb)
-        return int(ExitCode.CHECKS_FAILED)
+    except Exception as error:  # noqa: BLE001 - the one place a bug becomes an exit code
+        report = write_crash_report(context, args.verb, error)
+        context.err_console.print(
+            f"[bold red]internal error:[/] {escape(type(error).__name__)} in "
+            f"'gpuplane {args.verb}' (a bug in gpuplane; please report it); "
+            f"traceback: {escape(str(report))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return int(ExitCode.INTERNAL_ERROR)
+
+
+def write_crash_report(context: Context, verb: str, error: BaseException) -> Path:
+    """Write ``error``'s traceback under the state root's ``crash/``; return the file.
+
+    Falls back to the temp directory when the state root cannot be written.
+    """
+    text = "".join(traceback.format_exception(error))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for directory in (
+        (context.state_root() or default_state_root()) / "crash",
+        Path(tempfile.gettempdir()),
+    ):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            report = directory / f"gpuplane-{verb}-{stamp}-{os.getpid()}.log"
+            report.write_text(f"gpuplane {__version__} {verb}\n{text}", encoding="utf-8")
+        except OSError:
+            continue
+        return report
+    return Path("(unwritable)")
 
 
 def entrypoint() -> None:

@@ -1,13 +1,10 @@
-"""Which Prometheus a verb reads: ``--prometheus URL``, else the sim cluster's own."""
+"""Which Prometheus a verb reads: ``--prometheus URL``, else the local cluster's own."""
 
 from __future__ import annotations
 
 import argparse
 
-from gpuplane.backends.sim.services import running_prometheus_url
-from gpuplane.backends.sim.state import SimState
-from gpuplane.backends.state_root import default_state_root
-from gpuplane.cli.backend_choice import load
+from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.errors import BadInputError, PrerequisiteError
 
@@ -16,7 +13,7 @@ def add_prometheus_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prometheus",
         metavar="URL",
-        help="Prometheus base URL (default on sim: the cluster's own; on k3d: required, "
+        help="Prometheus base URL (default on local: the cluster's own; on k3d: required, "
         "e.g. a `kubectl port-forward` to kube-prometheus-stack)",
     )
 
@@ -27,15 +24,14 @@ def prometheus_url(args: argparse.Namespace, context: Context) -> str:
             raise BadInputError(f"--prometheus must be an http(s) URL (got {args.prometheus!r})")
         return str(args.prometheus)
     platform = load(args)
-    if platform.spec.backend != "sim":
+    if platform.spec.backend != "local":
         raise BadInputError(
             f"backend {platform.spec.backend!r} has no built-in Prometheus address: "
             "give --prometheus URL"
         )
-    state = SimState(context.state_root() or default_state_root(), platform.name)
-    url = running_prometheus_url(state)
+    url = backend_for(platform, context).prometheus_url(platform)
     if url is None:
         raise PrerequisiteError(
-            f"the Prometheus of sim cluster {platform.name!r} is not running (gpuplane up)"
+            f"the Prometheus of local cluster {platform.name!r} is not running (gpuplane up)"
         )
     return url

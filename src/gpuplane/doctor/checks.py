@@ -125,7 +125,7 @@ def _docker_checks(facts: HostFacts) -> list[DoctorCheck]:
                 Level.FAIL,
                 "docker not found",
                 "k3d runs k3s nodes as Docker containers",
-                "install Docker Engine (apt-get install docker.io) or use --backend sim",
+                "install Docker Engine (apt-get install docker.io) or use --backend local",
             )
         ]
     info = parse_docker_info(output.stdout)

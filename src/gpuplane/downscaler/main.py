@@ -1,4 +1,4 @@
-"""``gpuplane-downscaler``: run the operator (in a cluster, or beside the sim backend)."""
+"""``gpuplane-downscaler``: run the operator (in a cluster, or beside the local backend)."""
 
 from __future__ import annotations
 

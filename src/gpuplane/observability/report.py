@@ -21,7 +21,7 @@ from gpuplane.observability.promql import api_get
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ALLOCATED = 'count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or (count(DCGM_FI_DEV_GPU_UTIL) * 0)'
 POINTS = 300  # per series: enough for a 1,600 px wide figure
-MIN_STEP_SECONDS = 2.0  # the sim backend's scrape interval
+MIN_STEP_SECONDS = 2.0  # the local backend's scrape interval
 
 
 @dataclass(frozen=True)

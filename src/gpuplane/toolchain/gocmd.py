@@ -9,7 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.commands import run_command
+from gpuplane.errors import PrerequisiteError
 
 MINIMUM_GO = (1, 26)
 
@@ -55,20 +56,10 @@ def go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def run_go(args: list[str], *, cwd: Path, timeout: float) -> str:
     """Run ``go ARGS`` in ``cwd``; raise OperationError with go's own message on failure."""
-    try:
-        result = subprocess.run(
-            [check_go(), *args],
-            cwd=cwd,
-            env=go_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise OperationError(
-            f"go {' '.join(args)} in {cwd} timed out after {timeout:.0f}s"
-        ) from error
-    if result.returncode != 0:
-        raise OperationError(f"go {' '.join(args)} in {cwd} failed:\n{result.stderr.strip()}")
-    return result.stdout
+    return run_command(
+        [check_go(), *args],
+        cwd=cwd,
+        env=go_env(),
+        timeout=timeout,
+        what=f"go {' '.join(args)} in {cwd}",
+    )

@@ -5,6 +5,7 @@ Nothing is created before this succeeds: every verb loads the topology first.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ import yaml
 from pydantic import ValidationError
 
 from gpuplane.errors import BadInputError
-from gpuplane.topology.model import Platform
+from gpuplane.topology.model import DEPRECATED_BACKEND_NAMES, Platform
 from gpuplane.topology.rules import Path as DocPath
 from gpuplane.topology.rules import Problem, check_rules
 
 DEFAULT_PLATFORM_FILE = Path("platform.yaml")
+log = logging.getLogger("gpuplane.topology")
 
 
 class TopologyError(BadInputError):
@@ -62,12 +64,25 @@ def parse_platform(text: str, file: Path) -> Platform:
     else:
         problems = check_rules(platform)
         if not problems:
+            _warn_deprecated(data, file)
             return platform
     located = sorted(
         ((_line_of(document, problem.path), problem) for problem in problems),
         key=lambda pair: pair[0],
     )
     raise TopologyError(file, [_describe(problem, line, data, file) for line, problem in located])
+
+
+def _warn_deprecated(data: dict[str, Any], file: Path) -> None:
+    spec = data.get("spec")
+    old = spec.get("backend") if isinstance(spec, dict) else None
+    if isinstance(old, str) and old in DEPRECATED_BACKEND_NAMES:
+        log.warning(
+            "%s: backend %r is deprecated, read as %r (it runs real kubelet nodes too now)",
+            file,
+            old,
+            DEPRECATED_BACKEND_NAMES[old],
+        )
 
 
 def _problem_from_pydantic(item: Any) -> Problem:

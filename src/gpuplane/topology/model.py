@@ -19,17 +19,17 @@ from gpuplane.topology.syntax import (
     parse_taint,
 )
 
-API_VERSION = "gpuplane.io/v1alpha1"
-KIND = "Platform"
-
 Role = Literal["control-plane", "app", "infra", "gpu"]
-Backend = Literal["sim", "k3d"]
+Backend = Literal["local", "k3d"]
+# What runs a node on the local backend: KWOK simulates it, or the upstream kubelet
+# with containerd runs it for real on this host.
+Runtime = Literal["kwok", "kubelet"]
+# The local backend's former name: still read, with a deprecation warning.
+DEPRECATED_BACKEND_NAMES = {"sim": "local"}
 
 # Labels the node identity is bootstrapped with on every backend (a kubelet may set
 # these itself, unlike node-role.kubernetes.io/*).
 ROLE_LABEL = "gpuplane.io/role"
-# Marks a node whose kubelet is simulated (KWOK): status rows and verify say so.
-SIMULATED_ANNOTATION = "gpuplane.io/simulated"
 
 
 class _Strict(BaseModel):
@@ -64,6 +64,7 @@ class Node(_Strict):
     gpu_product: str | None = Field(default=None, alias="gpuProduct")
     gpu_memory_mib: int | None = Field(default=None, alias="gpuMemoryMiB", gt=0)
     gpu_sharing: GpuSharing | None = Field(default=None, alias="gpuSharing")
+    runtime: Runtime = "kwok"
 
     _name_syntax = field_validator("name")(_check_dns_label)
 
@@ -115,9 +116,14 @@ class Node(_Strict):
 
 
 class Spec(_Strict):
-    backend: Backend = "sim"
+    backend: Backend = "local"
     kubernetes_version: str | None = Field(default=None, alias="kubernetesVersion")
     nodes: tuple[Node, ...]
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _renamed_backend(cls, value: object) -> object:
+        return DEPRECATED_BACKEND_NAMES.get(value, value) if isinstance(value, str) else value
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod
@@ -142,3 +148,8 @@ class Platform(_Strict):
 
     def nodes_with_role(self, role: Role) -> tuple[Node, ...]:
         return tuple(node for node in self.spec.nodes if node.role == role)
+
+    @property
+    def kubelet_nodes(self) -> tuple[Node, ...]:
+        """Nodes run for real by a kubelet on this host (local backend)."""
+        return tuple(node for node in self.spec.nodes if node.runtime == "kubelet")

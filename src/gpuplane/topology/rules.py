@@ -50,6 +50,7 @@ def check_rules(platform: Platform) -> list[Problem]:
                 f"plugin's time-slicing config is cluster-wide), found {sorted(sharing)}",
             )
         )
+    problems.extend(_runtime_problems(platform))
     control_planes = [n.name for n in platform.spec.nodes if n.role == "control-plane"]
     if len(control_planes) != 1:
         found = ", ".join(control_planes) if control_planes else "none"
@@ -58,6 +59,43 @@ def check_rules(platform: Platform) -> list[Problem]:
                 ("spec", "nodes"),
                 f"exactly one control-plane node is required, found {len(control_planes)} "
                 f"({found})",
+            )
+        )
+    return problems
+
+
+def _runtime_problems(platform: Platform) -> list[Problem]:
+    """Where a real kubelet node may run: the local backend, one per host, not the
+    control plane (which runs as host processes, not as pods on a node)."""
+    problems: list[Problem] = []
+    kubelet_indexes = [i for i, n in enumerate(platform.spec.nodes) if n.runtime == "kubelet"]
+    for index in kubelet_indexes:
+        node = platform.spec.nodes[index]
+        at: Path = ("spec", "nodes", index, "runtime")
+        if platform.spec.backend != "local":
+            problems.append(
+                Problem(
+                    at,
+                    f"runtime applies to the local backend only (backend is "
+                    f"{platform.spec.backend!r}, whose nodes are always real)",
+                )
+            )
+        if node.role == "control-plane":
+            problems.append(
+                Problem(
+                    at,
+                    "the control-plane node cannot be a kubelet node: the control "
+                    "plane runs as host processes and its node is KWOK",
+                )
+            )
+    for index in kubelet_indexes[1:]:
+        first = platform.spec.nodes[kubelet_indexes[0]].name
+        problems.append(
+            Problem(
+                ("spec", "nodes", index, "runtime"),
+                f"at most one kubelet node per host ({first!r} is one already): kubelets "
+                "on one host would share /var/lib/kubelet, the pod network and the "
+                "device plugins' socket directory",
             )
         )
     return problems

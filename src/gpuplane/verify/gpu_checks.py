@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpuplane.kube.nodes import NodeView
 from gpuplane.topology import Platform
-from gpuplane.verify.facts import NodeFacts
 from gpuplane.verify.model import CheckResult, skipped, verdict
 
 GFD_LABELS = ("nvidia.com/gpu.present", "nvidia.com/gpu.product", "nvidia.com/gpu.count")
 DEVICE_PLUGIN_DESCRIPTION = "the NVIDIA device plugin runs, ready, on gpu nodes only"
 
 
-def check_capacity(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
+def check_capacity(platform: Platform, nodes: list[NodeView]) -> CheckResult:
     declared = {node.name: node for node in platform.spec.nodes}
     problems: list[str] = []
     ok: list[str] = []
@@ -35,7 +35,7 @@ def check_capacity(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
     )
 
 
-def check_feature_labels(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
+def check_feature_labels(platform: Platform, nodes: list[NodeView]) -> CheckResult:
     live = {node.name: node for node in nodes}
     problems: list[str] = []
     ok: list[str] = []
@@ -77,7 +77,7 @@ def check_device_plugin(
         return skipped(
             "gpu.device-plugin",
             DEVICE_PLUGIN_DESCRIPTION,
-            "simulated: capacity written by the sim backend",
+            "simulated: capacity written by the local backend",
         )
     gpu_nodes = {node.name for node in platform.nodes_with_role("gpu")}
     if not daemonsets:

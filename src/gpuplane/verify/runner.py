@@ -10,9 +10,9 @@ from pathlib import Path
 from lightkube.resources.core_v1 import Node, Pod
 
 from gpuplane.kube import ClusterUnreachableError, connect, is_reachable
+from gpuplane.kube.nodes import NodeView, read_node
 from gpuplane.topology import Platform
 from gpuplane.verify.device_plugin import find_device_plugin
-from gpuplane.verify.facts import NodeFacts, node_facts
 from gpuplane.verify.gpu_checks import check_capacity, check_device_plugin, check_feature_labels
 from gpuplane.verify.model import CheckResult, Report, skipped
 from gpuplane.verify.probe_runner import (
@@ -32,7 +32,7 @@ from gpuplane.verify.topology_checks import (
 )
 
 # The checks that need nothing but the platform and the nodes, in report order.
-NODE_CHECKS: tuple[Callable[[Platform, list[NodeFacts]], CheckResult], ...] = (
+NODE_CHECKS: tuple[Callable[[Platform, list[NodeView]], CheckResult], ...] = (
     check_nodes,
     check_labels,
     check_taints,
@@ -58,7 +58,7 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
             f"the cluster of {options.kubeconfig} is unreachable (is it up? gpuplane status)"
         )
     client = connect(options.kubeconfig)
-    nodes = [node_facts(node.to_dict()) for node in client.list(Node)]
+    nodes = [read_node(node.to_dict()) for node in client.list(Node)]
     simulated = any(node.simulated for node in nodes)
     checks: list[CheckResult] = [check(platform, nodes) for check in NODE_CHECKS]
     daemonsets, plugin_pods = ([], []) if simulated else find_device_plugin(client)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gpuplane.kube.nodes import NodeView
 from gpuplane.topology import Node, Platform
-from gpuplane.verify.facts import NodeFacts
 from gpuplane.verify.model import CheckResult, verdict
 
 
-def _by_name(nodes: list[NodeFacts]) -> dict[str, NodeFacts]:
+def _by_name(nodes: list[NodeView]) -> dict[str, NodeView]:
     return {node.name: node for node in nodes}
 
 
-def check_nodes(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
+def check_nodes(platform: Platform, nodes: list[NodeView]) -> CheckResult:
     live = _by_name(nodes)
     problems: list[str] = []
     ok: list[str] = []
@@ -31,8 +31,8 @@ def check_nodes(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
 
 def _declared_items(
     platform: Platform,
-    nodes: list[NodeFacts],
-    items: Callable[[Node, NodeFacts], list[tuple[str, bool]]],
+    nodes: list[NodeView],
+    items: Callable[[Node, NodeView], list[tuple[str, bool]]],
 ) -> tuple[list[str], list[str]]:
     """(problems, present) over each existing node's declared items.
 
@@ -51,8 +51,8 @@ def _declared_items(
     return problems, present
 
 
-def check_labels(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
-    def labels(declared: Node, node: NodeFacts) -> list[tuple[str, bool]]:
+def check_labels(platform: Platform, nodes: list[NodeView]) -> CheckResult:
+    def labels(declared: Node, node: NodeView) -> list[tuple[str, bool]]:
         found = []
         for key, value in sorted(declared.labels.items()):
             actual = node.labels.get(key)
@@ -65,8 +65,8 @@ def check_labels(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
     return verdict("topology.labels", "every node has its declared labels", problems, summary)
 
 
-def check_taints(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
-    def taints(declared: Node, node: NodeFacts) -> list[tuple[str, bool]]:
+def check_taints(platform: Platform, nodes: list[NodeView]) -> CheckResult:
+    def taints(declared: Node, node: NodeView) -> list[tuple[str, bool]]:
         found = []
         for taint in declared.parsed_taints:
             ok = str(taint) in node.taints or f"{taint.key}=:{taint.effect}" in node.taints
@@ -78,7 +78,7 @@ def check_taints(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
     return verdict("topology.taints", "every node has its declared taints", problems, summary)
 
 
-def check_no_rogue_roles(platform: Platform, nodes: list[NodeFacts]) -> CheckResult:
+def check_no_rogue_roles(platform: Platform, nodes: list[NodeView]) -> CheckResult:
     declared = {node.name for node in platform.spec.nodes}
     problems = [
         f"undeclared node {node.name} carries role label(s) "

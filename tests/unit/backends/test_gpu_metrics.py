@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from gpuplane.backends.sim.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
+from gpuplane.simulation.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
 
 NODE = GpuNode("agent-2", 2, "NVIDIA-L4", 23034)
 

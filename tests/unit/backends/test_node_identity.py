@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gpuplane.backends.identity import bootstrap_labels, gpu_feature_labels
+from gpuplane.backends.identity import bootstrap_labels
+from gpuplane.backends.local.gfd_labels import gpu_feature_labels
+from gpuplane.backends.local.kwok_nodes import node_manifest
+from gpuplane.backends.local.registration import node_drift
 from gpuplane.backends.platform_labels import missing_labels
-from gpuplane.backends.sim.nodes import node_manifest
-from gpuplane.backends.sim.registration import node_drift
 from gpuplane.topology import Node, load_platform
 
 REPO = Path(__file__).resolve().parents[3]

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from gpuplane.backends.sim.processes import pid_alive, stop_leftovers
+from gpuplane.backends.local.processes import pid_alive, stop_leftovers
 from gpuplane.kube import is_reachable
 
 

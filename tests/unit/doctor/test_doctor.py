@@ -101,7 +101,7 @@ def test_a_healthy_gpu_workstation_passes_everything() -> None:
         ),
         (
             {"docker_info": CommandOutput(False)},
-            "docker.engine", Level.FAIL, "Docker containers", "--backend sim",
+            "docker.engine", Level.FAIL, "Docker containers", "--backend local",
         ),
         (
             {

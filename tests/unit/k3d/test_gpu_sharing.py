@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpuplane.backends.identity import gpu_feature_labels
 from gpuplane.backends.k3d.device_plugin import config_map, device_plugin_config
-from gpuplane.backends.sim.nodes import node_capacity
+from gpuplane.backends.local.gfd_labels import gpu_feature_labels
+from gpuplane.backends.local.kwok_nodes import node_capacity
+from gpuplane.kube.nodes import NodeView
 from gpuplane.topology import TopologyError, load_platform
-from gpuplane.verify.facts import NodeFacts
 from gpuplane.verify.gpu_checks import check_capacity
 from gpuplane.verify.model import Status
 
@@ -39,7 +39,7 @@ def test_time_slicing_multiplies_capacity_and_renames_the_product(tmp_path: Path
     assert labels["nvidia.com/gpu.product"] == "NVIDIA-GeForce-RTX-4090-SHARED"
     assert labels["nvidia.com/gpu.replicas"] == "4"
     assert labels["nvidia.com/gpu.count"] == "1"
-    live = [NodeFacts("agent-2", {}, (), True, 4, True)]
+    live = [NodeView("agent-2", {}, (), True, 4, True, "kwok")]
     assert check_capacity(platform, live).status is Status.PASSED
     config = device_plugin_config(platform)
     assert config["sharing"] == {

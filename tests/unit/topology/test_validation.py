@@ -55,7 +55,7 @@ def test_the_repository_default_platform_loads() -> None:
         ("agent-2", "gpu"),
     ]
     assert platform.spec.nodes[3].gpu_count == 1
-    assert platform.spec.backend == "sim"
+    assert platform.spec.backend == "local"
 
 
 def test_a_minimal_valid_platform_loads(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gpuplane.backends.sim.nodes import node_manifest
+from gpuplane.backends.local.kwok_nodes import node_manifest
+from gpuplane.kube.nodes import NodeView, read_node
 from gpuplane.topology import Platform, load_platform
-from gpuplane.verify.facts import NodeFacts, node_facts
 from gpuplane.verify.gpu_checks import (
     PluginPod,
     check_capacity,
@@ -39,18 +39,18 @@ def platform() -> Platform:
     return load_platform(REPO / "platform.yaml")
 
 
-def live_nodes() -> list[NodeFacts]:
+def live_nodes() -> list[NodeView]:
     """The default topology as the sim backend registers it, Ready, labels applied."""
     facts = []
     for node in platform().spec.nodes:
         manifest: dict[str, Any] = node_manifest(node)
         manifest["metadata"]["labels"].update(node.labels)
         manifest["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
-        facts.append(node_facts(manifest))
+        facts.append(read_node(manifest))
     return facts
 
 
-def replace_node(nodes: list[NodeFacts], name: str, **changes: Any) -> list[NodeFacts]:
+def replace_node(nodes: list[NodeView], name: str, **changes: Any) -> list[NodeView]:
     return [replace(node, **changes) if node.name == name else node for node in nodes]
 
 
@@ -82,8 +82,8 @@ def test_wrong_label_and_missing_taint() -> None:
 
 
 def test_rogue_node_with_role_label() -> None:
-    rogue = NodeFacts("rogue", {"gpuplane.io/role": "gpu"}, (), True, 0, False)
-    harmless = NodeFacts("extra", {"team": "x"}, (), True, 0, False)
+    rogue = NodeView("rogue", {"gpuplane.io/role": "gpu"}, (), True, 0, False, "containerd://2.4.2")
+    harmless = NodeView("extra", {"team": "x"}, (), True, 0, False, "containerd://2.4.2")
     result = check_no_rogue_roles(platform(), [*live_nodes(), rogue, harmless])
     assert result.status is Status.FAILED
     assert result.evidence == ("undeclared node rogue carries role label(s) gpuplane.io/role=gpu",)

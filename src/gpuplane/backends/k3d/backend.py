@@ -2,7 +2,7 @@
 plugin. Needs Docker + NVIDIA driver + Container Toolkit (``gpuplane doctor``).
 
 ``up`` = render config -> ``k3d cluster create`` -> private kubeconfig -> platform step
-(declared labels, the same code the sim backend runs) -> RuntimeClass + device plugin ->
+(declared labels, the same code the local backend runs) -> RuntimeClass + device plugin ->
 wait for ``nvidia.com/gpu`` allocatable on every gpu node.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,17 +20,18 @@ from lightkube.resources.core_v1 import ConfigMap
 from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.types import PatchType
 
-from gpuplane.backends.base import ClusterStatus, Reporter, UpResult
+from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
 from gpuplane.backends.k3d.config import render_k3d_config
 from gpuplane.backends.k3d.device_plugin import NAMESPACE, config_map
-from gpuplane.backends.manifests import apply_files
-from gpuplane.backends.node_status import node_status
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.state_root import default_state_root
+from gpuplane.commands import run_command
 from gpuplane.errors import OperationError, PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of
+from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import FIELD_MANAGER
 from gpuplane.kube.files import write_private
+from gpuplane.kube.nodes import read_node
 from gpuplane.toolchain import read_pins, repo_root
 from gpuplane.topology import Platform
 
@@ -52,15 +52,7 @@ def k3d_binary() -> str:
 
 
 def run_k3d(args: list[str], timeout: float = 120.0) -> str:
-    try:
-        result = subprocess.run(
-            [k3d_binary(), *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as error:
-        raise OperationError(f"k3d {' '.join(args)} timed out after {timeout:.0f}s") from error
-    if result.returncode != 0:
-        raise OperationError(f"k3d {' '.join(args)} failed:\n{result.stderr.strip()}")
-    return result.stdout
+    return run_command([k3d_binary(), *args], timeout=timeout, what=f"k3d {' '.join(args)}")
 
 
 class K3dBackend:
@@ -72,6 +64,10 @@ class K3dBackend:
 
     def kubeconfig(self, platform: Platform) -> Path:
         return self._dir(platform) / "kubeconfig"
+
+    def prometheus_url(self, platform: Platform) -> str | None:
+        """None: kube-prometheus-stack runs in the cluster; reach it with a port-forward."""
+        return None
 
     def _version(self, platform: Platform) -> str:
         return platform.spec.kubernetes_version or read_pins().kubernetes
@@ -124,9 +120,7 @@ class K3dBackend:
         pending = {node.name: node.gpu_count for node in platform.nodes_with_role("gpu")}
         while pending:
             for name, count in list(pending.items()):
-                status = client.get(NodeResource, name).status
-                allocatable = (status.allocatable if status and status.allocatable else {}) or {}
-                if int(allocatable.get("nvidia.com/gpu", "0")) >= count:
+                if read_node(client.get(NodeResource, name).to_dict()).gpus_allocatable >= count:
                     del pending[name]
             if pending and time.monotonic() > deadline:
                 raise OperationError(
@@ -152,7 +146,7 @@ class K3dBackend:
         kubeconfig = self.kubeconfig(platform)
         if not is_reachable(kubeconfig):
             return ClusterStatus(platform.name, "k3d", False, None, None)
-        nodes = [node_status(node) for node in connect(kubeconfig).list(NodeResource)]
+        nodes = [NodeStatus.of(node.to_dict()) for node in connect(kubeconfig).list(NodeResource)]
         return ClusterStatus(
             platform.name,
             "k3d",

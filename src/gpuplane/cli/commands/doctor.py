@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         document = {
             "ok": not failed,
             "checks": [dataclasses.asdict(check) for check in checks],
-            "suggestion": "use --backend sim" if failed else "",
+            "suggestion": "use --backend local" if failed else "",
         }
         context.stdout.write(json.dumps(document, indent=2) + "\n")
         return int(code)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if failed:
         context.console.print(
             f"{len(failed)} check(s) failed: the k3d backend (real GPUs) cannot run on this "
-            "host. The sim backend needs none of this: gpuplane up --backend sim",
+            "host. The local backend needs none of this: gpuplane up --backend local",
             highlight=False,
         )
     else:

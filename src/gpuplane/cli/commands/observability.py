@@ -1,5 +1,5 @@
 """``gpuplane observability check``: every PromQL of observability/ parses (promtool);
-with a Prometheus (``--prometheus URL``, or ``--live`` for the sim cluster's own) every
+with a Prometheus (``--prometheus URL``, or ``--live`` for the local cluster's own) every
 dashboard query must also answer with data. Exit 1 when a check fails.
 """
 

@@ -1,4 +1,4 @@
-"""``gpuplane sim traffic set|list``: drive the sim backend's traffic simulator."""
+"""``gpuplane sim traffic set|list``: drive the local backend's traffic simulator."""
 
 from __future__ import annotations
 
@@ -8,22 +8,21 @@ from typing import Any
 
 from rich.table import Table
 
-from gpuplane.backends.sim.services import running_prometheus_url
-from gpuplane.backends.sim.state import SimState
-from gpuplane.backends.sim.story import Step, run_story
-from gpuplane.backends.sim.traffic_client import TrafficClient, parse_target
-from gpuplane.backends.state_root import default_state_root
-from gpuplane.cli.backend_choice import load
+from gpuplane.backends.local import LocalBackend
+from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
 from gpuplane.observability.promql import scalar_or_zero
+from gpuplane.simulation.demo_story import Step, run_story
+from gpuplane.simulation.traffic_client import TrafficClient, parse_target
 from gpuplane.toolchain import repo_root
+from gpuplane.topology import Platform
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser(
-        "sim", help="sim backend tools: simulated request traffic per Deployment"
+        "sim", help="local backend simulation: simulated request traffic, the demo story"
     )
     topics = parser.add_subparsers(dest="topic", required=True, metavar="TOPIC")
     traffic = topics.add_parser("traffic", help="set or list simulated request rates")
@@ -42,12 +41,12 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     platform = load(args)
-    if platform.spec.backend != "sim":
-        raise BadInputError("gpuplane sim only applies to the sim backend")
-    state = SimState(context.state_root() or default_state_root(), platform.name)
-    client = TrafficClient(state)
+    backend = backend_for(platform, context)
+    if not isinstance(backend, LocalBackend):
+        raise BadInputError("gpuplane sim only applies to the local backend")
+    client = TrafficClient(backend.traffic_url(platform))
     if args.topic == "demo":
-        return demo(context, state, client)
+        return demo(context, backend, platform, client)
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
         if args.rps < 0:
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
 
 class PrometheusSeen:
-    """The story's view of what the sim's Prometheus has scraped."""
+    """The story's view of what the local cluster's Prometheus has scraped."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -85,16 +84,21 @@ class PrometheusSeen:
         return scalar_or_zero(self.url, f"count(DCGM_FI_DEV_GPU_UTIL{{{selector}}})") > 0
 
 
-def demo(context: Context, state: SimState, traffic: TrafficClient) -> int:
-    context.console.print("the downscaler story (sim backend; timings from apps/demo/policy.yaml)")
+def demo(
+    context: Context, backend: LocalBackend, platform: Platform, traffic: TrafficClient
+) -> int:
+    context.console.print(
+        "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
+    )
 
     def say(step: Step) -> None:
         context.console.print(f"  t+{step.seconds:5.1f}s  {step.text}", highlight=False)
 
-    url = running_prometheus_url(state)
+    url = backend.prometheus_url(platform)
     if url is None:
-        raise PrerequisiteError(f"the Prometheus of sim cluster {state.name!r} is not running")
+        raise PrerequisiteError(f"the Prometheus of local cluster {platform.name!r} is not running")
     apps = repo_root() / "apps" / "demo"
-    steps = run_story(connect(state.kubeconfig), traffic, apps, say, PrometheusSeen(url))
+    client = connect(backend.kubeconfig(platform))
+    steps = run_story(client, traffic, apps, say, PrometheusSeen(url))
     context.console.print(f"story complete in {steps[-1].seconds:.0f}s", highlight=False)
     return int(ExitCode.OK)

@@ -19,7 +19,7 @@ def require_gpu_host() -> None:
         reasons = "; ".join(f"{check.id}: {check.summary}" for check in failed)
         raise PrerequisiteError(
             f"this host cannot run the k3d backend ({reasons}); see gpuplane doctor, "
-            "or use --backend sim"
+            "or use --backend local"
         )
 
 

@@ -1,4 +1,4 @@
-"""Where a sim cluster keeps its state: one directory per cluster name.
+"""Where a local cluster keeps its state: one directory per cluster name.
 
 Layout under ``<root>/<name>/``: ``kubeconfig`` (0600), ``kwok.yaml`` (our kwokctl
 configuration), ``kwok/`` (kwokctl's work dir: PKI, etcd data, logs, pid files).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class SimState:
+class LocalState:
     root: Path
     name: str
 

@@ -1,4 +1,4 @@
-"""Supervised local processes beside the sim cluster: Prometheus, the traffic simulator
+"""Supervised local processes beside the local cluster: Prometheus, the traffic simulator
 and the downscaler. Each runs detached with a pid file and a log under the cluster's
 state dir; ports are chosen on 127.0.0.1 once and kept in services.json."""
 
@@ -19,8 +19,8 @@ import httpx2
 import yaml
 
 from gpuplane.backends.base import ComponentStatus
-from gpuplane.backends.sim.processes import pid_alive, stop_leftovers
-from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.local.processes import pid_alive, stop_leftovers
+from gpuplane.backends.local.state import LocalState
 from gpuplane.errors import OperationError, PrerequisiteError
 from gpuplane.toolchain import repo_root
 
@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 def prometheus_config(ports: Ports, rule_files: list[str]) -> dict[str, object]:
-    """Scrape the sim's exporters every 2 s and evaluate the platform's own rules."""
+    """Scrape the local cluster's exporters every 2 s and evaluate the platform's own rules."""
 
     def job(name: str, port: int) -> dict[str, object]:
         return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
@@ -77,14 +77,14 @@ def prometheus_binary() -> str:
     found = shutil.which("prometheus")
     if found is None:
         raise PrerequisiteError(
-            "Prometheus is not installed: the sim backend runs Debian's prometheus "
+            "Prometheus is not installed: the local backend runs Debian's prometheus "
             "(apt-get install prometheus, or make prerequisites)"
         )
     return found
 
 
 class Services:
-    def __init__(self, state: SimState) -> None:
+    def __init__(self, state: LocalState) -> None:
         self.state = state
         self.directory = state.directory / "services"
 
@@ -154,7 +154,7 @@ class Services:
             self._spawn(
                 "traffic",
                 [
-                    *python_service(), "gpuplane.backends.sim.traffic",
+                    *python_service(), "gpuplane.simulation.traffic",
                     "--kubeconfig", str(kubeconfig),
                     "--port", str(ports.traffic),
                     "--rates", str(self.directory / "traffic-rates.json"),
@@ -234,8 +234,8 @@ class Services:
         )
 
 
-def running_prometheus_url(state: SimState) -> str | None:
-    """The sim cluster's Prometheus, when it runs."""
+def running_prometheus_url(state: LocalState) -> str | None:
+    """The local cluster's Prometheus, when it runs."""
     services = Services(state)
     ports = services.ports()
     return ports.prometheus_url if ports is not None and services.running("prometheus") else None

@@ -1,4 +1,4 @@
-"""Register the topology's nodes in a running sim cluster and converge them.
+"""Register the topology's nodes in a running local cluster and converge them.
 
 What a kubelet does on a real node (register with taints, bootstrap labels and
 capacity) is done here through the API; KWOK then keeps the nodes Ready.
@@ -15,16 +15,12 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.types import PatchType
 
-from gpuplane.backends.node_status import is_ready
-from gpuplane.backends.sim.nodes import node_manifest
+from gpuplane.backends.local.kwok_nodes import node_manifest
 from gpuplane.errors import OperationError
-from gpuplane.topology import SIMULATED_ANNOTATION, Platform
+from gpuplane.kube.nodes import CONTROLLER_TAINT_PREFIX, SIMULATED_ANNOTATION, read_node
+from gpuplane.topology import Platform
 
 NOT_FOUND = 404
-
-
-# Taints the node lifecycle controller manages (not-ready, unreachable, ...): never ours.
-CONTROLLER_TAINT_PREFIX = "node.kubernetes.io/"
 
 
 def _declared_taints(taints: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -54,10 +50,23 @@ def node_drift(wanted: dict[str, Any], actual: dict[str, Any]) -> list[str]:
 
 
 def register_nodes(client: Client, platform: Platform) -> list[str]:
-    """Create missing nodes, repair drifted ones, delete undeclared simulated ones."""
+    """Create missing KWOK nodes, repair drifted ones, delete undeclared simulated ones.
+
+    Kubelet nodes register themselves; a simulated node of the same name (the node was
+    KWOK before) is deleted first so the kubelet can take the name.
+    """
     changes: list[str] = []
-    declared = {node.name for node in platform.spec.nodes}
+    simulated = {node.name for node in platform.spec.nodes if node.runtime == "kwok"}
+    for live_node in client.list(NodeResource):
+        meta = live_node.metadata
+        if meta is None or meta.name is None or meta.name in simulated:
+            continue
+        if (meta.annotations or {}).get(SIMULATED_ANNOTATION) == "true":
+            client.delete(NodeResource, meta.name)
+            changes.append(f"simulated node {meta.name} removed (not declared as KWOK)")
     for node in platform.spec.nodes:
+        if node.runtime != "kwok":
+            continue
         wanted = node_manifest(node)
         try:
             live = client.get(NodeResource, node.name).to_dict()
@@ -82,21 +91,7 @@ def register_nodes(client: Client, platform: Platform) -> list[str]:
                 patch_type=PatchType.MERGE,
             )
             changes.append(f"node {node.name} repaired ({', '.join(drift)})")
-    for live_node in client.list(NodeResource):
-        meta = live_node.metadata
-        if meta is None or meta.name is None or meta.name in declared:
-            continue
-        if (meta.annotations or {}).get(SIMULATED_ANNOTATION) == "true":
-            client.delete(NodeResource, meta.name)
-            changes.append(f"node {meta.name} removed (no longer declared)")
     return changes
-
-
-def is_schedulable(node: NodeResource) -> bool:
-    """Ready, and the lifecycle controller has lifted its not-ready taint."""
-    taints = node.spec.taints if node.spec and node.spec.taints else []
-    lifecycle = any(t.key.startswith(CONTROLLER_TAINT_PREFIX) for t in taints)
-    return is_ready(node) and not lifecycle
 
 
 def wait_ready(
@@ -111,7 +106,11 @@ def wait_ready(
     deadline = clock() + timeout
     pending = list(names)
     while True:
-        pending = [name for name in pending if not is_schedulable(client.get(NodeResource, name))]
+        pending = [
+            name
+            for name in pending
+            if not read_node(client.get(NodeResource, name).to_dict()).schedulable
+        ]
         if not pending:
             return
         if clock() > deadline:

@@ -7,20 +7,14 @@ from typing import Any
 
 import httpx2
 
-from gpuplane.backends.sim.services import Services
-from gpuplane.backends.sim.state import SimState
-from gpuplane.errors import BadInputError, OperationError, PrerequisiteError
+from gpuplane.errors import BadInputError, OperationError
 
 
 class TrafficClient:
-    def __init__(self, state: SimState) -> None:
-        services = Services(state)
-        ports = services.ports()
-        if ports is None or not services.running("traffic"):
-            raise PrerequisiteError(
-                f"the traffic simulator of cluster {state.name!r} is not running (gpuplane up)"
-            )
-        self.url = ports.traffic_url
+    """The traffic simulator at ``url`` (the local backend says where it runs)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:

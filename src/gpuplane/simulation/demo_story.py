@@ -1,4 +1,4 @@
-"""The demo story on the sim backend, step by step, with what each step proves.
+"""The demo story on the local backend, step by step, with what each step proves.
 
 A GPU inference Deployment serves traffic; traffic stops; the downscaler scales it to
 zero; a pending GPU training Job takes the freed GPU; traffic returns; the inference is
@@ -21,9 +21,9 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import CascadeType
 
-from gpuplane.backends.manifests import apply_files
-from gpuplane.backends.sim.traffic_client import TrafficClient
 from gpuplane.errors import OperationError
+from gpuplane.kube.apply import apply_files
+from gpuplane.simulation.traffic_client import TrafficClient
 
 NAMESPACE, INFERENCE, TRAINING = "ml", "llm-inference", "gpu-training"
 

@@ -1,7 +1,7 @@
 """The traffic simulator process: serves /metrics for Prometheus and /traffic to control
 rates, and follows Deployments' ready replicas, GPU pods and gpu nodes by polling the API.
 
-Run by the sim backend: ``python -m gpuplane.backends.sim.traffic --kubeconfig K --port P``.
+Run by the local backend: ``python -m gpuplane.simulation.traffic --kubeconfig K --port P``.
 Rates persist in ``--rates FILE`` so a restart keeps them.
 """
 
@@ -19,12 +19,12 @@ from typing import Any
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node, Pod
 
-from gpuplane.backends.sim.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
-from gpuplane.backends.sim.traffic_book import TrafficBook
 from gpuplane.kube import connect
+from gpuplane.kube.nodes import GPU_RESOURCE
+from gpuplane.simulation.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
+from gpuplane.simulation.traffic_book import TrafficBook
 
 log = logging.getLogger("gpuplane.traffic")
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class Simulator:

@@ -1,4 +1,4 @@
-"""A kubeconfig for a ServiceAccount, from a TokenRequest: how the sim backend runs the
+"""A kubeconfig for a ServiceAccount, from a TokenRequest: how the local backend runs the
 downscaler out of cluster with exactly the RBAC its deploy files grant."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Node objects for the sim backend, built from the topology (pure).
+"""Node objects for the local backend, built from the topology (pure).
 
 KWOK keeps a node Ready when it carries the ``kwok.x-k8s.io/node: fake`` annotation
 (the selector kwokctl configures). Capacity mirrors a modest workstation; the
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuplane.backends.identity import bootstrap_labels, gpu_feature_labels, taint_dicts
-from gpuplane.topology import SIMULATED_ANNOTATION, Node
+from gpuplane.backends.identity import bootstrap_labels, taint_dicts
+from gpuplane.backends.local.gfd_labels import gpu_feature_labels
+from gpuplane.kube.nodes import SIMULATED_ANNOTATION
+from gpuplane.topology import Node
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 NODE_CPU = "8"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import yaml
 
-from gpuplane.backends.sim.state import SimState
-from gpuplane.errors import OperationError
+from gpuplane.backends.local.state import LocalState
+from gpuplane.commands import run_command
 
 CREATE_TIMEOUT_SECONDS = 300.0
 COMMAND_TIMEOUT_SECONDS = 120.0
@@ -44,7 +43,7 @@ def kwokctl_configuration(
 
 
 class Kwokctl:
-    def __init__(self, binary: Path, state: SimState) -> None:
+    def __init__(self, binary: Path, state: LocalState) -> None:
         self._binary = binary
         self._state = state
 
@@ -56,26 +55,13 @@ class Kwokctl:
         return env
 
     def run(self, args: list[str], *, timeout: float = COMMAND_TIMEOUT_SECONDS) -> str:
-        command = [str(self._binary), "--config", str(self._state.kwok_config), *args]
-        try:
-            result = subprocess.run(
-                command,
-                env=self._env(),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise OperationError(
-                f"kwokctl {' '.join(args)} timed out after {timeout:.0f}s; logs: {self._state.logs}"
-            ) from error
-        if result.returncode != 0:
-            raise OperationError(
-                f"kwokctl {' '.join(args)} failed (exit {result.returncode}):\n"
-                f"{(result.stderr or result.stdout).strip()}\nlogs: {self._state.logs}"
-            )
-        return result.stdout
+        return run_command(
+            [str(self._binary), "--config", str(self._state.kwok_config), *args],
+            env=self._env(),
+            timeout=timeout,
+            what=f"kwokctl {' '.join(args)}",
+            hint=f"logs: {self._state.logs}",
+        )
 
     def write_config(self, configuration: dict[str, object]) -> None:
         self._state.directory.mkdir(parents=True, exist_ok=True)

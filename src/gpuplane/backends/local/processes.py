@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpuplane.backends.base import ComponentStatus
-from gpuplane.backends.sim.state import SimState
+from gpuplane.backends.local.state import LocalState
 
 COMPONENTS = (
     "etcd",
@@ -36,14 +36,14 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def read_pid(state: SimState, component: str) -> int | None:
+def read_pid(state: LocalState, component: str) -> int | None:
     try:
         return int((state.cluster_dir / "pids" / f"{component}.pid").read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def component_statuses(state: SimState) -> tuple[ComponentStatus, ...]:
+def component_statuses(state: LocalState) -> tuple[ComponentStatus, ...]:
     statuses = []
     for component in COMPONENTS:
         pid = read_pid(state, component)
@@ -55,7 +55,7 @@ def component_statuses(state: SimState) -> tuple[ComponentStatus, ...]:
     return tuple(statuses)
 
 
-def running_pids(state: SimState) -> list[int]:
+def running_pids(state: LocalState) -> list[int]:
     """Pids of the cluster's processes that are still alive (for tests and down)."""
     pids = [read_pid(state, component) for component in COMPONENTS]
     return [pid for pid in pids if pid is not None and pid_alive(pid)]

@@ -1,10 +1,10 @@
-"""DCGM-exporter-compatible GPU series for the sim backend's simulated GPUs (pure).
+"""DCGM-exporter-compatible GPU series for the local backend's simulated GPUs (pure).
 
 Each GPU of each gpu node gets the series dcgm-exporter would expose, with its labels
 (``gpu``, ``UUID``, ``modelName``, ``Hostname``, and ``namespace``/``pod``/``container``
 when a pod holds it). Values follow the traffic of the Deployment whose pod holds the GPU,
 so dashboards and the downscaler's GPU signal behave as on a real cluster. Simulated:
-the sim backend says so in ``gpuplane status``.
+the local backend says so in ``gpuplane status``.
 """
 
 from __future__ import annotations

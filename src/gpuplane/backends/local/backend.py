@@ -1,4 +1,4 @@
-"""The sim backend: the real upstream control plane with KWOK nodes, no Docker, no GPU.
+"""The local backend: the real upstream control plane on 127.0.0.1, KWOK nodes, no Docker.
 
 ``up`` = build/cached binaries -> kwokctl create (or start) -> register nodes with
 bootstrap identity -> platform step (declared labels) -> wait Ready. Every step
@@ -13,18 +13,18 @@ from pathlib import Path
 from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
-from gpuplane.backends.base import ClusterStatus, Reporter, UpResult
-from gpuplane.backends.manifests import apply_files
-from gpuplane.backends.node_status import node_status
+from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
+from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
+from gpuplane.backends.local.registration import register_nodes, wait_ready
+from gpuplane.backends.local.services import SERVICES, Services, running_prometheus_url
+from gpuplane.backends.local.state import LocalState
+from gpuplane.backends.local.tokens import mint_token, token_kubeconfig
 from gpuplane.backends.platform_labels import apply_node_labels
-from gpuplane.backends.sim.kwokctl import Kwokctl, kwokctl_configuration
-from gpuplane.backends.sim.processes import component_statuses, running_pids, stop_leftovers
-from gpuplane.backends.sim.registration import register_nodes, wait_ready
-from gpuplane.backends.sim.services import SERVICES, Services
-from gpuplane.backends.sim.state import SimState
-from gpuplane.backends.sim.tokens import mint_token, token_kubeconfig
 from gpuplane.backends.state_root import default_state_root
+from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
+from gpuplane.kube.apply import apply_files
 from gpuplane.kube.files import write_private
 from gpuplane.toolchain import (
     BuildProgress,
@@ -53,16 +53,31 @@ SIMULATED_PARTS = (
 )
 
 
-class SimBackend:
+class LocalBackend:
+    name = "local"
+
     def __init__(self, state_root: Path | None = None, cache: Path | None = None) -> None:
         self._state_root = state_root or default_state_root()
         self._cache = cache
 
-    def _state(self, platform: Platform) -> SimState:
-        return SimState(self._state_root, platform.name)
+    def _state(self, platform: Platform) -> LocalState:
+        return LocalState(self._state_root, platform.name)
 
     def kubeconfig(self, platform: Platform) -> Path:
         return self._state(platform).kubeconfig
+
+    def prometheus_url(self, platform: Platform) -> str | None:
+        return running_prometheus_url(self._state(platform))
+
+    def traffic_url(self, platform: Platform) -> str:
+        """The traffic simulator's base URL; PrerequisiteError when it does not run."""
+        services = Services(self._state(platform))
+        ports = services.ports()
+        if ports is None or not services.running("traffic"):
+            raise PrerequisiteError(
+                f"the traffic simulator of cluster {platform.name!r} is not running (gpuplane up)"
+            )
+        return ports.traffic_url
 
     def up(self, platform: Platform, reporter: Reporter) -> UpResult:
         state = self._state(platform)
@@ -81,7 +96,7 @@ class SimBackend:
         if not is_reachable(state.kubeconfig):
             kwokctl.write_config(kwokctl_configuration(binaries, pins.kubernetes, pins.etcd))
             if state.exists():
-                reporter.step(f"starting the stopped sim cluster {platform.name!r}")
+                reporter.step(f"starting the stopped local cluster {platform.name!r}")
                 kwokctl.start()
                 changes.append("control plane restarted")
             else:
@@ -107,7 +122,7 @@ class SimBackend:
             changes=() if created else tuple(changes),
         )
 
-    def _start_services(self, state: SimState, client: Client, reporter: Reporter) -> list[str]:
+    def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""
         services = Services(state)
         if all(services.running(name) for name in SERVICES):
@@ -134,7 +149,7 @@ class SimBackend:
             return False
         Services(state).stop()
         if state.exists():
-            reporter.step(f"stopping and deleting the sim cluster {platform.name!r}")
+            reporter.step(f"stopping and deleting the local cluster {platform.name!r}")
             tools, cache = tools_dir(), self._cache or cache_dir()
             pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
             kwokctl = component(pins, "kwokctl")
@@ -153,17 +168,17 @@ class SimBackend:
         if not running:
             return ClusterStatus(
                 name=platform.name,
-                backend="sim",
+                backend="local",
                 running=False,
                 kubeconfig=state.kubeconfig if state.kubeconfig.is_file() else None,
                 kubernetes_version=None,
                 components=processes,
             )
         client = connect(state.kubeconfig)
-        nodes = tuple(node_status(node) for node in client.list(NodeResource))
+        nodes = tuple(NodeStatus.of(node.to_dict()) for node in client.list(NodeResource))
         return ClusterStatus(
             name=platform.name,
-            backend="sim",
+            backend="local",
             running=True,
             kubeconfig=state.kubeconfig,
             kubernetes_version=version_of(get_raw(state.kubeconfig, "/version")),
