@@ -82,7 +82,9 @@ def main() -> None:
         root = Path(scratch)
         config = root / "kwok.yaml"
         config.write_text(
-            yaml.safe_dump(kwokctl_configuration(binaries, pins.kubernetes, pins.etcd))
+            yaml.safe_dump(
+                kwokctl_configuration(binaries, pins.kubernetes, pins.etcd, root / "pki")
+            )
         )
         for index in range(rounds):
             env = {**os.environ, "GPUPLANE_STATE": str(root / f"state-{index}")}

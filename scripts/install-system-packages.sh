@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Debian packages the sim backend runs: Prometheus (server and promtool). Installed when
-# missing; exit 3 (missing prerequisite) with the command to run when that is not possible.
+# Debian packages the local backend needs: Prometheus (server and promtool); for kubelet
+# nodes, libseccomp-dev (runc is linked statically against it), busybox-static (the
+# toolbox image) and gcc (the pause image). Installed when missing; exit 3 (missing
+# prerequisite) with the command to run when that is not possible.
 set -euo pipefail
 
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need+=(libseccomp-dev)
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then

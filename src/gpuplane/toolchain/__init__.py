@@ -1,7 +1,13 @@
 """Find, build and cache the upstream binaries (control plane, etcd, KWOK)."""
 
 from gpuplane.toolchain.build import BuildProgress, ProgressFn, ensure_built
-from gpuplane.toolchain.components import Component, cache_dir, component, components
+from gpuplane.toolchain.components import (
+    Component,
+    cache_dir,
+    component,
+    components,
+    node_components,
+)
 from gpuplane.toolchain.modules import pins_for
 from gpuplane.toolchain.pins import Pins, read_pins, repo_root, tools_dir
 
@@ -14,6 +20,7 @@ __all__ = [
     "component",
     "components",
     "ensure_built",
+    "node_components",
     "pins_for",
     "read_pins",
     "repo_root",

@@ -8,7 +8,6 @@ package as it compiles; counting those against ``go list -deps`` gives real prog
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -60,6 +59,50 @@ def go_output_name(package: str) -> str:
     return parts[-1]
 
 
+@dataclass(frozen=True)
+class BuildRecipe:
+    """How one wrapper module builds: where, with which linker flags, tags and cgo."""
+
+    module_dir: Path
+    ldflags: str
+    tags: tuple[str, ...] = ()
+    cgo: bool = False
+
+
+def build_recipe(module: WrapperModule, tools: Path, cache: Path, pins: Pins) -> BuildRecipe:
+    """Each module's flags: version stamps where upstream's release sets them."""
+    here = tools / module.value
+    if module is WrapperModule.KUBE:
+        return BuildRecipe(
+            prepare_kube_module(tools, cache, pins, pins.kubernetes),
+            kubernetes_ldflags(pins.kubernetes),
+        )
+    if module is WrapperModule.HELM:
+        return BuildRecipe(here, f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}")
+    if module is WrapperModule.TOFU:
+        # The version comes from OpenTofu's embedded VERSION file; "dev=no" drops the
+        # "-dev" suffix a plain `go build` reports.
+        return BuildRecipe(here, "-s -w -X github.com/opentofu/opentofu/version.dev=no")
+    if module is WrapperModule.CONTAINERD:
+        # No btrfs/devmapper/zfs snapshotters: overlayfs is what nodes use, and those
+        # need cgo and libraries.
+        return BuildRecipe(
+            here,
+            f"-s -w -X github.com/containerd/containerd/v2/version.Version={pins.containerd}",
+            tags=("no_btrfs", "no_devmapper", "no_zfs"),
+        )
+    if module is WrapperModule.RUNC:
+        # runc needs cgo (nsexec) and seccomp; linked statically against Debian's
+        # libseccomp.a so the binary runs on any host (the GPU machine included).
+        return BuildRecipe(
+            here,
+            f"-s -w -X main.version={pins.runc.removeprefix('v')} -extldflags -static",
+            tags=("seccomp", "netgo", "osusergo"),
+            cgo=True,
+        )
+    return BuildRecipe(here, "-s -w")
+
+
 def ensure_built(
     tools: Path,
     cache: Path,
@@ -76,40 +119,30 @@ def ensure_built(
     missing = [component for component in wanted if not component.is_built(cache)]
     for module in WrapperModule:
         group = [component for component in missing if component.module is module]
-        if not group:
-            continue
-        if module is WrapperModule.KUBE:
-            module_dir = prepare_kube_module(tools, cache, pins, pins.kubernetes)
-            ldflags = kubernetes_ldflags(pins.kubernetes)
-        elif module is WrapperModule.HELM:
-            module_dir = tools / module.value
-            ldflags = f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}"
-        elif module is WrapperModule.TOFU:
-            # The version comes from OpenTofu's embedded VERSION file; "dev=no" drops
-            # the "-dev" suffix a plain `go build` reports.
-            module_dir = tools / module.value
-            ldflags = "-s -w -X github.com/opentofu/opentofu/version.dev=no"
-        else:
-            module_dir, ldflags = tools / module.value, "-s -w"
-        build_group(module_dir, group, ldflags, cache, report)
+        if group:
+            recipe = build_recipe(module, tools, cache, pins)
+            build_group(recipe, group, cache, report)
     return {component.name: component.path(cache) for component in wanted}
 
 
 def build_group(
-    module_dir: Path,
+    recipe: BuildRecipe,
     group: Sequence[Component],
-    ldflags: str,
     cache: Path,
     report: ProgressFn | None,
 ) -> None:
     """Build ``group`` in one ``go build`` and move each binary into its cache slot."""
     packages = [component.package for component in group]
     names = tuple(component.name for component in group)
-    total = len(run_go(["list", "-deps", *packages], cwd=module_dir, timeout=600).splitlines())
+    tags = ["-tags", ",".join(recipe.tags)] if recipe.tags else []
+    deps = run_go(["list", *tags, "-deps", *packages], cwd=recipe.module_dir, timeout=600)
+    total = len(deps.splitlines())
     (cache / "bin").mkdir(parents=True, exist_ok=True)
+    env = go_env({"CGO_ENABLED": "1"} if recipe.cgo else None)
     with tempfile.TemporaryDirectory(dir=cache / "bin", prefix=".build-") as staging:
-        command = [check_go(), "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", staging + "/"]
-        _run_with_progress([*command, *packages], module_dir, names, total, report)
+        command = [check_go(), "build", "-v", "-trimpath", *tags, "-ldflags", recipe.ldflags]
+        command += ["-o", staging + "/", *packages]
+        _run_with_progress(command, recipe.module_dir, env, names, total=total, report=report)
         for component in group:
             built = Path(staging) / go_output_name(component.package)
             target = component.path(cache)
@@ -121,7 +154,9 @@ def build_group(
 def _run_with_progress(
     command: list[str],
     cwd: Path,
+    env: dict[str, str],
     names: tuple[str, ...],
+    *,
     total: int,
     report: ProgressFn | None,
 ) -> None:
@@ -131,7 +166,7 @@ def _run_with_progress(
     with subprocess.Popen(
         command,
         cwd=cwd,
-        env=go_env(),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -155,14 +190,3 @@ def _run_with_progress(
         raise OperationError(f"building {', '.join(names)} in {cwd} failed:\n{details}")
     if report is not None:
         report(BuildProgress(names, total, total, finished=True))
-
-
-def remove_unpinned(cache: Path, keep: Sequence[Component]) -> list[Path]:
-    """Delete cached binaries of versions no longer pinned; return what was removed."""
-    keep_dirs = {component.path(cache).parent for component in keep}
-    removed = []
-    for entry in sorted((cache / "bin").glob("*-v*")):
-        if entry.is_dir() and entry not in keep_dirs:
-            shutil.rmtree(entry)
-            removed.append(entry)
-    return removed

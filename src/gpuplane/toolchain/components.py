@@ -17,6 +17,9 @@ class WrapperModule(StrEnum):
     KWOK = "kwok"
     HELM = "helm"
     TOFU = "tofu"
+    CONTAINERD = "containerd"
+    RUNC = "runc"
+    CNI = "cni"
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,15 @@ class Component:
     package: str
     module: WrapperModule
     version: str
-    # Built only on demand: OpenTofu, for hosts without a terraform binary.
+    # Built only on demand: OpenTofu, for hosts without a terraform binary; the node
+    # components, for platforms with a kubelet node.
     optional: bool = False
+    # Binaries that must sit in one directory share a slot (containerd finds its shim
+    # on PATH; containerd's CNI bin_dirs holds every plugin).
+    slot: str = ""
 
     def path(self, cache: Path) -> Path:
-        return cache / "bin" / f"{self.name}-{self.version}" / self.name
+        return cache / "bin" / f"{self.slot or self.name}-{self.version}" / self.name
 
     def is_built(self, cache: Path) -> bool:
         binary = self.path(cache)
@@ -75,6 +82,37 @@ def components(pins: Pins) -> tuple[Component, ...]:
             WrapperModule.TOFU,
             pins.tofu,
             optional=True,
+        ),
+        *node_components(pins),
+    )
+
+
+def node_components(pins: Pins) -> tuple[Component, ...]:
+    """What a kubelet node runs: the kubelet, containerd with its shim and ctr, runc and
+    the CNI plugins of the pod network (bridge, host-local IPAM, loopback)."""
+    containerd = "github.com/containerd/containerd/v2/cmd/"
+    cni = "github.com/containernetworking/plugins/plugins/"
+    return (
+        Component(
+            "kubelet", "k8s.io/kubernetes/cmd/kubelet", WrapperModule.KUBE, pins.kubernetes, True
+        ),
+        *(
+            Component(
+                name,
+                containerd + name,
+                WrapperModule.CONTAINERD,
+                pins.containerd,
+                True,
+                slot="containerd",
+            )
+            for name in ("containerd", "containerd-shim-runc-v2", "ctr")
+        ),
+        Component("runc", "github.com/opencontainers/runc", WrapperModule.RUNC, pins.runc, True),
+        *(
+            Component(
+                name, cni + kind + "/" + name, WrapperModule.CNI, pins.cni, True, slot="cni-plugins"
+            )
+            for kind, name in (("main", "bridge"), ("ipam", "host-local"), ("main", "loopback"))
         ),
     )
 

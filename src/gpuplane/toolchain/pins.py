@@ -18,6 +18,9 @@ ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 KWOK_MODULE = "sigs.k8s.io/kwok"
 HELM_MODULE = "helm.sh/helm/v3"
 TOFU_MODULE = "github.com/opentofu/opentofu"
+CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
+RUNC_MODULE = "github.com/opencontainers/runc"
+CNI_MODULE = "github.com/containernetworking/plugins"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class Pins:
     kwok: str
     helm: str
     tofu: str
+    containerd: str
+    runc: str
+    cni: str
 
 
 def tools_dir() -> Path:
@@ -62,12 +68,21 @@ def read_pins(tools: Path | None = None) -> Pins:
     kwok_mod = (root / "kwok" / "go.mod").read_text(encoding="utf-8")
     helm_mod = (root / "helm" / "go.mod").read_text(encoding="utf-8")
     tofu_mod = (root / "tofu" / "go.mod").read_text(encoding="utf-8")
+    node_mods = {
+        module: (root / directory / "go.mod").read_text(encoding="utf-8")
+        for module, directory in (
+            (CONTAINERD_MODULE, "containerd"),
+            (RUNC_MODULE, "runc"),
+            (CNI_MODULE, "cni"),
+        )
+    }
     versions = {
         KUBERNETES_MODULE: required_version(kube_mod, KUBERNETES_MODULE),
         ETCD_MODULE: required_version(kube_mod, ETCD_MODULE),
         KWOK_MODULE: required_version(kwok_mod, KWOK_MODULE),
         HELM_MODULE: required_version(helm_mod, HELM_MODULE),
         TOFU_MODULE: required_version(tofu_mod, TOFU_MODULE),
+        **{module: required_version(text, module) for module, text in node_mods.items()},
     }
     missing = [module for module, version in versions.items() if version is None]
     if missing:
@@ -78,6 +93,9 @@ def read_pins(tools: Path | None = None) -> Pins:
         kwok=str(versions[KWOK_MODULE]),
         helm=str(versions[HELM_MODULE]),
         tofu=str(versions[TOFU_MODULE]),
+        containerd=str(versions[CONTAINERD_MODULE]),
+        runc=str(versions[RUNC_MODULE]),
+        cni=str(versions[CNI_MODULE]),
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuplane.toolchain import cache_dir, component, components, read_pins
+from gpuplane.toolchain import cache_dir, component, components, node_components, read_pins
 from gpuplane.toolchain.build import go_output_name, kubernetes_ldflags
 from gpuplane.toolchain.gocmd import parse_go_version
 from gpuplane.toolchain.modules import staging_modules
@@ -105,7 +105,19 @@ def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
     assert on_path({}.get) is None
     # Neither on PATH: the cached OpenTofu (present here, so nothing is built).
     tofu = component(pins, "tofu")
-    assert tofu.optional and not any(c.optional for c in components(pins) if c.name != "tofu")
+    # Built on demand only: OpenTofu, and what a kubelet node runs.
+    node = {c.name for c in node_components(pins)}
+    assert node == {
+        "kubelet",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "ctr",
+        "runc",
+        "bridge",
+        "host-local",
+        "loopback",
+    }
+    assert {c.name for c in components(pins) if c.optional} == {"tofu", *node}
     tofu.path(tmp_path).parent.mkdir(parents=True)
     tofu.path(tmp_path).write_text("#!/bin/sh\n")
     tofu.path(tmp_path).chmod(0o755)

@@ -14,9 +14,11 @@ from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.local.kubelet.node import KubeletNode
+from gpuplane.backends.local.kubelet.node_config import NodeBinaries
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
-from gpuplane.backends.local.registration import register_nodes, wait_ready
+from gpuplane.backends.local.registration import register_nodes, wait_ready, wait_registered
 from gpuplane.backends.local.services import SERVICES, Services, running_prometheus_url
 from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.tokens import mint_token, token_kubeconfig
@@ -25,17 +27,21 @@ from gpuplane.backends.state_root import default_state_root
 from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
 from gpuplane.kube.apply import apply_files
+from gpuplane.kube.client import kubeconfig_server
 from gpuplane.kube.files import write_private
 from gpuplane.toolchain import (
     BuildProgress,
     cache_dir,
     component,
     ensure_built,
+    node_components,
     pins_for,
     read_pins,
     repo_root,
     tools_dir,
 )
+from gpuplane.toolchain.images import build_images
+from gpuplane.toolchain.modules import prepare_kube_module
 from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
@@ -89,12 +95,15 @@ class LocalBackend:
                 "building " + ", ".join(progress.binaries), progress.compiled, progress.total
             )
 
-        binaries = ensure_built(tools, cache, pins, report)
+        node_names = tuple(c.name for c in node_components(pins)) if platform.kubelet_nodes else ()
+        binaries = ensure_built(tools, cache, pins, report, optional=node_names)
         kwokctl = Kwokctl(binaries["kwokctl"], state)
         created = False
         changes: list[str] = []
         if not is_reachable(state.kubeconfig):
-            kwokctl.write_config(kwokctl_configuration(binaries, pins.kubernetes, pins.etcd))
+            kwokctl.write_config(
+                kwokctl_configuration(binaries, pins.kubernetes, pins.etcd, state.pki)
+            )
             if state.exists():
                 reporter.step(f"starting the stopped local cluster {platform.name!r}")
                 kwokctl.start()
@@ -111,6 +120,9 @@ class LocalBackend:
         client = connect(state.kubeconfig)
         reporter.step("registering nodes (taints, role, GPU capacity) and applying role labels")
         changes += register_nodes(client, platform)
+        if platform.kubelet_nodes:
+            changes += self._start_kubelet_nodes(platform, state, binaries, reporter)
+            wait_registered(client, [node.name for node in platform.kubelet_nodes])
         labelled = apply_node_labels(client, platform)
         changes += [f"node {name} labelled" for name in labelled]
         reporter.step("waiting for nodes to be Ready")
@@ -121,6 +133,35 @@ class LocalBackend:
             created=created,
             changes=() if created else tuple(changes),
         )
+
+    def _kubelet_nodes(self, platform: Platform, state: LocalState) -> list[KubeletNode]:
+        server = kubeconfig_server(state.kubeconfig)
+        return [
+            KubeletNode(state.directory, node, ca_dir=state.pki, server=server)
+            for node in platform.kubelet_nodes
+        ]
+
+    def _start_kubelet_nodes(
+        self, platform: Platform, state: LocalState, binaries: dict[str, Path], reporter: Reporter
+    ) -> list[str]:
+        """Build (first use) and import the platform's images, then start each node."""
+        tools, cache = tools_dir(), self._cache or cache_dir()
+        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+        nodes = self._kubelet_nodes(platform, state)
+        for node in nodes:
+            node.check_host()
+        reporter.step("building the platform's images (offline OCI layouts; cached)")
+        images = build_images(prepare_kube_module(tools, cache, pins, pins.kubernetes), cache)
+        node_binaries = NodeBinaries(
+            kubelet=binaries["kubelet"],
+            containerd=binaries["containerd"],
+            runc=binaries["runc"],
+            cni_dir=binaries["bridge"].parent,
+        )
+        changes: list[str] = []
+        for node in nodes:
+            changes += node.up(node_binaries, images, reporter)
+        return changes
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""
@@ -147,7 +188,12 @@ class LocalBackend:
         state = self._state(platform)
         if not state.directory.exists():
             return False
-        Services(state).stop()
+        Services(state).stop_all()
+        if state.kubeconfig.is_file():
+            for node in self._kubelet_nodes(platform, state):
+                left = node.down(reporter)
+                if left:
+                    reporter.step(f"node {node.node.name}: could not remove {', '.join(left)}")
         if state.exists():
             reporter.step(f"stopping and deleting the local cluster {platform.name!r}")
             tools, cache = tools_dir(), self._cache or cache_dir()
@@ -165,6 +211,9 @@ class LocalBackend:
         state = self._state(platform)
         running = is_reachable(state.kubeconfig)
         processes = component_statuses(state) + Services(state).statuses()
+        if state.kubeconfig.is_file():
+            for node in self._kubelet_nodes(platform, state):
+                processes += node.statuses()
         if not running:
             return ClusterStatus(
                 name=platform.name,

@@ -15,7 +15,7 @@ COMMAND_TIMEOUT_SECONDS = 120.0
 
 
 def kwokctl_configuration(
-    binaries: dict[str, Path], kubernetes_version: str, etcd_version: str
+    binaries: dict[str, Path], kubernetes_version: str, etcd_version: str, pki: Path
 ) -> dict[str, object]:
     """Our KwokctlConfiguration: the binary runtime on 127.0.0.1 with local binaries.
 
@@ -39,6 +39,21 @@ def kwokctl_configuration(
             "etcdBinary": str(binaries["etcd"]),
             "kwokControllerBinary": str(binaries["kwok"]),
         },
+        "componentsPatches": [
+            {
+                "name": "kube-apiserver",
+                "extraArgs": [
+                    # NodeRestriction: a kubelet may change only its own Node and pods,
+                    # and may not label itself node-role.kubernetes.io/*.
+                    {"key": "enable-admission-plugins", "value": "NodeRestriction"},
+                    # Logs and exec reach a kubelet node at its InternalIP, with the
+                    # admin certificate the kubelet's x509 authenticator trusts.
+                    {"key": "kubelet-preferred-address-types", "value": "InternalIP"},
+                    {"key": "kubelet-client-certificate", "value": str(pki / "admin.crt")},
+                    {"key": "kubelet-client-key", "value": str(pki / "admin.key")},
+                ],
+            }
+        ],
     }
 
 

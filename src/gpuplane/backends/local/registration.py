@@ -119,3 +119,26 @@ def wait_ready(
                 "(is the kwok controller running? see its log in the state dir)"
             )
         sleep(0.05)
+
+
+def wait_registered(
+    client: Client,
+    names: list[str],
+    *,
+    timeout: float = 120.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Wait until a kubelet has registered each Node of ``names`` (it creates them)."""
+    deadline = clock() + timeout
+    pending = list(names)
+    while pending:
+        registered = {n.metadata.name for n in client.list(NodeResource) if n.metadata}
+        pending = [name for name in pending if name not in registered]
+        if pending and clock() > deadline:
+            raise OperationError(
+                f"kubelet node(s) {', '.join(pending)} did not register within {timeout:.0f}s "
+                "(see the kubelet log under the node's processes/ in the state dir)"
+            )
+        if pending:
+            sleep(0.2)

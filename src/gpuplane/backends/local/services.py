@@ -5,11 +5,8 @@ state dir; ports are chosen on 127.0.0.1 once and kept in services.json."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,8 +16,8 @@ import httpx2
 import yaml
 
 from gpuplane.backends.base import ComponentStatus
-from gpuplane.backends.local.processes import pid_alive, stop_leftovers
 from gpuplane.backends.local.state import LocalState
+from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.errors import OperationError, PrerequisiteError
 from gpuplane.toolchain import repo_root
 
@@ -83,26 +80,10 @@ def prometheus_binary() -> str:
     return found
 
 
-class Services:
+class Services(Supervisor):
     def __init__(self, state: LocalState) -> None:
+        super().__init__(state.directory / "services")
         self.state = state
-        self.directory = state.directory / "services"
-
-    def _pid_file(self, name: str) -> Path:
-        return self.directory / f"{name}.pid"
-
-    def log_file(self, name: str) -> Path:
-        return self.directory / f"{name}.log"
-
-    def pid(self, name: str) -> int | None:
-        try:
-            return int(self._pid_file(name).read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def running(self, name: str) -> bool:
-        pid = self.pid(name)
-        return pid is not None and pid_alive(pid)
 
     def ports(self) -> Ports | None:
         try:
@@ -118,19 +99,6 @@ class Services:
             (self.directory / "services.json").write_text(json.dumps(asdict(ports)))
         return ports
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self.log_file(name).open("ab") as log:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-                start_new_session=True,  # outlives `gpuplane up`; `down` stops it
-            )
-        self._pid_file(name).write_text(str(process.pid))
-
     def start(self, kubeconfig: Path, downscaler_kubeconfig: Path) -> list[str]:
         """Start every service that is not running; return what was started."""
         ports = self._ensure_ports()
@@ -139,7 +107,7 @@ class Services:
             config = self.directory / "prometheus.yml"
             rules = sorted(str(p) for p in (repo_root() / "observability" / "rules").glob("*.yaml"))
             config.write_text(yaml.safe_dump(prometheus_config(ports, rules)))
-            self._spawn(
+            self.spawn(
                 "prometheus",
                 [
                     prometheus_binary(),
@@ -151,7 +119,7 @@ class Services:
             )
             started.append("prometheus")
         if not self.running("traffic"):
-            self._spawn(
+            self.spawn(
                 "traffic",
                 [
                     *python_service(), "gpuplane.simulation.traffic",
@@ -162,7 +130,7 @@ class Services:
             )  # fmt: skip
             started.append("traffic")
         if not self.running("downscaler"):
-            self._spawn(
+            self.spawn(
                 "downscaler",
                 [
                     *python_service(), "gpuplane.downscaler.main",
@@ -203,16 +171,8 @@ class Services:
                     )
                 time.sleep(0.1)
 
-    def stop(self, names: tuple[str, ...] = SERVICES) -> None:
-        pids = []
-        for name in names:
-            pid = self.pid(name)
-            if pid is not None and pid_alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                pids.append(pid)
-        stop_leftovers(pids, grace=15.0)
-        for name in names:
-            self._pid_file(name).unlink(missing_ok=True)
+    def stop_all(self) -> None:
+        self.stop(SERVICES)
 
     def statuses(self) -> tuple[ComponentStatus, ...]:
         ports = self.ports()

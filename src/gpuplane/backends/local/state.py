@@ -43,6 +43,11 @@ class LocalState:
         return self.kwok_workdir / "clusters" / self.name
 
     @property
+    def pki(self) -> Path:
+        """kwokctl's CA and admin certificate (the CA signs kubelet nodes' certificates)."""
+        return self.cluster_dir / "pki"
+
+    @property
     def logs(self) -> Path:
         return self.cluster_dir / "logs"
 

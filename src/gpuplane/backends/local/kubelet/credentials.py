@@ -1,0 +1,115 @@
+"""The kubelet node's own identity: a client certificate for ``system:node:<name>`` in
+group ``system:nodes``, signed by the cluster's CA, as kubeadm's join would issue.
+
+With it the Node authorizer and the NodeRestriction admission plugin apply to the
+kubelet for real: it may register and update its own Node and nothing else, and may not
+give itself ``node-role.kubernetes.io/*`` labels.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from gpuplane.kube.files import write_private
+
+NODE_GROUP = "system:nodes"
+VALIDITY = datetime.timedelta(days=365)
+# Clocks of the host and of a freshly made CA may disagree by a little.
+BACKDATE = datetime.timedelta(hours=1)
+
+
+def node_user(name: str) -> str:
+    return f"system:node:{name}"
+
+
+def issue_node_certificate(
+    ca_cert_pem: bytes, ca_key_pem: bytes, name: str, *, now: datetime.datetime
+) -> tuple[bytes, bytes]:
+    """A (certificate, private key) pair in PEM for node ``name``, signed by the CA."""
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise TypeError(f"unsupported CA key type {type(ca_key).__name__}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, NODE_GROUP),
+            x509.NameAttribute(NameOID.COMMON_NAME, node_user(name)),
+        ]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def node_kubeconfig(
+    server: str, ca_file: Path, cert_file: Path, key_file: Path, name: str
+) -> dict[str, object]:
+    user = node_user(name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate": str(cert_file), "client-key": str(key_file)},
+            }
+        ],
+        "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
+        "current-context": user,
+    }
+
+
+def write_node_credentials(
+    pki: Path, kubeconfig: Path, *, ca_dir: Path, server: str, name: str, now: datetime.datetime
+) -> None:
+    """Issue the node's certificate from the CA in ``ca_dir`` and write its kubeconfig;
+    key and kubeconfig are readable by their owner only."""
+    cert_pem, key_pem = issue_node_certificate(
+        (ca_dir / "ca.crt").read_bytes(), (ca_dir / "ca.key").read_bytes(), name, now=now
+    )
+    pki.mkdir(parents=True, exist_ok=True)
+    pki.chmod(0o700)
+    cert_file, key_file = pki / "node-client.crt", pki / "node-client.key"
+    cert_file.write_bytes(cert_pem)
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(key_pem)
+    write_private(kubeconfig, node_kubeconfig(server, ca_dir / "ca.crt", cert_file, key_file, name))

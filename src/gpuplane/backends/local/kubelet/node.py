@@ -1,0 +1,213 @@
+"""One kubelet node: containerd and the kubelet under a supervisor, with the platform's
+images imported; ``down`` undoes all of it (processes, pods, mounts, cgroups, bridge).
+
+``up`` = host checks -> configs and credentials -> containerd -> images -> kubelet (which
+registers the Node itself). Each step converges, so a second ``up`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from gpuplane.backends.base import ComponentStatus, Reporter
+from gpuplane.backends.local.kubelet.credentials import write_node_credentials
+from gpuplane.backends.local.kubelet.host import (
+    HostProblem,
+    delete_link,
+    host_problems,
+    kill_cgroup_processes,
+    node_address,
+    processes_mentioning,
+    remove_cgroups,
+    unmount_under,
+)
+from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
+from gpuplane.backends.local.kubelet.node_config import (
+    NodeBinaries,
+    cni_network,
+    containerd_config,
+    kubelet_args,
+    kubelet_configuration,
+)
+from gpuplane.backends.local.processes import stop_leftovers
+from gpuplane.backends.local.supervisor import Supervisor
+from gpuplane.commands import run_command
+from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.toolchain.images import BuiltImage
+from gpuplane.topology import Node
+
+PROCESSES = ("kubelet", "containerd")
+# Who owns /var/lib/kubelet: written by `up`, so a second cluster refuses to share it.
+OWNER_FILE = ".gpuplane-owner"
+
+
+class KubeletNode:
+    def __init__(self, cluster_dir: Path, node: Node, *, ca_dir: Path, server: str) -> None:
+        self.node = node
+        self.layout = NodeLayout(cluster_dir, node.name)
+        self.ca_dir = ca_dir
+        self.server = server
+        self.processes = Supervisor(self.layout.supervised)
+        self.owner = str(cluster_dir)
+
+    # -- up ---------------------------------------------------------------------------
+
+    def check_host(self) -> None:
+        """PrerequisiteError naming what this host lacks for a kubelet node."""
+        problems = host_problems(
+            euid=os.geteuid(), filesystems=Path("/proc/filesystems").read_text()
+        )
+        owner_file = KUBELET_ROOT / OWNER_FILE
+        if KUBELET_ROOT.is_dir() and any(KUBELET_ROOT.iterdir()):
+            owner = owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
+            if owner != self.owner:
+                problems.append(
+                    HostProblem(
+                        f"{KUBELET_ROOT} is in use by {owner} (one kubelet node per host)",
+                        "gpuplane down that cluster first",
+                    )
+                )
+        if problems:
+            lines = [f"{problem.what} (fix: {problem.fix})" for problem in problems]
+            raise PrerequisiteError(f"kubelet node {self.node.name!r}: " + "; ".join(lines))
+
+    def up(self, binaries: NodeBinaries, images: list[BuiltImage], reporter: Reporter) -> list[str]:
+        self.check_host()
+        changes: list[str] = []
+        node_ip = node_address(exclude=(BRIDGE,))
+        self._write_configs(binaries, node_ip)
+        KUBELET_ROOT.mkdir(parents=True, exist_ok=True)
+        (KUBELET_ROOT / OWNER_FILE).write_text(self.owner)
+        if not self.processes.running("containerd"):
+            reporter.step(f"node {self.node.name}: starting containerd")
+            self._start_containerd(binaries)
+            changes.append(f"node {self.node.name}: containerd started")
+        imported = self._import_images(binaries, images)
+        if imported:
+            reporter.step(f"node {self.node.name}: imported {', '.join(imported)}")
+        if not self.processes.running("kubelet"):
+            reporter.step(f"node {self.node.name}: starting the kubelet ({node_ip})")
+            self.processes.spawn(
+                "kubelet",
+                [str(binaries.kubelet), *kubelet_args(self.node, self.layout, node_ip=node_ip)],
+                env=self._env(binaries),
+            )
+            changes.append(f"node {self.node.name}: kubelet started")
+        return changes
+
+    def _write_configs(self, binaries: NodeBinaries, node_ip: str) -> None:
+        layout = self.layout
+        for directory in (layout.root, layout.cni_conf_dir, layout.cni_data_dir, layout.pod_logs):
+            directory.mkdir(parents=True, exist_ok=True)
+        layout.root.chmod(0o700)
+        layout.containerd_config.write_text(containerd_config(layout, binaries))
+        (layout.cni_conf_dir / "10-gpuplane.conflist").write_text(
+            json.dumps(cni_network(layout), indent=2)
+        )
+        configuration = kubelet_configuration(
+            self.node, layout, client_ca=self.ca_dir / "ca.crt", node_ip=node_ip
+        )
+        layout.kubelet_config.write_text(yaml.safe_dump(configuration, sort_keys=False))
+        if not layout.kubeconfig.is_file():
+            write_node_credentials(
+                layout.pki,
+                layout.kubeconfig,
+                ca_dir=self.ca_dir,
+                server=self.server,
+                name=self.node.name,
+                now=datetime.datetime.now(datetime.UTC),
+            )
+
+    def _env(self, binaries: NodeBinaries) -> dict[str, str]:
+        # containerd finds its shim on PATH, the shim finds runc through the config.
+        path = os.pathsep.join(
+            [str(binaries.containerd.parent), str(binaries.runc.parent), os.environ.get("PATH", "")]
+        )
+        return {**os.environ, "PATH": path}
+
+    def _ctr(self, binaries: NodeBinaries, *args: str, timeout: float = 120.0) -> str:
+        ctr = binaries.containerd.parent / "ctr"
+        return run_command(
+            [str(ctr), "--address", str(self.layout.containerd_socket), "-n", "k8s.io", *args],
+            timeout=timeout,
+            what=f"ctr {' '.join(args[:2])}",
+            hint=f"containerd log: {self.processes.log_file('containerd')}",
+        )
+
+    def _start_containerd(
+        self,
+        binaries: NodeBinaries,
+        *,
+        timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.processes.spawn(
+            "containerd",
+            [str(binaries.containerd), "--config", str(self.layout.containerd_config)],
+            env=self._env(binaries),
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.processes.running("containerd"):
+                raise OperationError(
+                    f"containerd of node {self.node.name} exited at start; "
+                    f"see {self.processes.log_file('containerd')}"
+                )
+            try:
+                self._ctr(binaries, "version", timeout=10)
+            except OperationError:
+                if time.monotonic() > deadline:
+                    raise
+                sleep(0.2)
+            else:
+                return
+
+    def _import_images(self, binaries: NodeBinaries, images: list[BuiltImage]) -> list[str]:
+        present = set(self._ctr(binaries, "images", "ls", "-q").split())
+        imported = []
+        for image in images:
+            if all(name in present for name in image.names):
+                continue
+            self._ctr(binaries, "images", "import", "--local", str(image.file), timeout=300)
+            imported.append(image.name)
+        return imported
+
+    # -- down -------------------------------------------------------------------------
+
+    def down(self, reporter: Reporter) -> list[str]:
+        """Stop everything ``up`` started and remove what it made; return what is left
+        behind (empty when clean)."""
+        reporter.step(f"node {self.node.name}: stopping the kubelet, pods and containerd")
+        self.processes.stop(("kubelet",), grace=20.0)
+        kill_cgroup_processes(PODS_CGROUP)
+        self.processes.stop(("containerd",), grace=15.0)
+        shims = processes_mentioning(str(self.layout.containerd_socket))
+        for pid in shims:
+            os.kill(pid, 9)
+        stop_leftovers(shims, grace=5.0)
+        left = [str(p) for p in unmount_under((self.layout.root, KUBELET_ROOT))]
+        left += [str(p) for p in remove_cgroups(PODS_CGROUP)]
+        delete_link(BRIDGE)
+        shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
+        shutil.rmtree(self.layout.root, ignore_errors=True)
+        return left
+
+    def statuses(self) -> tuple[ComponentStatus, ...]:
+        return tuple(
+            ComponentStatus(
+                f"{name} ({self.node.name})",
+                self.processes.running(name),
+                f"pid {self.processes.pid(name)}"
+                if self.processes.running(name)
+                else "not running",
+            )
+            for name in PROCESSES
+        )

@@ -1,0 +1,62 @@
+"""Detached processes that outlive ``gpuplane up``: each with a pid file and a log in one
+directory, started once, stopped (SIGTERM, then SIGKILL after a grace) by ``down``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from gpuplane.backends.local.processes import pid_alive, stop_leftovers
+
+
+class Supervisor:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _pid_file(self, name: str) -> Path:
+        return self.directory / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.directory / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            return int(self._pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self, name: str) -> bool:
+        pid = self.pid(name)
+        return pid is not None and pid_alive(pid)
+
+    def spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` detached (its own session), logging to ``<name>.log``."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.log_file(name).open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                env=env,
+                start_new_session=True,  # outlives `gpuplane up`; `down` stops it
+            )
+        self._pid_file(name).write_text(str(process.pid))
+        return process.pid
+
+    def stop(self, names: tuple[str, ...], *, grace: float = 15.0) -> list[int]:
+        """SIGTERM each running process of ``names``, wait ``grace``, SIGKILL the rest;
+        return the pids that had to be killed."""
+        pids = []
+        for name in names:
+            pid = self.pid(name)
+            if pid is not None and pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
+        killed = stop_leftovers(pids, grace=grace)
+        for name in names:
+            self._pid_file(name).unlink(missing_ok=True)
+        return killed
