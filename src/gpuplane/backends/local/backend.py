@@ -87,6 +87,9 @@ class LocalBackend:
 
     def up(self, platform: Platform, reporter: Reporter) -> UpResult:
         state = self._state(platform)
+        # Before anything is built or started: a host that cannot run the node says so.
+        for node in self._kubelet_nodes(platform, state):
+            node.check_host()
         tools, cache = tools_dir(), self._cache or cache_dir()
         pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
 
@@ -134,8 +137,9 @@ class LocalBackend:
             changes=() if created else tuple(changes),
         )
 
-    def _kubelet_nodes(self, platform: Platform, state: LocalState) -> list[KubeletNode]:
-        server = kubeconfig_server(state.kubeconfig)
+    def _kubelet_nodes(
+        self, platform: Platform, state: LocalState, server: str = ""
+    ) -> list[KubeletNode]:
         return [
             KubeletNode(state.directory, node, ca_dir=state.pki, server=server)
             for node in platform.kubelet_nodes
@@ -147,9 +151,7 @@ class LocalBackend:
         """Build (first use) and import the platform's images, then start each node."""
         tools, cache = tools_dir(), self._cache or cache_dir()
         pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-        nodes = self._kubelet_nodes(platform, state)
-        for node in nodes:
-            node.check_host()
+        nodes = self._kubelet_nodes(platform, state, kubeconfig_server(state.kubeconfig))
         reporter.step("building the platform's images (offline OCI layouts; cached)")
         images = build_images(prepare_kube_module(tools, cache, pins, pins.kubernetes), cache)
         node_binaries = NodeBinaries(
@@ -189,8 +191,8 @@ class LocalBackend:
         if not state.directory.exists():
             return False
         Services(state).stop_all()
-        if state.kubeconfig.is_file():
-            for node in self._kubelet_nodes(platform, state):
+        for node in self._kubelet_nodes(platform, state):
+            if node.layout.root.exists():
                 left = node.down(reporter)
                 if left:
                     reporter.step(f"node {node.node.name}: could not remove {', '.join(left)}")
@@ -211,9 +213,8 @@ class LocalBackend:
         state = self._state(platform)
         running = is_reachable(state.kubeconfig)
         processes = component_statuses(state) + Services(state).statuses()
-        if state.kubeconfig.is_file():
-            for node in self._kubelet_nodes(platform, state):
-                processes += node.statuses()
+        for node in self._kubelet_nodes(platform, state):
+            processes += node.statuses()
         if not running:
             return ClusterStatus(
                 name=platform.name,

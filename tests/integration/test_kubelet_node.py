@@ -1,0 +1,233 @@
+"""A real node on this host: the app node runs as the upstream kubelet with containerd,
+runc and the CNI bridge. Covers: pods really run (a container's output read back through
+the API server), an HTTP readiness probe the kubelet runs against the pod's IP, the
+node's own credentials and NodeRestriction (403 on a node-role label), status saying
+what is real, bad input (two kubelet nodes: exit 2; not root: exit 3, nothing started),
+and `down` leaving no process, mount, cgroup, interface or directory behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Node, Pod
+
+from gpuplane.backends.local.kubelet.host import processes_mentioning
+from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
+from gpuplane.backends.local.processes import pid_alive
+from gpuplane.backends.local.supervisor import Supervisor
+from gpuplane.kube import connect
+from gpuplane.kube.client import http_client
+from gpuplane.toolchain.images import TOOLBOX_NAME
+from tests.integration.conftest import CliResult, SimCluster, run_cli, write_platform
+
+CLUSTER = "gpuplane-kubelet"
+NODE = "agent-0"
+
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def kubelet_nodes(**app: Any) -> list[dict[str, object]]:
+    document = yaml.safe_load((Path(__file__).resolve().parents[2] / "platform.yaml").read_text())
+    nodes: list[dict[str, object]] = document["spec"]["nodes"]
+    for node in nodes:
+        if node["name"] == NODE:
+            node.update({"runtime": "kubelet", **app})
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def kubelet_cluster(
+    tmp_path_factory: pytest.TempPathFactory, sim_env: dict[str, str]
+) -> Iterator[SimCluster]:
+    if os.geteuid() != 0:
+        pytest.fail("the kubelet node tests need root (mounts, cgroups, the pod network)")
+    platform_file = write_platform(tmp_path_factory.mktemp("kubelet"), CLUSTER, kubelet_nodes())
+    up = run_cli(["-f", str(platform_file), "up"], sim_env)
+    kubeconfig = Path(sim_env["GPUPLANE_STATE"]) / CLUSTER / "kubeconfig"
+    cluster = SimCluster(platform_file, sim_env, kubeconfig, connect(kubeconfig))
+    try:
+        assert up.code == 0, f"gpuplane up failed:\n{up.stdout}\n{up.stderr}"
+        yield cluster
+    finally:
+        logs = tmp_path_factory.mktemp("kubelet-logs")
+        for log in sorted((Path(sim_env["GPUPLANE_STATE"]) / CLUSTER).rglob("*.log")):
+            (logs / f"{log.parent.name}-{log.name}").write_bytes(log.read_bytes())
+        cluster.cli("down")
+
+
+def wait_pod(cluster: SimCluster, name: str, done: Any, timeout: float = 90.0) -> Pod:
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = cluster.client.get(Pod, name, namespace="default")
+        if done(pod):
+            return pod
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pod {name}: {pod.status}")
+        time.sleep(0.3)
+
+
+def pod(name: str, command: list[str], **extra: Any) -> Pod:
+    container = {
+        "name": "main",
+        "image": TOOLBOX_NAME,
+        "imagePullPolicy": "Never",
+        "command": command,
+        "securityContext": RESTRICTED,
+        **extra,
+    }
+    return Pod.from_dict(
+        {
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": NODE},
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "containers": [container],
+            },
+        }
+    )
+
+
+def test_status_says_the_app_node_is_real(kubelet_cluster: SimCluster) -> None:
+    status = kubelet_cluster.cli("status", "-o", "json")
+    assert status.code == 0, status.stderr
+    nodes = {n["name"]: n for n in yaml.safe_load(status.stdout)["nodes"]}
+    assert nodes[NODE]["simulated"] is False
+    assert nodes[NODE]["runtime"].startswith("containerd://2.")
+    assert nodes[NODE]["ready"] is True
+    assert nodes["agent-1"]["simulated"] is True and nodes["agent-1"]["runtime"] == "kwok"
+    running = {c["name"]: c["running"] for c in yaml.safe_load(status.stdout)["components"]}
+    assert running[f"kubelet ({NODE})"] and running[f"containerd ({NODE})"]
+    node = kubelet_cluster.client.get(Node, NODE)
+    assert node.metadata is not None and node.metadata.labels is not None
+    # Bootstrap label from the kubelet, role label from the platform step.
+    assert node.metadata.labels["gpuplane.io/role"] == "app"
+    assert node.metadata.labels["node-role.kubernetes.io/app"] == "true"
+
+
+def test_a_container_really_runs_and_its_output_comes_back(kubelet_cluster: SimCluster) -> None:
+    kubelet_cluster.client.create(
+        pod(
+            "hello", ["/bin/sh", "-c", "echo hello from $(uname -s) as $(id -u); cat /etc/hostname"]
+        )
+    )
+    done = wait_pod(
+        kubelet_cluster, "hello", lambda p: p.status and p.status.phase in ("Succeeded", "Failed")
+    )
+    assert done.status is not None and done.status.phase == "Succeeded", done.status
+    with http_client(kubelet_cluster.kubeconfig) as api:
+        log = api.get("/api/v1/namespaces/default/pods/hello/log")
+    assert log.status_code == 200, log.text
+    assert log.text.splitlines() == ["hello from Linux as 65534", "hello"]
+    kubelet_cluster.client.delete(Pod, "hello", namespace="default")
+
+
+def test_the_kubelet_probes_a_real_server_on_the_pod_network(kubelet_cluster: SimCluster) -> None:
+    server = pod(
+        "web",
+        ["/bin/sh", "-c", "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && "
+         "exec httpd -f -p 8080 -h /tmp/www"],
+        readinessProbe={"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1},
+        ports=[{"containerPort": 8080}],
+    )  # fmt: skip
+    server.spec.restartPolicy = "Always"  # type: ignore[union-attr]
+    kubelet_cluster.client.create(server)
+    ready = wait_pod(
+        kubelet_cluster,
+        "web",
+        lambda p: (
+            any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+            if p.status
+            else False
+        ),
+    )
+    assert ready.status is not None and ready.status.podIP
+    assert ready.status.podIP.startswith("10.244.0.")
+    # The host reaches the pod over the bridge, as the kubelet's probe did.
+    with httpx2.Client(trust_env=False, timeout=5) as http:
+        assert http.get(f"http://{ready.status.podIP}:8080/index.html").text == "ok\n"
+    kubelet_cluster.client.delete(Pod, "web", namespace="default")
+
+
+def test_node_restriction_applies_to_the_kubelets_own_credentials(
+    kubelet_cluster: SimCluster,
+) -> None:
+    own = NodeLayout(kubelet_cluster.kubeconfig.parent, NODE).kubeconfig
+    assert own.stat().st_mode & 0o777 == 0o600
+    node_client = connect(own)
+    label = {"metadata": {"labels": {"node-role.kubernetes.io/gpu": "true"}}}
+    with pytest.raises(ApiError) as denied:
+        node_client.patch(Node, NODE, label)
+    assert denied.value.status.code == 403
+    assert "node-role.kubernetes.io" in str(denied.value.status.message)
+    # It may not touch another node at all.
+    with pytest.raises(ApiError) as other:
+        node_client.patch(Node, "agent-1", {"metadata": {"labels": {"x": "y"}}})
+    assert other.value.status.code == 403
+
+
+def test_two_kubelet_nodes_are_bad_input(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    nodes = kubelet_nodes()
+    for node in nodes:
+        if node["name"] == "agent-1":
+            node["runtime"] = "kubelet"
+    result = run_cli(["-f", str(write_platform(tmp_path, "two-kubelets", nodes)), "up"], sim_env)
+    assert result.code == 2, result.stderr
+    assert "node 'agent-1', field spec.nodes[2].runtime: at most one kubelet node per host" in (
+        result.stderr.replace("\n", " ")
+    )
+    assert not (Path(sim_env["GPUPLANE_STATE"]) / "two-kubelets").exists()
+
+
+def test_not_root_is_a_missing_prerequisite(tmp_path: Path) -> None:
+    platform_file = write_platform(tmp_path, "not-root", kubelet_nodes())
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 65534, 65534)
+    tmp_path.chmod(0o755)
+    platform_file.chmod(0o644)
+    result = subprocess.run(
+        [str(shutil.which("setpriv")), "--reuid=65534", "--regid=65534", "--clear-groups",
+         str(Path(sys.executable).parent / "gpuplane"), "-f", str(platform_file), "up"],
+        env={**os.environ, "GPUPLANE_STATE": str(state), "HOME": str(state)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "kubelet node 'agent-0'" in result.stderr and "runs as root" in result.stderr
+    assert not (state / "not-root").exists()
+
+
+def test_down_leaves_nothing_behind(kubelet_cluster: SimCluster) -> None:
+    layout = NodeLayout(kubelet_cluster.kubeconfig.parent, NODE)
+    processes = Supervisor(layout.supervised)
+    pids = [processes.pid(name) for name in ("kubelet", "containerd")]
+    assert all(pid is not None and pid_alive(pid) for pid in pids)
+    kubelet_cluster.client.create(pod("sleeper", ["/bin/sleep", "3600"]))
+    wait_pod(kubelet_cluster, "sleeper", lambda p: p.status and p.status.phase == "Running")
+    down: CliResult = kubelet_cluster.cli("down")
+    assert down.code == 0, down.stderr
+    assert not any(pid_alive(pid) for pid in pids if pid is not None)
+    assert processes_mentioning(str(layout.containerd_socket)) == []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(KUBELET_ROOT) not in mounts and str(layout.root) not in mounts
+    assert BRIDGE not in [name for _, name in socket.if_nameindex()]
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{PODS_CGROUP}"))
+    assert not KUBELET_ROOT.exists() and not layout.root.exists()
