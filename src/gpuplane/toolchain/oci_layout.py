@@ -146,3 +146,17 @@ def write_layout(spec: ImageSpec, target: Path) -> str:
             put("blobs/sha256/" + digest(blob).removeprefix("sha256:"), blob)
     partial.replace(target)
     return digest(manifest)
+
+
+def layout_names(tar: Path) -> tuple[str, ...]:
+    """The image names an OCI layout tar's index carries (what containerd imports as)."""
+    with tarfile.open(tar) as layout:
+        member = layout.extractfile("index.json")
+        if member is None:
+            raise ValueError(f"{tar}: index.json is not a file")
+        index = json.loads(member.read())
+    return tuple(
+        str(m["annotations"]["io.containerd.image.name"])
+        for m in index.get("manifests", [])
+        if "io.containerd.image.name" in (m.get("annotations") or {})
+    )

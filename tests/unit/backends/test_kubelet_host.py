@@ -1,17 +1,15 @@
 """Host facts and clean-up helpers of a kubelet node, on their inputs as data: the
 default route, mount points under the node's paths (deepest first, so nested mounts go
-first), swap, and what a host lacks (root, overlayfs, cgroups)."""
+first), and doctor's verdicts on what a host lacks (root, overlayfs, cgroups, swap,
+NVML on a gpu node)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gpuplane.backends.local.kubelet.host import (
-    default_route_interfaces,
-    host_problems,
-    mounts_under,
-    swap_in_use,
-)
+from gpuplane.backends.local.kubelet.host import default_route_interfaces, mounts_under
+from gpuplane.doctor import Level
+from gpuplane.doctor.kubelet_host import KubeletHostFacts, NvmlProbe, kubelet_checks
 
 ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask
 wlan0\t00000000\t010200C0\t0003\t0\t0\t600\t00000000
@@ -42,18 +40,45 @@ def test_mounts_under_our_paths_deepest_first() -> None:
     assert found.index(Path("/var/lib/kubelet/pods/abc")) > 0
 
 
-def test_swap() -> None:
-    header = "Filename\tType\tSize\tUsed\tPriority\n"
-    assert not swap_in_use(header)
-    assert swap_in_use(header + "/swapfile file 1024 0 -2\n")
+SWAPS = "Filename\tType\tSize\tUsed\tPriority\n"
 
 
-def test_host_problems_name_what_is_missing(tmp_path: Path) -> None:
-    (tmp_path / "memory").mkdir()
-    assert host_problems(euid=0, filesystems="nodev\toverlay\n", cgroup_root=tmp_path) == []
-    problems = host_problems(euid=1000, filesystems="ext4\n", cgroup_root=tmp_path / "none")
-    whats = " | ".join(p.what for p in problems)
-    assert "runs as root" in whats and "uid 1000" in whats
-    assert "overlayfs" in whats
-    assert "cgroup" in whats
-    assert all(p.fix for p in problems)
+def facts(**changes: object) -> KubeletHostFacts:
+    good = {
+        "euid": 0,
+        "filesystems": "nodev\tsysfs\nnodev\toverlay\n",
+        "cgroup_hierarchies": ("cpu", "memory", "pids"),
+        "swaps": SWAPS,
+        "nvml": NvmlProbe(gpus=1, driver="580.159.04"),
+    }
+    return KubeletHostFacts(**{**good, **changes})  # type: ignore[arg-type]
+
+
+def levels(checks: list) -> dict[str, Level]:  # type: ignore[type-arg]
+    return {check.id: check.level for check in checks}
+
+
+def test_a_good_host_passes_every_check() -> None:
+    assert set(levels(kubelet_checks(facts(), gpu=True)).values()) == {Level.OK}
+    assert "kubelet.nvml" not in levels(kubelet_checks(facts(), gpu=False))
+
+
+def test_each_missing_prerequisite_fails_with_its_fix() -> None:
+    bad = facts(
+        euid=1000,
+        filesystems="ext4\n",
+        cgroup_hierarchies=(),
+        swaps=SWAPS + "/swapfile file 1024 0 -2\n",
+        nvml=NvmlProbe(error="libnvidia-ml.so.1 cannot be loaded"),
+    )
+    checks = kubelet_checks(bad, gpu=True)
+    assert levels(checks) == {
+        "kubelet.root": Level.FAIL,
+        "kubelet.overlayfs": Level.FAIL,
+        "kubelet.cgroups": Level.FAIL,
+        "kubelet.swap": Level.WARN,
+        "kubelet.nvml": Level.FAIL,
+    }
+    root = next(c for c in checks if c.id == "kubelet.root")
+    assert "uid 1000" in root.summary and "runtime: kwok" in root.fix
+    assert all(c.fix for c in checks)

@@ -40,7 +40,7 @@ from gpuplane.toolchain import (
     repo_root,
     tools_dir,
 )
-from gpuplane.toolchain.images import build_images
+from gpuplane.toolchain.images import BuiltImage, build_images
 from gpuplane.toolchain.modules import prepare_kube_module
 from gpuplane.topology import Platform
 
@@ -57,6 +57,15 @@ SIMULATED_PARTS = (
     "GPU metrics: DCGM_FI_DEV_* series per simulated GPU (dcgm-exporter names and labels), "
     "following the traffic of the Deployment whose pod holds the GPU",
 )
+
+
+def node_binaries(binaries: dict[str, Path]) -> NodeBinaries:
+    return NodeBinaries(
+        kubelet=binaries["kubelet"],
+        containerd=binaries["containerd"],
+        runc=binaries["runc"],
+        cni_dir=binaries["bridge"].parent,
+    )
 
 
 class LocalBackend:
@@ -149,21 +158,35 @@ class LocalBackend:
         self, platform: Platform, state: LocalState, binaries: dict[str, Path], reporter: Reporter
     ) -> list[str]:
         """Build (first use) and import the platform's images, then start each node."""
-        tools, cache = tools_dir(), self._cache or cache_dir()
-        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
         nodes = self._kubelet_nodes(platform, state, kubeconfig_server(state.kubeconfig))
         reporter.step("building the platform's images (offline OCI layouts; cached)")
-        images = build_images(prepare_kube_module(tools, cache, pins, pins.kubernetes), cache)
-        node_binaries = NodeBinaries(
-            kubelet=binaries["kubelet"],
-            containerd=binaries["containerd"],
-            runc=binaries["runc"],
-            cni_dir=binaries["bridge"].parent,
-        )
+        images = self.build_images(platform)
         changes: list[str] = []
         for node in nodes:
-            changes += node.up(node_binaries, images, reporter)
+            changes += node.up(node_binaries(binaries), images, reporter)
         return changes
+
+    def build_images(self, platform: Platform) -> list[BuiltImage]:
+        """The platform's own images (pause, toolbox), built offline into the cache."""
+        tools, cache = tools_dir(), self._cache or cache_dir()
+        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+        return build_images(prepare_kube_module(tools, cache, pins, pins.kubernetes), cache)
+
+    def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
+        """Import ``images`` into every running kubelet node; return what each took."""
+        state = self._state(platform)
+        tools, cache = tools_dir(), self._cache or cache_dir()
+        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+        names = tuple(c.name for c in node_components(pins))
+        binaries = node_binaries(ensure_built(tools, cache, pins, optional=names))
+        loaded: dict[str, list[str]] = {}
+        for node in self._kubelet_nodes(platform, state):
+            if not node.processes.running("containerd"):
+                raise PrerequisiteError(
+                    f"kubelet node {node.node.name!r} is not running (gpuplane up)"
+                )
+            loaded[node.node.name] = node.import_images(binaries, images)
+        return loaded
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""

@@ -1,4 +1,5 @@
-"""``gpuplane doctor``: host pre-flight for the real (k3d) backend."""
+"""``gpuplane doctor``: host pre-flight for the k3d backend, or, when the platform declares
+kubelet nodes, for those nodes (root, cgroups, overlayfs, swap, NVML on gpu nodes)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from gpuplane.cli.backend_choice import load
 from gpuplane.cli.context import Context
-from gpuplane.doctor import Level, collect_facts, evaluate
+from gpuplane.doctor import DoctorCheck, Level, collect_facts, evaluate
+from gpuplane.doctor.kubelet_host import collect_kubelet_facts, kubelet_checks
 from gpuplane.errors import ExitCode
 
 STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
@@ -19,22 +22,39 @@ STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
 
 def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser(
-        "doctor", help="check this host for the k3d backend (driver, Docker GPU, versions)"
+        "doctor",
+        help="check this host for the k3d backend, or for the platform's kubelet nodes",
     )
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     parser.set_defaults(run=run)
     return parser
 
 
+def _kubelet_checks(args: argparse.Namespace) -> list[DoctorCheck] | None:
+    """The kubelet-node checks when the platform file declares kubelet nodes, else None."""
+    if not args.platform_file.is_file():
+        return None
+    platform = load(args)
+    if platform.spec.backend != "local" or not platform.kubelet_nodes:
+        return None
+    gpu = any(node.role == "gpu" for node in platform.kubelet_nodes)
+    return kubelet_checks(collect_kubelet_facts(gpu=gpu), gpu=gpu)
+
+
 def run(args: argparse.Namespace, context: Context) -> int:
-    checks = evaluate(collect_facts())
+    kubelet = _kubelet_checks(args)
+    checks = kubelet if kubelet is not None else evaluate(collect_facts())
+    target = "the kubelet node(s)" if kubelet is not None else "the k3d backend"
     failed = [check for check in checks if check.level is Level.FAIL]
     code = ExitCode.MISSING_PREREQUISITE if failed else ExitCode.OK
     if args.output == "json":
         document = {
             "ok": not failed,
             "checks": [dataclasses.asdict(check) for check in checks],
-            "suggestion": "use --backend local" if failed else "",
+            "target": "kubelet" if kubelet is not None else "k3d",
+            "suggestion": ("runtime: kwok" if kubelet is not None else "use --backend local")
+            if failed
+            else "",
         }
         context.stdout.write(json.dumps(document, indent=2) + "\n")
         return int(code)
@@ -48,12 +68,18 @@ def run(args: argparse.Namespace, context: Context) -> int:
             escape(advice),
         )
     context.console.print(table)
-    if failed:
+    if failed and kubelet is not None:
+        context.console.print(
+            f"{len(failed)} check(s) failed: {target} cannot run on this host; KWOK nodes "
+            "need none of this (runtime: kwok)",
+            highlight=False,
+        )
+    elif failed:
         context.console.print(
             f"{len(failed)} check(s) failed: the k3d backend (real GPUs) cannot run on this "
             "host. The local backend needs none of this: gpuplane up --backend local",
             highlight=False,
         )
     else:
-        context.console.print("this host can run the k3d backend", highlight=False)
+        context.console.print(f"this host can run {target}", highlight=False)
     return int(code)

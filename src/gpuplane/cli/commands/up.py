@@ -9,7 +9,9 @@ from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.cli.render import print_status
 from gpuplane.doctor import Level, collect_facts, evaluate
+from gpuplane.doctor.kubelet_host import collect_kubelet_facts, kubelet_checks
 from gpuplane.errors import ExitCode, PrerequisiteError
+from gpuplane.topology import Platform
 
 
 def require_gpu_host() -> None:
@@ -23,6 +25,18 @@ def require_gpu_host() -> None:
         )
 
 
+def require_kubelet_host(platform: Platform) -> None:
+    """Kubelet nodes need root, cgroups, overlayfs (and NVML on a gpu node): checked
+    before anything is built or started."""
+    gpu = any(node.role == "gpu" for node in platform.kubelet_nodes)
+    checks = kubelet_checks(collect_kubelet_facts(gpu=gpu), gpu=gpu)
+    failed = [check for check in checks if check.level is Level.FAIL]
+    if failed:
+        names = ", ".join(node.name for node in platform.kubelet_nodes)
+        reasons = "; ".join(f"{c.summary}: {c.cause} (fix: {c.fix})" for c in failed)
+        raise PrerequisiteError(f"kubelet node {names!r} cannot run on this host: {reasons}")
+
+
 def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser("up", help="create or converge the cluster")
     add_backend_option(parser)
@@ -34,6 +48,8 @@ def run(args: argparse.Namespace, context: Context) -> int:
     platform = load(args)
     if platform.spec.backend == "k3d":
         require_gpu_host()
+    if platform.kubelet_nodes:
+        require_kubelet_host(platform)
     backend = backend_for(platform, context)
     result = backend.up(platform, context.reporter())
     if result.created:

@@ -1,6 +1,6 @@
-"""What a kubelet node needs from the host and leaves on it: the node's address, the
-prerequisites (root, cgroups, overlayfs), and the clean-up that makes ``down`` the exact
-inverse of ``up`` (pod processes, cgroups, mounts, the bridge).
+"""What a kubelet node takes from the host and leaves on it: the node's address, and the
+clean-up that makes ``down`` the exact inverse of ``up`` (pod processes, cgroups, mounts,
+the bridge). The host's prerequisites are doctor's (``doctor.kubelet_host``).
 
 Only the kernel's interfaces are used (``/proc``, ``/sys``, ioctl, netlink): the GPU
 machine has no ``ip`` command.
@@ -14,20 +14,11 @@ import os
 import signal
 import socket
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 SIOCGIFADDR = 0x8915
 MNT_DETACH = 2
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-@dataclass(frozen=True)
-class HostProblem:
-    """A prerequisite the host lacks, and how to get it."""
-
-    what: str
-    fix: str
 
 
 def interface_address(name: str) -> str | None:
@@ -70,38 +61,6 @@ def node_address(exclude: tuple[str, ...] = ()) -> str:
         if address and not address.startswith("127."):
             return address
     raise OSError("no interface with an IPv4 address other than loopback")
-
-
-def host_problems(
-    *, euid: int, filesystems: str, cgroup_root: Path = CGROUP_ROOT
-) -> list[HostProblem]:
-    """What keeps this host from running a kubelet node (empty: nothing)."""
-    problems = []
-    if euid != 0:
-        problems.append(
-            HostProblem(
-                f"a kubelet node runs as root (mounts, cgroups, network); running as uid {euid}",
-                "run gpuplane as root (sudo), or declare the node runtime: kwok",
-            )
-        )
-    if "overlay" not in filesystems.split():
-        problems.append(
-            HostProblem(
-                "the kernel has no overlayfs (containerd's snapshotter)",
-                "modprobe overlay",
-            )
-        )
-    if not cgroup_root.is_dir() or not any(cgroup_root.iterdir()):
-        problems.append(
-            HostProblem("no cgroup filesystem at /sys/fs/cgroup", "mount cgroups (v1 or v2)")
-        )
-    return problems
-
-
-def swap_in_use(swaps: str) -> bool:
-    """True when ``/proc/swaps`` lists a swap area (the kubelet runs with failSwapOn off,
-    but memory limits are then not what they say)."""
-    return len([line for line in swaps.splitlines()[1:] if line.strip()]) > 0
 
 
 def _cgroup_dirs(name: str, cgroup_root: Path) -> list[Path]:

@@ -20,9 +20,7 @@ import yaml
 from gpuplane.backends.base import ComponentStatus, Reporter
 from gpuplane.backends.local.kubelet.credentials import write_node_credentials
 from gpuplane.backends.local.kubelet.host import (
-    HostProblem,
     delete_link,
-    host_problems,
     kill_cgroup_processes,
     node_address,
     processes_mentioning,
@@ -61,23 +59,16 @@ class KubeletNode:
     # -- up ---------------------------------------------------------------------------
 
     def check_host(self) -> None:
-        """PrerequisiteError naming what this host lacks for a kubelet node."""
-        problems = host_problems(
-            euid=os.geteuid(), filesystems=Path("/proc/filesystems").read_text()
-        )
+        """PrerequisiteError when another cluster's kubelet holds this host's kubelet root
+        (the host's own prerequisites are checked by doctor before ``up`` starts)."""
         owner_file = KUBELET_ROOT / OWNER_FILE
         if KUBELET_ROOT.is_dir() and any(KUBELET_ROOT.iterdir()):
             owner = owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
             if owner != self.owner:
-                problems.append(
-                    HostProblem(
-                        f"{KUBELET_ROOT} is in use by {owner} (one kubelet node per host)",
-                        "gpuplane down that cluster first",
-                    )
+                raise PrerequisiteError(
+                    f"kubelet node {self.node.name!r}: {KUBELET_ROOT} is in use by {owner} "
+                    "(one kubelet node per host; gpuplane down that cluster first)"
                 )
-        if problems:
-            lines = [f"{problem.what} (fix: {problem.fix})" for problem in problems]
-            raise PrerequisiteError(f"kubelet node {self.node.name!r}: " + "; ".join(lines))
 
     def up(self, binaries: NodeBinaries, images: list[BuiltImage], reporter: Reporter) -> list[str]:
         self.check_host()
@@ -90,7 +81,7 @@ class KubeletNode:
             reporter.step(f"node {self.node.name}: starting containerd")
             self._start_containerd(binaries)
             changes.append(f"node {self.node.name}: containerd started")
-        imported = self._import_images(binaries, images)
+        imported = self.import_images(binaries, images)
         if imported:
             reporter.step(f"node {self.node.name}: imported {', '.join(imported)}")
         if not self.processes.running("kubelet"):
@@ -170,7 +161,8 @@ class KubeletNode:
             else:
                 return
 
-    def _import_images(self, binaries: NodeBinaries, images: list[BuiltImage]) -> list[str]:
+    def import_images(self, binaries: NodeBinaries, images: list[BuiltImage]) -> list[str]:
+        """Import each image the node's containerd lacks; return the names imported."""
         present = set(self._ctr(binaries, "images", "ls", "-q").split())
         imported = []
         for image in images:

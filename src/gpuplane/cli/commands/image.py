@@ -1,0 +1,80 @@
+"""``gpuplane image build|load``: the platform's images, offline (OCI layouts written by
+gpuplane, no registry), and their import into the kubelet nodes' containerd."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from gpuplane.backends.local import LocalBackend
+from gpuplane.cli.backend_choice import backend_for, load
+from gpuplane.cli.context import Context
+from gpuplane.cli.render import print_json
+from gpuplane.errors import BadInputError, ExitCode
+from gpuplane.toolchain.images import BuiltImage
+from gpuplane.toolchain.oci_layout import layout_names
+
+
+def register(verbs: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = verbs.add_parser(
+        "image", help="build the platform's images offline, load them into kubelet nodes"
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="build pause and toolbox as OCI layouts (cached)")
+    build.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    loader = actions.add_parser(
+        "load", help="import images into every kubelet node (default: the platform's own)"
+    )
+    loader.add_argument("files", nargs="*", type=Path, metavar="OCI_LAYOUT_TAR")
+    loader.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _local(args: argparse.Namespace, context: Context) -> tuple[LocalBackend, Any]:
+    platform = load(args)
+    backend = backend_for(platform, context)
+    if not isinstance(backend, LocalBackend):
+        raise BadInputError("gpuplane image applies to the local backend's kubelet nodes")
+    return backend, platform
+
+
+def _given(files: list[Path]) -> list[BuiltImage]:
+    images = []
+    for file in files:
+        try:
+            names = layout_names(file)
+        except (OSError, KeyError, ValueError) as error:
+            raise BadInputError(f"{file}: not an OCI layout tar ({error})") from error
+        if not names:
+            raise BadInputError(f"{file}: its index.json names no image")
+        images.append(BuiltImage(file.name, names, file))
+    return images
+
+
+def run(args: argparse.Namespace, context: Context) -> int:
+    backend, platform = _local(args, context)
+    if args.action == "build":
+        images = backend.build_images(platform)
+        if args.output == "json":
+            print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
+            return int(ExitCode.OK)
+        table = Table("IMAGE", "NAMES", "BYTES", "FILE", box=None)
+        for image in images:
+            size = str(image.file.stat().st_size)
+            table.add_row(image.name, ", ".join(image.names), size, str(image.file))
+        context.console.print(table)
+        return int(ExitCode.OK)
+    images = _given(args.files) if args.files else backend.build_images(platform)
+    loaded = backend.load_images(platform, images)
+    if args.output == "json":
+        print_json(context, loaded)
+        return int(ExitCode.OK)
+    table = Table("NODE", "IMPORTED", box=None)
+    for node, names in loaded.items():
+        table.add_row(node, ", ".join(names) or "- (all present)")
+    context.console.print(table)
+    return int(ExitCode.OK)
