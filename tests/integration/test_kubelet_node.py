@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,13 +198,19 @@ def test_two_kubelet_nodes_are_bad_input(tmp_path: Path, sim_env: dict[str, str]
     assert not (Path(sim_env["GPUPLANE_STATE"]) / "two-kubelets").exists()
 
 
-def test_not_root_is_a_missing_prerequisite(tmp_path: Path) -> None:
-    platform_file = write_platform(tmp_path, "not-root", kubelet_nodes())
-    state = tmp_path / "state"
+def test_not_root_is_a_missing_prerequisite() -> None:
+    # pytest's own temp root is private to root; this user must read the platform file.
+    with tempfile.TemporaryDirectory(prefix="gpuplane-not-root-") as scratch:
+        run_as_nobody(Path(scratch))
+
+
+def run_as_nobody(scratch: Path) -> None:
+    scratch.chmod(0o755)
+    platform_file = write_platform(scratch, "not-root", kubelet_nodes())
+    platform_file.chmod(0o644)
+    state = scratch / "state"
     state.mkdir()
     os.chown(state, 65534, 65534)
-    tmp_path.chmod(0o755)
-    platform_file.chmod(0o644)
     result = subprocess.run(
         [str(shutil.which("setpriv")), "--reuid=65534", "--regid=65534", "--clear-groups",
          str(Path(sys.executable).parent / "gpuplane"), "-f", str(platform_file), "up"],

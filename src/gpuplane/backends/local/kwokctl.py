@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from gpuplane.backends.local.kwok_nodes import KWOK_ANNOTATION
 from gpuplane.backends.local.state import LocalState
 from gpuplane.commands import run_command
 
@@ -41,6 +42,19 @@ def kwokctl_configuration(
         },
         "componentsPatches": [
             {
+                # KWOK must keep its hands off kubelet nodes: it would otherwise write their
+                # status and mark their pods Running or Succeeded, whatever the container
+                # did. It manages only the nodes registered with its annotation.
+                "name": "kwok-controller",
+                "extraArgs": [
+                    {"key": "manage-all-nodes", "value": "false", "override": True},
+                    {
+                        "key": "manage-nodes-with-annotation-selector",
+                        "value": f"{KWOK_ANNOTATION}=fake",
+                    },
+                ],
+            },
+            {
                 "name": "kube-apiserver",
                 "extraArgs": [
                     # NodeRestriction: a kubelet may change only its own Node and pods,
@@ -52,7 +66,7 @@ def kwokctl_configuration(
                     {"key": "kubelet-client-certificate", "value": str(pki / "admin.crt")},
                     {"key": "kubelet-client-key", "value": str(pki / "admin.key")},
                 ],
-            }
+            },
         ],
     }
 

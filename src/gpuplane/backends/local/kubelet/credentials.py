@@ -9,11 +9,13 @@ give itself ``node-role.kubernetes.io/*`` labels.
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gpuplane.kube.files import write_private
@@ -32,7 +34,11 @@ def issue_node_certificate(
     ca_cert_pem: bytes, ca_key_pem: bytes, name: str, *, now: datetime.datetime
 ) -> tuple[bytes, bytes]:
     """A (certificate, private key) pair in PEM for node ``name``, signed by the CA."""
-    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    with warnings.catch_warnings():
+        # kwokctl's CA has serial number 0, which RFC 5280 disallows; only its subject
+        # is read here (as the issuer of the node's certificate).
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     if not isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise TypeError(f"unsupported CA key type {type(ca_key).__name__}")
