@@ -1,8 +1,8 @@
 locals {
-  platform   = yamldecode(file(var.platform_file))
-  name       = local.platform.metadata.name
+  platform = yamldecode(file(var.platform_file))
+  name     = local.platform.metadata.name
+  declared = var.backend_override != "" ? var.backend_override : try(local.platform.spec.backend, "local")
   # "sim" is the local backend's old name, still accepted.
-  declared   = var.backend_override != "" ? var.backend_override : try(local.platform.spec.backend, "local")
   backend    = lookup({ sim = "local" }, local.declared, local.declared)
   state_root = var.state_dir != "" ? abspath(var.state_dir) : pathexpand("~/.local/state/gpuplane")
   # Where each backend keeps its private kubeconfig (mode 0600).

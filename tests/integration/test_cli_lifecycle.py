@@ -74,6 +74,12 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+NODE_COMPONENTS = (
+    "kubelet", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "bridge", "host-local",
+    "loopback",
+)  # fmt: skip
+
+
 def test_second_up_changes_nothing(sim_cluster: SimCluster) -> None:
     state = LocalState(Path(sim_cluster.env["GPUPLANE_STATE"]), "gpuplane-it")
     before = sorted(running_pids(state))
@@ -102,7 +108,7 @@ def test_status_json_and_kubeconfig(sim_cluster: SimCluster) -> None:
     assert result.code == 0, result.stderr
     status = json.loads(result.stdout)
     assert status["running"] is True
-    assert status["backend"] == "sim"
+    assert status["backend"] == "local"
     roles = {node["name"]: (node["role"], node["gpus_allocatable"]) for node in status["nodes"]}
     assert roles == {
         "server-0": ("control-plane", 0),
@@ -195,9 +201,12 @@ def test_toolchain_status_lists_every_component(sim_cluster: SimCluster) -> None
             "kwok",
             "kwokctl",
             "tofu",
+            *NODE_COMPONENTS,
         ]
     )
-    required = [row for name, row in rows.items() if name != "tofu"]
+    on_demand = {"tofu", *NODE_COMPONENTS}
+    required = [row for name, row in rows.items() if name not in on_demand]
     assert all(row["state"] == "built" and Path(row["path"]).is_file() for row in required)
-    # OpenTofu is built only for hosts without terraform (or by the OpenTofu tests).
-    assert rows["tofu"]["state"] in ("built", "optional")
+    # OpenTofu is built only for hosts without terraform (or by the OpenTofu tests); the
+    # node components for a platform with a kubelet node (or by its tests).
+    assert all(rows[name]["state"] in ("built", "optional") for name in on_demand)

@@ -90,6 +90,9 @@ def demo(
     context.console.print(
         "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
     )
+    for node in backend.status(platform).nodes:
+        what = "simulated (KWOK)" if node.simulated else f"real kubelet node ({node.runtime})"
+        context.console.print(f"  node {node.name} ({node.role}): {what}", highlight=False)
 
     def say(step: Step) -> None:
         context.console.print(f"  t+{step.seconds:5.1f}s  {step.text}", highlight=False)
