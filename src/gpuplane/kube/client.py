@@ -31,8 +31,16 @@ class ClusterUnreachableError(PrerequisiteError):
 def _config(kubeconfig: Path) -> SingleConfig:
     try:
         config = KubeConfig.from_file(str(kubeconfig)).get()
-    except (OSError, ConfigError, yaml.YAMLError, TypeError, KeyError, ValueError) as error:
-        # A kubeconfig being written (kwokctl starts it with "contexts: null") or broken.
+    except (
+        OSError,
+        ConfigError,
+        yaml.YAMLError,
+        TypeError,
+        KeyError,
+        ValueError,
+        AttributeError,
+    ) as error:
+        # A kubeconfig being written (empty, or kwokctl's "contexts: null") or broken.
         raise ClusterUnreachableError(f"cannot use kubeconfig {kubeconfig}: {error}") from error
     if config is None:
         raise ClusterUnreachableError(f"kubeconfig {kubeconfig} has no current context")
