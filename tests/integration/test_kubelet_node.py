@@ -7,6 +7,7 @@ and `down` leaving no process, mount, cgroup, interface or directory behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -183,6 +184,23 @@ def test_node_restriction_applies_to_the_kubelets_own_credentials(
     with pytest.raises(ApiError) as other:
         node_client.patch(Node, "agent-1", {"metadata": {"labels": {"x": "y"}}})
     assert other.value.status.code == 403
+
+
+def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_path: Path) -> None:
+    built = kubelet_cluster.cli("image", "build", "-o", "json")
+    assert built.code == 0, built.stderr
+    images = {image["name"]: image for image in json.loads(built.stdout)}
+    assert set(images) == {"pause", "toolbox"}
+    assert "registry.k8s.io/pause:3.10" in images["pause"]["names"]
+    # `up` imported them already: a second load imports nothing.
+    again = kubelet_cluster.cli("image", "load", "-o", "json")
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout) == {NODE: []}
+    broken = tmp_path / "not-an-image.tar"
+    broken.write_bytes(b"junk")
+    refused = kubelet_cluster.cli("image", "load", str(broken))
+    assert refused.code == 2
+    assert "not an OCI layout tar" in refused.stderr
 
 
 def test_two_kubelet_nodes_are_bad_input(tmp_path: Path, sim_env: dict[str, str]) -> None:

@@ -4,6 +4,7 @@ gpuplane, no registry), and their import into the kubelet nodes' containerd."""
 from __future__ import annotations
 
 import argparse
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def _given(files: list[Path]) -> list[BuiltImage]:
     for file in files:
         try:
             names = layout_names(file)
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, KeyError, ValueError, tarfile.TarError) as error:
             raise BadInputError(f"{file}: not an OCI layout tar ({error})") from error
         if not names:
             raise BadInputError(f"{file}: its index.json names no image")
