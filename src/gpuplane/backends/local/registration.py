@@ -17,7 +17,7 @@ from lightkube.types import PatchType
 
 from gpuplane.backends.local.kwok_nodes import node_manifest
 from gpuplane.errors import OperationError
-from gpuplane.kube.nodes import CONTROLLER_TAINT_PREFIX, SIMULATED_ANNOTATION, read_node
+from gpuplane.kube.nodes import CONTROLLER_TAINT_PREFIX, SIMULATED_ANNOTATION, NodeView, read_node
 from gpuplane.topology import Platform
 
 NOT_FOUND = 404
@@ -94,51 +94,50 @@ def register_nodes(client: Client, platform: Platform) -> list[str]:
     return changes
 
 
-def wait_ready(
+def wait_nodes(
     client: Client,
     names: list[str],
+    done: Callable[[NodeView | None], bool],
+    problem: str,
     *,
-    timeout: float = 60.0,
+    timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Wait until every node in ``names`` is Ready and schedulable; name laggards on timeout."""
+    """Poll the Nodes of ``names`` until ``done`` holds for each (None: not registered);
+    on timeout raise OperationError naming the laggards and ``problem``."""
     deadline = clock() + timeout
     pending = list(names)
     while True:
-        pending = [
-            name
-            for name in pending
-            if not read_node(client.get(NodeResource, name).to_dict()).schedulable
-        ]
+        live = {
+            view.name: view for view in (read_node(n.to_dict()) for n in client.list(NodeResource))
+        }
+        pending = [name for name in pending if not done(live.get(name))]
         if not pending:
             return
         if clock() > deadline:
-            raise OperationError(
-                f"nodes not Ready after {timeout:.0f}s: {', '.join(pending)} "
-                "(is the kwok controller running? see its log in the state dir)"
-            )
+            raise OperationError(f"{', '.join(pending)} {problem} after {timeout:.0f}s")
         sleep(0.05)
 
 
-def wait_registered(
-    client: Client,
-    names: list[str],
-    *,
-    timeout: float = 120.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Wait until a kubelet has registered each Node of ``names`` (it creates them)."""
-    deadline = clock() + timeout
-    pending = list(names)
-    while pending:
-        registered = {n.metadata.name for n in client.list(NodeResource) if n.metadata}
-        pending = [name for name in pending if name not in registered]
-        if pending and clock() > deadline:
-            raise OperationError(
-                f"kubelet node(s) {', '.join(pending)} did not register within {timeout:.0f}s "
-                "(see the kubelet log under the node's processes/ in the state dir)"
-            )
-        if pending:
-            sleep(0.2)
+def wait_ready(client: Client, names: list[str], *, timeout: float = 60.0) -> None:
+    """Every node in ``names`` Ready and schedulable (kubelet nodes may take a while)."""
+    wait_nodes(
+        client,
+        names,
+        lambda view: view is not None and view.schedulable,
+        "not Ready (KWOK nodes: is the kwok controller running? kubelet nodes: see the "
+        "kubelet log under node-<name>/processes/ in the state dir)",
+        timeout=timeout,
+    )
+
+
+def wait_registered(client: Client, names: list[str], *, timeout: float = 120.0) -> None:
+    """A kubelet registers its Node itself: wait until each of ``names`` exists."""
+    wait_nodes(
+        client,
+        names,
+        lambda view: view is not None,
+        "not registered by its kubelet (see node-<name>/processes/kubelet.log in the state dir)",
+        timeout=timeout,
+    )
