@@ -35,7 +35,9 @@ def load(args: argparse.Namespace) -> Platform:
     return platform
 
 
-def backend_for(platform: Platform, context: Context) -> ClusterBackend:
+def backend_for(platform: Platform, context: Context, *, services: bool = True) -> ClusterBackend:
     if platform.spec.backend == "k3d":
         return K3dBackend(state_root=context.state_root())
-    return LocalBackend(state_root=context.state_root(), cache=cache_dir(context.env))
+    return LocalBackend(
+        state_root=context.state_root(), cache=cache_dir(context.env), services=services
+    )

@@ -6,23 +6,12 @@ Facts are collected once (``collect_kubelet_facts``); the checks are pure.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpuplane.doctor.checks import DoctorCheck, Level
-
-NVML_LIBRARY = "libnvidia-ml.so.1"
-
-
-@dataclass(frozen=True)
-class NvmlProbe:
-    """What NVML said: ``error`` is empty when it initialised."""
-
-    error: str = ""
-    gpus: int = 0
-    driver: str = ""
+from gpuplane.nvml import NvmlProbe, probe_nvml
 
 
 @dataclass(frozen=True)
@@ -32,24 +21,6 @@ class KubeletHostFacts:
     cgroup_hierarchies: tuple[str, ...]
     swaps: str
     nvml: NvmlProbe
-
-
-def probe_nvml(library: str = NVML_LIBRARY) -> NvmlProbe:
-    """Initialise NVML and count GPUs, through the driver's own library."""
-    try:
-        nvml = ctypes.CDLL(library)
-    except OSError as error:
-        return NvmlProbe(error=f"{library} cannot be loaded ({error})")
-    if nvml.nvmlInit_v2() != 0:
-        return NvmlProbe(error="nvmlInit failed (driver not loaded, or no device nodes)")
-    try:
-        count = ctypes.c_uint(0)
-        version = ctypes.create_string_buffer(96)
-        nvml.nvmlDeviceGetCount_v2(ctypes.byref(count))
-        nvml.nvmlSystemGetDriverVersion(version, ctypes.c_uint(96))
-        return NvmlProbe(gpus=count.value, driver=version.value.decode(errors="replace"))
-    finally:
-        nvml.nvmlShutdown()
 
 
 def _read(path: Path) -> str:

@@ -6,6 +6,7 @@ from gpuplane.toolchain.components import (
     cache_dir,
     component,
     components,
+    gpu_node_components,
     node_components,
 )
 from gpuplane.toolchain.modules import pins_for
@@ -20,6 +21,7 @@ __all__ = [
     "component",
     "components",
     "ensure_built",
+    "gpu_node_components",
     "node_components",
     "pins_for",
     "read_pins",

@@ -77,30 +77,36 @@ def build_recipe(module: WrapperModule, tools: Path, cache: Path, pins: Pins) ->
             prepare_kube_module(tools, cache, pins, pins.kubernetes),
             kubernetes_ldflags(pins.kubernetes),
         )
-    if module is WrapperModule.HELM:
-        return BuildRecipe(here, f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}")
-    if module is WrapperModule.TOFU:
+    recipes = {
+        WrapperModule.HELM: BuildRecipe(
+            here, f"-s -w -X helm.sh/helm/v3/internal/version.version={pins.helm}"
+        ),
         # The version comes from OpenTofu's embedded VERSION file; "dev=no" drops the
         # "-dev" suffix a plain `go build` reports.
-        return BuildRecipe(here, "-s -w -X github.com/opentofu/opentofu/version.dev=no")
-    if module is WrapperModule.CONTAINERD:
-        # No btrfs/devmapper/zfs snapshotters: overlayfs is what nodes use, and those
-        # need cgo and libraries.
-        return BuildRecipe(
+        WrapperModule.TOFU: BuildRecipe(
+            here, "-s -w -X github.com/opentofu/opentofu/version.dev=no"
+        ),
+        # No btrfs/devmapper/zfs snapshotters: overlayfs is what nodes use, and those need
+        # cgo and libraries.
+        WrapperModule.CONTAINERD: BuildRecipe(
             here,
             f"-s -w -X github.com/containerd/containerd/v2/version.Version={pins.containerd}",
             tags=("no_btrfs", "no_devmapper", "no_zfs"),
-        )
-    if module is WrapperModule.RUNC:
+        ),
         # runc needs cgo (nsexec) and seccomp; linked statically against Debian's
         # libseccomp.a so the binary runs on any host (the GPU machine included).
-        return BuildRecipe(
+        WrapperModule.RUNC: BuildRecipe(
             here,
             f"-s -w -X main.version={pins.runc.removeprefix('v')} -extldflags -static",
             tags=("seccomp", "netgo", "osusergo"),
             cgo=True,
-        )
-    return BuildRecipe(here, "-s -w")
+        ),
+        # Both load NVML (the driver's library) at run time through cgo; linked against
+        # glibc, which every host with an NVIDIA driver has.
+        WrapperModule.NVIDIA_TOOLKIT: BuildRecipe(here, "-s -w", cgo=True),
+        WrapperModule.DEVICE_PLUGIN: BuildRecipe(here, "-s -w", cgo=True),
+    }
+    return recipes.get(module, BuildRecipe(here, "-s -w"))
 
 
 def ensure_built(
@@ -110,12 +116,19 @@ def ensure_built(
     report: ProgressFn | None = None,
     *,
     optional: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """Every component's binary path, building the ones the cache lacks.
 
-    Optional components are built only when named in ``optional``.
+    Optional components are built only when named in ``optional``; with ``only``, just
+    those components are wanted (a host that runs a cluster needs neither helm nor
+    kubectl, and a packed cache for a host without Go holds only what it runs).
     """
-    wanted = [c for c in components(pins) if not c.optional or c.name in optional]
+    wanted = [
+        c
+        for c in components(pins)
+        if (c.name in only if only is not None else not c.optional or c.name in optional)
+    ]
     missing = [component for component in wanted if not component.is_built(cache)]
     for module in WrapperModule:
         group = [component for component in missing if component.module is module]

@@ -20,6 +20,8 @@ class WrapperModule(StrEnum):
     CONTAINERD = "containerd"
     RUNC = "runc"
     CNI = "cni"
+    NVIDIA_TOOLKIT = "nvidia-toolkit"
+    DEVICE_PLUGIN = "device-plugin"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,38 @@ def components(pins: Pins) -> tuple[Component, ...]:
             optional=True,
         ),
         *node_components(pins),
+        *gpu_node_components(pins),
+        # etcd and the Kubernetes components in one binary (symlinks pick the component):
+        # built only to pack a control plane and kubelet node for a host without Go.
+        Component(
+            "kube-multicall", "gpuplane.io/tools/kube/multicall", WrapperModule.KUBE, kube, True
+        ),
+    )
+
+
+def gpu_node_components(pins: Pins) -> tuple[Component, ...]:
+    """What a kubelet gpu node adds: the NVIDIA Container Toolkit's CDI tools and its
+    runtime (CDI mode), and the device plugin (whose image the DaemonSet runs)."""
+    toolkit = "github.com/NVIDIA/nvidia-container-toolkit/cmd/"
+    return (
+        *(
+            Component(
+                name,
+                toolkit + name,
+                WrapperModule.NVIDIA_TOOLKIT,
+                pins.nvidia_toolkit,
+                True,
+                slot="nvidia-toolkit",
+            )
+            for name in ("nvidia-ctk", "nvidia-cdi-hook", "nvidia-container-runtime")
+        ),
+        Component(
+            "nvidia-device-plugin",
+            "github.com/NVIDIA/k8s-device-plugin/cmd/nvidia-device-plugin",
+            WrapperModule.DEVICE_PLUGIN,
+            pins.device_plugin,
+            True,
+        ),
     )
 
 

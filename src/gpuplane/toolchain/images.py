@@ -12,9 +12,9 @@ node's containerd. This is the air-gapped path.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,12 @@ from gpuplane.toolchain.gocmd import run_go
 from gpuplane.toolchain.oci_layout import Entry, ImageSpec, write_layout
 
 PAUSE_NAMES = ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10")
-TOOLBOX_NAME = "gpuplane.io/toolbox:1"
+TOOLBOX_VERSION = "1"
+TOOLBOX_NAME = f"gpuplane.io/toolbox:{TOOLBOX_VERSION}"
+# "k8s-device-plugin" in the name: verify finds the plugin DaemonSet by it.
+DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
+# "k8s-device-plugin" in the name: verify finds the plugin DaemonSet by it.
+DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 MULTIARCH = "x86_64-linux-gnu"
 GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")
 
@@ -43,13 +48,6 @@ def _need(program: str, why: str, package: str) -> str:
     return found
 
 
-def _fingerprint(*parts: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()[:16]
-
-
 def pause_source(kube_module_dir: Path) -> Path:
     """pause.c of the Kubernetes release the wrapper module pins."""
     directory = run_go(
@@ -61,11 +59,10 @@ def pause_source(kube_module_dir: Path) -> Path:
     return source
 
 
-def build_pause(kube_module_dir: Path, images: Path) -> BuiltImage:
-    source = pause_source(kube_module_dir)
-    text = source.read_bytes()
-    target = images / f"pause-{_fingerprint(text)}.oci.tar"
+def build_pause(kube_module_dir: Path, images: Path, kubernetes: str) -> BuiltImage:
+    target = images / f"pause-{kubernetes}.oci.tar"
     if not target.is_file():
+        source = pause_source(kube_module_dir)
         gcc = _need("gcc", "the pause image is compiled from pause.c", "gcc libc6-dev")
         with tempfile.TemporaryDirectory() as work:
             binary = Path(work) / "pause"
@@ -128,31 +125,85 @@ def toolbox_entries(
     return tuple(entries)
 
 
-def build_toolbox(images: Path) -> BuiltImage:
+TOOLBOX_ENV = (
+    "PATH=/usr/local/nvidia/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+)
+
+
+def _toolbox_inputs() -> tuple[str, bytes, dict[str, bytes]]:
     busybox_path = _need(
         "busybox", "the toolbox image is Debian's static busybox", "busybox-static"
     )
-    busybox = Path(busybox_path).resolve().read_bytes()
     libraries = {"ld-linux-x86-64.so.2": _host_file("/lib64/ld-linux-x86-64.so.2")}
     for name in GLIBC_LIBRARIES:
         libraries[name] = _host_file(f"/lib/{MULTIARCH}/{name}")
-    target = images / f"toolbox-{_fingerprint(busybox, *libraries.values())}.oci.tar"
-    if not target.is_file():
-        applets = run_command([busybox_path, "--list"], timeout=30).split()
-        spec = ImageSpec(
-            names=(TOOLBOX_NAME,),
-            entries=toolbox_entries(busybox, applets, libraries),
-            command=("/bin/sh",),
-            env=(
-                "PATH=/usr/local/nvidia/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
-            ),
-        )
-        write_layout(spec, target)
+    return busybox_path, Path(busybox_path).resolve().read_bytes(), libraries
+
+
+def _toolbox_image(
+    target: Path,
+    names: tuple[str, ...],
+    extra: tuple[Entry, ...] = (),
+    entrypoint: tuple[str, ...] = (),
+) -> None:
+    """The toolbox root (plus ``extra`` files) as an image at ``target``, unless there."""
+    if target.is_file():
+        return
+    busybox_path, busybox, libraries = _toolbox_inputs()
+    applets = run_command([busybox_path, "--list"], timeout=30).split()
+    spec = ImageSpec(
+        names=names,
+        entries=(*toolbox_entries(busybox, applets, libraries), *extra),
+        entrypoint=entrypoint,
+        command=() if entrypoint else ("/bin/sh",),
+        env=TOOLBOX_ENV,
+    )
+    write_layout(spec, target)
+
+
+def build_toolbox(images: Path) -> BuiltImage:
+    target = images / f"toolbox-{TOOLBOX_VERSION}.oci.tar"
+    _toolbox_image(target, (TOOLBOX_NAME,))
     return BuiltImage("toolbox", (TOOLBOX_NAME,), target)
 
 
-def build_images(kube_module_dir: Path, cache: Path) -> list[BuiltImage]:
-    """Every platform image, from the cache when its inputs did not change."""
+def build_device_plugin(images: Path, plugin: Callable[[], Path], version: str) -> BuiltImage:
+    """The NVIDIA device plugin on the toolbox's root: its binary needs glibc, and NVML
+    comes from the driver through CDI when the pod runs with RuntimeClass nvidia.
+    ``plugin`` gives the binary (built on first need)."""
+    name = f"{DEVICE_PLUGIN_REPOSITORY}:{version}"
+    target = images / f"device-plugin-{version}.oci.tar"
+    if not target.is_file():
+        binary = plugin().read_bytes()
+        _toolbox_image(
+            target,
+            (name,),
+            (Entry("usr/bin/nvidia-device-plugin", binary, mode=0o755),),
+            ("/usr/bin/nvidia-device-plugin",),
+        )
+    return BuiltImage("device-plugin", (name,), target)
+
+
+def build_images(
+    kube_module_dir: Path,
+    cache: Path,
+    kubernetes: str,
+    *,
+    device_plugin: tuple[Callable[[], Path], str] | None = None,
+    rebuild: bool = False,
+) -> list[BuiltImage]:
+    """Every platform image from the cache, built when missing (or ``rebuild``); the
+    device plugin's (binary, version) adds its image.
+
+    Images are keyed by version (pause: the Kubernetes release whose pause.c it is), so a
+    packed cache works on a host with neither Go nor busybox (the GPU machine).
+    """
     images = cache / "images"
-    return [build_pause(kube_module_dir, images), build_toolbox(images)]
+    if rebuild:
+        for old in images.glob("*.oci.tar"):
+            old.unlink()
+    built = [build_pause(kube_module_dir, images, kubernetes), build_toolbox(images)]
+    if device_plugin is not None:
+        built.append(build_device_plugin(images, *device_plugin))
+    return built

@@ -21,6 +21,8 @@ TOFU_MODULE = "github.com/opentofu/opentofu"
 CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
 RUNC_MODULE = "github.com/opencontainers/runc"
 CNI_MODULE = "github.com/containernetworking/plugins"
+NVIDIA_TOOLKIT_MODULE = "github.com/NVIDIA/nvidia-container-toolkit"
+DEVICE_PLUGIN_MODULE = "github.com/NVIDIA/k8s-device-plugin"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Pins:
     containerd: str
     runc: str
     cni: str
+    nvidia_toolkit: str
+    device_plugin: str
 
 
 def tools_dir() -> Path:
@@ -74,6 +78,8 @@ def read_pins(tools: Path | None = None) -> Pins:
             (CONTAINERD_MODULE, "containerd"),
             (RUNC_MODULE, "runc"),
             (CNI_MODULE, "cni"),
+            (NVIDIA_TOOLKIT_MODULE, "nvidia-toolkit"),
+            (DEVICE_PLUGIN_MODULE, "device-plugin"),
         )
     }
     versions = {
@@ -96,6 +102,8 @@ def read_pins(tools: Path | None = None) -> Pins:
         containerd=str(versions[CONTAINERD_MODULE]),
         runc=str(versions[RUNC_MODULE]),
         cni=str(versions[CNI_MODULE]),
+        nvidia_toolkit=str(versions[NVIDIA_TOOLKIT_MODULE]),
+        device_plugin=str(versions[DEVICE_PLUGIN_MODULE]),
     )
 
 

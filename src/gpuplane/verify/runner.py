@@ -49,6 +49,8 @@ class VerifyOptions:
     keep_probes: bool = False
     probe_timeout: float = 60.0
     smoke_timeout: float = 300.0
+    # The smoke test's image where the manifest's cannot be pulled (offline kubelet nodes).
+    smoke_image: str | None = None
 
 
 def run_verify(platform: Platform, options: VerifyOptions) -> Report:
@@ -60,9 +62,13 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
     client = connect(options.kubeconfig)
     nodes = [read_node(node.to_dict()) for node in client.list(Node)]
     simulated = any(node.simulated for node in nodes)
+    # The GPU checks run for real wherever the gpu nodes are real, even beside KWOK nodes
+    # (a local cluster whose gpu node is a kubelet node).
+    gpu_names = {node.name for node in platform.nodes_with_role("gpu")}
+    gpus_simulated = any(node.simulated for node in nodes if node.name in gpu_names)
     checks: list[CheckResult] = [check(platform, nodes) for check in NODE_CHECKS]
-    daemonsets, plugin_pods = ([], []) if simulated else find_device_plugin(client)
-    checks.append(check_device_plugin(platform, simulated, daemonsets, plugin_pods))
+    daemonsets, plugin_pods = ([], []) if gpus_simulated else find_device_plugin(client)
+    checks.append(check_device_plugin(platform, gpus_simulated, daemonsets, plugin_pods))
 
     use = gpu_use([pod.to_dict() for pod in client.list(Pod, namespace="*")])
     namespace = new_namespace_name()
@@ -72,14 +78,18 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
         checks += run_probes(
             client, namespace, build_probes(platform, use), timeout=options.probe_timeout
         )
-        if simulated:
+        if gpus_simulated:
             checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "needs a real GPU"))
         elif not platform.nodes_with_role("gpu"):
             checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "no gpu node declared"))
         else:
             checks.append(
                 run_smoke_test(
-                    client, namespace, options.smoke_manifest, timeout=options.smoke_timeout
+                    client,
+                    namespace,
+                    options.smoke_manifest,
+                    timeout=options.smoke_timeout,
+                    image=options.smoke_image,
                 )
             )
     finally:

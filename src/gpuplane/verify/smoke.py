@@ -41,10 +41,16 @@ def run_smoke_test(
     manifest: Path,
     *,
     timeout: float = 300.0,
+    image: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CheckResult:
-    pod = cast(Pod, Pod.from_dict(yaml.safe_load(manifest.read_text(encoding="utf-8"))))
+    document = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    if image is not None:
+        # Only the image changes: the GPU request, RuntimeClass and placement stay.
+        document["spec"]["containers"][0]["image"] = image
+        document["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    pod = cast(Pod, Pod.from_dict(document))
     created = client.create(pod, namespace=namespace)
     name = created.metadata.name if created.metadata and created.metadata.name else "gpu-smoke-test"
     deadline = clock() + timeout

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from gpuplane.backends.local.kubelet.host import default_route_interfaces, mounts_under
 from gpuplane.doctor import Level
-from gpuplane.doctor.kubelet_host import KubeletHostFacts, NvmlProbe, kubelet_checks
+from gpuplane.doctor.kubelet_host import KubeletHostFacts, kubelet_checks
+from gpuplane.nvml import NvmlProbe
 
 ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask
 wlan0\t00000000\t010200C0\t0003\t0\t0\t600\t00000000

@@ -11,11 +11,13 @@ from pathlib import Path
 from gpuplane.backends.local.kubelet.layout import BRIDGE, POD_SUBNET, NodeLayout
 from gpuplane.backends.local.kubelet.node_config import (
     SANDBOX_IMAGE,
+    GpuBinaries,
     NodeBinaries,
     cni_network,
     containerd_config,
     kubelet_args,
     kubelet_configuration,
+    nvidia_runtime_config,
 )
 from gpuplane.topology import Node
 
@@ -90,3 +92,24 @@ def test_kubelet_registers_with_bootstrap_labels_only() -> None:
     assert "node-role.kubernetes.io" not in " ".join(args)
     assert "--hostname-override=agent-2" in args
     assert "--root-dir=/var/lib/kubelet" in args
+
+
+def test_a_gpu_node_gets_the_nvidia_handler_in_cdi_mode() -> None:
+    gpu = GpuBinaries(
+        nvidia_ctk=Path("/cache/bin/nvidia-toolkit-v1.20.2/nvidia-ctk"),
+        nvidia_cdi_hook=Path("/cache/bin/nvidia-toolkit-v1.20.2/nvidia-cdi-hook"),
+        nvidia_container_runtime=Path("/cache/bin/nvidia-toolkit-v1.20.2/nvidia-container-runtime"),
+    )
+    binaries = NodeBinaries(**{**vars(BINARIES), "gpu": gpu})
+    config = tomllib.loads(containerd_config(NodeLayout(STATE, "agent-2"), binaries))
+    runtimes = config["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]
+    assert runtimes["nvidia"]["options"]["BinaryName"] == str(gpu.nvidia_container_runtime)
+    assert runtimes["runc"]["options"]["BinaryName"] == str(BINARIES.runc)
+    runtime = tomllib.loads(nvidia_runtime_config(binaries))
+    assert runtime["nvidia-container-runtime"]["mode"] == "cdi"
+    assert runtime["nvidia-container-runtime"]["runtimes"] == [str(BINARIES.runc)]
+    assert runtime["nvidia-container-runtime"]["modes"]["cdi"]["default-kind"] == "nvidia.com/gpu"
+    assert runtime["nvidia-ctk"]["path"] == str(gpu.nvidia_ctk)
+    # A CPU node has no nvidia handler at all.
+    cpu = tomllib.loads(containerd_config(NodeLayout(STATE, "agent-0"), BINARIES))
+    assert "nvidia" not in cpu["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpuplane.backends.k3d.device_plugin import config_map, device_plugin_config
+from gpuplane.backends.gpu_enablement import config_map, device_plugin_config
 from gpuplane.backends.local.gfd_labels import gpu_feature_labels
 from gpuplane.backends.local.kwok_nodes import node_capacity
 from gpuplane.kube.nodes import NodeView

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gpuplane.toolchain import cache_dir, component, components, node_components, read_pins
+from gpuplane.toolchain import (
+    cache_dir,
+    component,
+    components,
+    gpu_node_components,
+    node_components,
+    read_pins,
+)
 from gpuplane.toolchain.build import go_output_name, kubernetes_ldflags
 from gpuplane.toolchain.gocmd import parse_go_version
 from gpuplane.toolchain.modules import staging_modules
@@ -117,7 +124,19 @@ def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
         "host-local",
         "loopback",
     }
-    assert {c.name for c in components(pins) if c.optional} == {"tofu", *node}
+    gpu = {c.name for c in gpu_node_components(pins)}
+    assert gpu == {
+        "nvidia-ctk",
+        "nvidia-cdi-hook",
+        "nvidia-container-runtime",
+        "nvidia-device-plugin",
+    }
+    assert {c.name for c in components(pins) if c.optional} == {
+        "tofu",
+        "kube-multicall",
+        *node,
+        *gpu,
+    }
     tofu.path(tmp_path).parent.mkdir(parents=True)
     tofu.path(tmp_path).write_text("#!/bin/sh\n")
     tofu.path(tmp_path).chmod(0o755)

@@ -8,38 +8,25 @@ wait for ``nvidia.com/gpu`` allocatable on every gpu node.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import time
 from pathlib import Path
 
 import yaml
-from lightkube import Client
-from lightkube.resources.apps_v1 import DaemonSet
-from lightkube.resources.core_v1 import ConfigMap
 from lightkube.resources.core_v1 import Node as NodeResource
-from lightkube.types import PatchType
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.gpu_enablement import apply_gpu_enablement, wait_gpus
 from gpuplane.backends.k3d.config import render_k3d_config
-from gpuplane.backends.k3d.device_plugin import NAMESPACE, config_map
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.state_root import default_state_root
 from gpuplane.commands import run_command
-from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of
-from gpuplane.kube.apply import apply_files
-from gpuplane.kube.client import FIELD_MANAGER
 from gpuplane.kube.files import write_private
-from gpuplane.kube.nodes import read_node
 from gpuplane.toolchain import read_pins, repo_root
 from gpuplane.topology import Platform
 
 CREATE_TIMEOUT_SECONDS = 900.0
-GPU_MANIFESTS = (
-    "apps/gpu-enablement/runtimeclass.yaml",
-    "apps/gpu-enablement/nvidia-device-plugin.yaml",
-)
 
 
 def k3d_binary() -> str:
@@ -91,44 +78,10 @@ class K3dBackend:
         client = connect(kubeconfig)
         reporter.step("applying role labels (platform step) and GPU enablement")
         changes = [f"node {name} labelled" for name in apply_node_labels(client, platform)]
-        apply_files(client, [repo_root() / path for path in GPU_MANIFESTS])
-        self._configure_sharing(client, platform)
+        apply_gpu_enablement(client, repo_root(), platform)
         reporter.step("waiting for nvidia.com/gpu on the gpu nodes (device plugin)")
-        self._wait_gpus(platform, kubeconfig)
+        wait_gpus(client, platform, [node.name for node in platform.nodes_with_role("gpu")])
         return UpResult(kubeconfig, created, () if created else tuple(changes))
-
-    def _configure_sharing(self, client: Client, platform: Platform) -> None:
-        """Apply the rendered plugin config; a new config hash rolls the plugin pods."""
-        rendered = config_map(platform)
-        client.apply(ConfigMap.from_dict(rendered), field_manager=FIELD_MANAGER, force=True)  # type: ignore[call-overload]
-        digest = hashlib.sha256(rendered["data"]["config.yaml"].encode()).hexdigest()[:16]
-        client.patch(
-            DaemonSet,
-            "nvidia-device-plugin",
-            {
-                "spec": {
-                    "template": {"metadata": {"annotations": {"gpuplane.io/config-hash": digest}}}
-                }
-            },
-            namespace=NAMESPACE,
-            patch_type=PatchType.MERGE,
-        )
-
-    def _wait_gpus(self, platform: Platform, kubeconfig: Path, timeout: float = 300.0) -> None:
-        client = connect(kubeconfig)
-        deadline = time.monotonic() + timeout
-        pending = {node.name: node.gpu_count for node in platform.nodes_with_role("gpu")}
-        while pending:
-            for name, count in list(pending.items()):
-                if read_node(client.get(NodeResource, name).to_dict()).gpus_allocatable >= count:
-                    del pending[name]
-            if pending and time.monotonic() > deadline:
-                raise OperationError(
-                    f"no nvidia.com/gpu on {', '.join(pending)} after {timeout:.0f}s: check the "
-                    "device plugin pods (kubectl -n gpu-operator-resources get pods) "
-                    "and gpuplane doctor"
-                )
-            time.sleep(2.0)
 
     def down(self, platform: Platform, reporter: Reporter) -> bool:
         directory = self._dir(platform)

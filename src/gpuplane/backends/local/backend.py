@@ -8,14 +8,14 @@ converges, so a second ``up`` changes nothing and says so.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
-from gpuplane.backends.local.kubelet.node import KubeletNode
-from gpuplane.backends.local.kubelet.node_config import NodeBinaries
+from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
 from gpuplane.backends.local.registration import register_nodes, wait_ready, wait_registered
@@ -31,16 +31,16 @@ from gpuplane.kube.client import kubeconfig_server
 from gpuplane.kube.files import write_private
 from gpuplane.toolchain import (
     BuildProgress,
+    Pins,
     cache_dir,
     component,
     ensure_built,
-    node_components,
     pins_for,
     read_pins,
     repo_root,
     tools_dir,
 )
-from gpuplane.toolchain.images import BuiltImage, build_images
+from gpuplane.toolchain.images import BuiltImage
 from gpuplane.toolchain.modules import prepare_kube_module
 from gpuplane.topology import Platform
 
@@ -59,21 +59,17 @@ SIMULATED_PARTS = (
 )
 
 
-def node_binaries(binaries: dict[str, Path]) -> NodeBinaries:
-    return NodeBinaries(
-        kubelet=binaries["kubelet"],
-        containerd=binaries["containerd"],
-        runc=binaries["runc"],
-        cni_dir=binaries["bridge"].parent,
-    )
-
-
 class LocalBackend:
     name = "local"
 
-    def __init__(self, state_root: Path | None = None, cache: Path | None = None) -> None:
+    def __init__(
+        self, state_root: Path | None = None, cache: Path | None = None, *, services: bool = True
+    ) -> None:
         self._state_root = state_root or default_state_root()
         self._cache = cache
+        # Prometheus, the traffic simulator and the downscaler beside the cluster; off on
+        # hosts that only run the platform's nodes (the GPU machine has no Prometheus).
+        self._services = services
 
     def _state(self, platform: Platform) -> LocalState:
         return LocalState(self._state_root, platform.name)
@@ -97,8 +93,7 @@ class LocalBackend:
     def up(self, platform: Platform, reporter: Reporter) -> UpResult:
         state = self._state(platform)
         # Before anything is built or started: a host that cannot run the node says so.
-        for node in self._kubelet_nodes(platform, state):
-            node.check_host()
+        KubeletFleet(platform, state).check_host()
         tools, cache = tools_dir(), self._cache or cache_dir()
         pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
 
@@ -107,8 +102,8 @@ class LocalBackend:
                 "building " + ", ".join(progress.binaries), progress.compiled, progress.total
             )
 
-        node_names = tuple(c.name for c in node_components(pins)) if platform.kubelet_nodes else ()
-        binaries = ensure_built(tools, cache, pins, report, optional=node_names)
+        only = needed_components(platform, pins)
+        binaries = ensure_built(tools, cache, pins, report, only=only)
         kwokctl = Kwokctl(binaries["kwokctl"], state)
         created = False
         changes: list[str] = []
@@ -132,61 +127,62 @@ class LocalBackend:
         client = connect(state.kubeconfig)
         reporter.step("registering nodes (taints, role, GPU capacity) and applying role labels")
         changes += register_nodes(client, platform)
-        if platform.kubelet_nodes:
-            changes += self._start_kubelet_nodes(platform, state, binaries, reporter)
+        fleet = KubeletFleet(platform, state, server=kubeconfig_server(state.kubeconfig))
+        if fleet.nodes:
+            reporter.step("building the platform's images (offline OCI layouts; cached)")
+            images = fleet.images(
+                self._kube_module(platform), cache, pins, self._plugin_binary(platform)
+            )
+            changes += fleet.start(binaries, images, reporter)
             wait_registered(client, [node.name for node in platform.kubelet_nodes])
         labelled = apply_node_labels(client, platform)
         changes += [f"node {name} labelled" for name in labelled]
         reporter.step("waiting for nodes to be Ready")
-        wait_ready(client, [node.name for node in platform.spec.nodes])
-        changes += self._start_services(state, client, reporter)
+        wait_ready(client, [node.name for node in platform.spec.nodes], timeout=120.0)
+        changes += fleet.enable_gpus(client, pins, reporter)
+        if self._services:
+            changes += self._start_services(state, client, reporter)
         return UpResult(
             kubeconfig=state.kubeconfig,
             created=created,
             changes=() if created else tuple(changes),
         )
 
-    def _kubelet_nodes(
-        self, platform: Platform, state: LocalState, server: str = ""
-    ) -> list[KubeletNode]:
-        return [
-            KubeletNode(state.directory, node, ca_dir=state.pki, server=server)
-            for node in platform.kubelet_nodes
-        ]
-
-    def _start_kubelet_nodes(
-        self, platform: Platform, state: LocalState, binaries: dict[str, Path], reporter: Reporter
-    ) -> list[str]:
-        """Build (first use) and import the platform's images, then start each node."""
-        nodes = self._kubelet_nodes(platform, state, kubeconfig_server(state.kubeconfig))
-        reporter.step("building the platform's images (offline OCI layouts; cached)")
-        images = self.build_images(platform)
-        changes: list[str] = []
-        for node in nodes:
-            changes += node.up(node_binaries(binaries), images, reporter)
-        return changes
-
-    def build_images(self, platform: Platform) -> list[BuiltImage]:
-        """The platform's own images (pause, toolbox), built offline into the cache."""
+    def _pins(self, platform: Platform) -> Pins:
         tools, cache = tools_dir(), self._cache or cache_dir()
-        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-        return build_images(prepare_kube_module(tools, cache, pins, pins.kubernetes), cache)
+        return pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+
+    def _kube_module(self, platform: Platform) -> Path:
+        tools, cache = tools_dir(), self._cache or cache_dir()
+        pins = self._pins(platform)
+        return prepare_kube_module(tools, cache, pins, pins.kubernetes)
+
+    def _plugin_binary(self, platform: Platform) -> Callable[[], Path]:
+        def binary() -> Path:
+            tools, cache, pins = tools_dir(), self._cache or cache_dir(), self._pins(platform)
+            return ensure_built(tools, cache, pins, only=("nvidia-device-plugin",))[
+                "nvidia-device-plugin"
+            ]
+
+        return binary
+
+    def build_images(self, platform: Platform, *, rebuild: bool = False) -> list[BuiltImage]:
+        """The platform's own images (pause, toolbox; the device plugin's with a kubelet
+        gpu node), built offline into the cache when missing (or ``rebuild``)."""
+        fleet = KubeletFleet(platform, self._state(platform))
+        return fleet.images(
+            self._kube_module(platform),
+            self._cache or cache_dir(),
+            self._pins(platform),
+            self._plugin_binary(platform),
+            rebuild=rebuild,
+        )
 
     def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
         """Import ``images`` into every running kubelet node; return what each took."""
-        state = self._state(platform)
-        tools, cache = tools_dir(), self._cache or cache_dir()
-        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-        names = tuple(c.name for c in node_components(pins))
-        binaries = node_binaries(ensure_built(tools, cache, pins, optional=names))
-        loaded: dict[str, list[str]] = {}
-        for node in self._kubelet_nodes(platform, state):
-            if not node.processes.running("containerd"):
-                raise PrerequisiteError(
-                    f"kubelet node {node.node.name!r} is not running (gpuplane up)"
-                )
-            loaded[node.node.name] = node.import_images(binaries, images)
-        return loaded
+        tools, cache, pins = tools_dir(), self._cache or cache_dir(), self._pins(platform)
+        binaries = ensure_built(tools, cache, pins, only=needed_components(platform, pins))
+        return KubeletFleet(platform, self._state(platform)).load_images(binaries, images)
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""
@@ -214,11 +210,7 @@ class LocalBackend:
         if not state.directory.exists():
             return False
         Services(state).stop_all()
-        for node in self._kubelet_nodes(platform, state):
-            if node.layout.root.exists():
-                left = node.down(reporter)
-                if left:
-                    reporter.step(f"node {node.node.name}: could not remove {', '.join(left)}")
+        KubeletFleet(platform, state).stop(reporter)
         if state.exists():
             reporter.step(f"stopping and deleting the local cluster {platform.name!r}")
             tools, cache = tools_dir(), self._cache or cache_dir()
@@ -236,8 +228,7 @@ class LocalBackend:
         state = self._state(platform)
         running = is_reachable(state.kubeconfig)
         processes = component_statuses(state) + Services(state).statuses()
-        for node in self._kubelet_nodes(platform, state):
-            processes += node.statuses()
+        processes += KubeletFleet(platform, state).statuses()
         if not running:
             return ClusterStatus(
                 name=platform.name,

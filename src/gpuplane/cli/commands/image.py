@@ -24,7 +24,9 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         "image", help="build the platform's images offline, load them into kubelet nodes"
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    build = actions.add_parser("build", help="build pause and toolbox as OCI layouts (cached)")
+    build = actions.add_parser(
+        "build", help="(re)build pause, toolbox (and the device plugin's) as OCI layouts"
+    )
     build.add_argument("-o", "--output", choices=["table", "json"], default="table")
     loader = actions.add_parser(
         "load", help="import images into every kubelet node (default: the platform's own)"
@@ -59,7 +61,7 @@ def _given(files: list[Path]) -> list[BuiltImage]:
 def run(args: argparse.Namespace, context: Context) -> int:
     backend, platform = _local(args, context)
     if args.action == "build":
-        images = backend.build_images(platform)
+        images = backend.build_images(platform, rebuild=True)
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)

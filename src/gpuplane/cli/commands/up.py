@@ -40,6 +40,12 @@ def require_kubelet_host(platform: Platform) -> None:
 def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser("up", help="create or converge the cluster")
     add_backend_option(parser)
+    parser.add_argument(
+        "--no-services",
+        action="store_true",
+        help="local backend: do not start Prometheus, the traffic simulator and the "
+        "downscaler (a host that only runs the platform's nodes)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         require_gpu_host()
     if platform.kubelet_nodes:
         require_kubelet_host(platform)
-    backend = backend_for(platform, context)
+    backend = backend_for(platform, context, services=not args.no_services)
     result = backend.up(platform, context.reporter())
     if result.created:
         context.console.print(f"cluster {platform.name!r} is up ({platform.spec.backend} backend)")

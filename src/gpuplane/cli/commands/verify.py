@@ -14,6 +14,8 @@ from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode
 from gpuplane.toolchain import tools_dir
+from gpuplane.toolchain.images import TOOLBOX_NAME
+from gpuplane.topology import Platform
 from gpuplane.verify import CheckResult, Report, Status, VerifyOptions, run_verify
 from gpuplane.verify.output import report_json, report_junit
 
@@ -36,6 +38,12 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         "--probe-timeout", type=float, default=60.0, help="seconds to wait for probe pods"
     )
     parser.add_argument("--smoke-test", type=Path, default=None, help="GPU smoke test pod manifest")
+    parser.add_argument(
+        "--smoke-image",
+        default=None,
+        help="image for the smoke test (default: the manifest's; on a local cluster whose gpu "
+        "node is a kubelet node, the offline toolbox image, which nvidia-smi is injected into)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -51,6 +59,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         VerifyOptions(
             kubeconfig=kubeconfig,
             smoke_manifest=smoke,
+            smoke_image=args.smoke_image or offline_smoke_image(platform),
             keep_probes=args.keep_probes,
             probe_timeout=args.probe_timeout,
         ),
@@ -62,6 +71,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     else:
         print_table(context, report)
     return int(ExitCode.OK if report.ok else ExitCode.CHECKS_FAILED)
+
+
+def offline_smoke_image(platform: Platform) -> str | None:
+    """A local cluster's kubelet gpu node pulls nothing: the toolbox image it has."""
+    real_gpu = any(node.role == "gpu" for node in platform.kubelet_nodes)
+    return TOOLBOX_NAME if platform.spec.backend == "local" and real_gpu else None
 
 
 def table_detail(check: CheckResult) -> str:
@@ -90,6 +105,6 @@ def print_table(context: Context, report: Report) -> None:
     context.console.print(table)
     for note in report.notes:
         context.console.print(f"note: {note}", highlight=False)
-    kind = "sim (simulated nodes)" if report.simulated else "real nodes"
+    kind = "some nodes simulated (KWOK)" if report.simulated else "real nodes"
     context.console.print(f"cluster: {kind}; took {report.duration_seconds:.1f}s", highlight=False)
     context.console.print(report.summary_line(), highlight=False)

@@ -15,6 +15,8 @@ from pathlib import Path
 KUBELET_ROOT = Path("/var/lib/kubelet")
 # Where CDI specs are read from (the NVIDIA device plugin writes to the second).
 CDI_SPEC_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))
+# The CDI spec of the host's GPUs that `up` generates (nvidia-ctk) and `down` removes.
+NVIDIA_CDI_SPEC = Path("/var/run/cdi/gpuplane-nvidia.yaml")
 # The pod network: one bridge of our own, one /24 for the one node.
 BRIDGE = "gpuplane0"
 POD_SUBNET = "10.244.0.0/24"
@@ -49,6 +51,10 @@ class NodeLayout:
     @property
     def containerd_socket(self) -> Path:
         return self.root / "containerd.sock"
+
+    @property
+    def nvidia_runtime_config(self) -> Path:
+        return self.root / "nvidia-container-runtime.toml"
 
     @property
     def cni_conf_dir(self) -> Path:

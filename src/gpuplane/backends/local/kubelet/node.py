@@ -27,13 +27,20 @@ from gpuplane.backends.local.kubelet.host import (
     remove_cgroups,
     unmount_under,
 )
-from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
+from gpuplane.backends.local.kubelet.layout import (
+    BRIDGE,
+    KUBELET_ROOT,
+    NVIDIA_CDI_SPEC,
+    PODS_CGROUP,
+    NodeLayout,
+)
 from gpuplane.backends.local.kubelet.node_config import (
     NodeBinaries,
     cni_network,
     containerd_config,
     kubelet_args,
     kubelet_configuration,
+    nvidia_runtime_config,
 )
 from gpuplane.backends.local.processes import stop_leftovers
 from gpuplane.backends.local.supervisor import Supervisor
@@ -107,6 +114,9 @@ class KubeletNode:
             self.node, layout, client_ca=self.ca_dir / "ca.crt", node_ip=node_ip
         )
         layout.kubelet_config.write_text(yaml.safe_dump(configuration, sort_keys=False))
+        if binaries.gpu is not None:
+            layout.nvidia_runtime_config.write_text(nvidia_runtime_config(binaries))
+            self._generate_cdi_spec(binaries)
         if not layout.kubeconfig.is_file():
             write_node_credentials(
                 layout.pki,
@@ -117,12 +127,38 @@ class KubeletNode:
                 now=datetime.datetime.now(datetime.UTC),
             )
 
+    def _generate_cdi_spec(self, binaries: NodeBinaries) -> None:
+        """The CDI spec of this host's GPUs (device nodes, driver libraries, nvidia-smi),
+        named by index and UUID, as the runtime's CDI mode and the device plugin expect."""
+        if binaries.gpu is None:
+            return
+        NVIDIA_CDI_SPEC.parent.mkdir(parents=True, exist_ok=True)
+        run_command(
+            [
+                str(binaries.gpu.nvidia_ctk), "cdi", "generate",
+                f"--output={NVIDIA_CDI_SPEC}",
+                f"--nvidia-cdi-hook-path={binaries.gpu.nvidia_cdi_hook}",
+            ],
+            env=self._env(binaries),
+            timeout=120,
+            what=f"nvidia-ctk cdi generate (node {self.node.name})",
+        )  # fmt: skip
+
     def _env(self, binaries: NodeBinaries) -> dict[str, str]:
         # containerd finds its shim on PATH, the shim finds runc through the config.
+        # Drivers installed outside /usr (as under /usr/local/nvidia) put nvidia-smi there.
         path = os.pathsep.join(
-            [str(binaries.containerd.parent), str(binaries.runc.parent), os.environ.get("PATH", "")]
+            [
+                str(binaries.containerd.parent),
+                str(binaries.runc.parent),
+                os.environ.get("PATH", ""),
+                "/usr/local/nvidia/bin",
+            ]
         )
-        return {**os.environ, "PATH": path}
+        env = {**os.environ, "PATH": path}
+        if binaries.gpu is not None:
+            env["NVIDIA_CTK_CONFIG_FILE_PATH"] = str(self.layout.nvidia_runtime_config)
+        return env
 
     def _ctr(self, binaries: NodeBinaries, *args: str, timeout: float = 120.0) -> str:
         ctr = binaries.containerd.parent / "ctr"
@@ -188,6 +224,8 @@ class KubeletNode:
         left = [str(p) for p in unmount_under((self.layout.root, KUBELET_ROOT))]
         left += [str(p) for p in remove_cgroups(PODS_CGROUP)]
         delete_link(BRIDGE)
+        if self.node.role == "gpu":
+            NVIDIA_CDI_SPEC.unlink(missing_ok=True)
         shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
         shutil.rmtree(self.layout.root, ignore_errors=True)
         return left

@@ -27,6 +27,19 @@ from gpuplane.topology import Node
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.1"
 
 
+# The RuntimeClass handler GPU pods ask for (apps/gpu-enablement/runtimeclass.yaml).
+NVIDIA_HANDLER = "nvidia"
+
+
+@dataclass(frozen=True)
+class GpuBinaries:
+    """The NVIDIA Container Toolkit's tools a gpu node runs."""
+
+    nvidia_ctk: Path
+    nvidia_cdi_hook: Path
+    nvidia_container_runtime: Path
+
+
 @dataclass(frozen=True)
 class NodeBinaries:
     """Where the node's upstream binaries are (the toolchain cache)."""
@@ -35,6 +48,7 @@ class NodeBinaries:
     containerd: Path
     runc: Path
     cni_dir: Path
+    gpu: GpuBinaries | None = None
 
 
 def _toml(value: str | bool | list[str]) -> str:
@@ -77,12 +91,54 @@ def containerd_config(layout: NodeLayout, binaries: NodeBinaries) -> str:
         f"[{cri}.runtime'.containerd.runtimes.runc.options]",
         f"  BinaryName = {_toml(str(binaries.runc))}",
         "",
+        *_nvidia_runtime(cri, binaries),
         f"[{cri}.runtime'.cni]",
         f"  bin_dirs = {_toml([str(binaries.cni_dir)])}",
         f"  conf_dir = {_toml(str(layout.cni_conf_dir))}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _nvidia_runtime(cri: str, binaries: NodeBinaries) -> list[str]:
+    """On a gpu node, the ``nvidia`` handler: runc behind the NVIDIA Container Runtime in
+    CDI mode, which turns a container's NVIDIA_VISIBLE_DEVICES into CDI devices (the
+    driver's device nodes, libraries and nvidia-smi) -- what k3s's nvidia runtime does,
+    without libnvidia-container."""
+    if binaries.gpu is None:
+        return []
+    return [
+        f"[{cri}.runtime'.containerd.runtimes.{NVIDIA_HANDLER}]",
+        "  runtime_type = 'io.containerd.runc.v2'",
+        "",
+        f"[{cri}.runtime'.containerd.runtimes.{NVIDIA_HANDLER}.options]",
+        f"  BinaryName = {_toml(str(binaries.gpu.nvidia_container_runtime))}",
+        "",
+    ]
+
+
+def nvidia_runtime_config(binaries: NodeBinaries) -> str:
+    """The NVIDIA Container Runtime's config.toml (read through NVIDIA_CTK_CONFIG_FILE_PATH):
+    CDI mode over our runc, devices named by the device plugin's UUIDs or ``all``."""
+    if binaries.gpu is None:
+        raise ValueError("only a gpu node has an NVIDIA runtime")
+    return "\n".join(
+        [
+            "[nvidia-container-runtime]",
+            'mode = "cdi"',
+            'log-level = "info"',
+            f"runtimes = {_toml([str(binaries.runc)])}",
+            "",
+            "[nvidia-container-runtime.modes.cdi]",
+            'default-kind = "nvidia.com/gpu"',
+            f"spec-dirs = {_toml([str(d) for d in CDI_SPEC_DIRS])}",
+            'annotation-prefixes = ["cdi.k8s.io/"]',
+            "",
+            "[nvidia-ctk]",
+            f"path = {_toml(str(binaries.gpu.nvidia_ctk))}",
+            "",
+        ]
+    )
 
 
 def cni_network(layout: NodeLayout) -> dict[str, Any]:

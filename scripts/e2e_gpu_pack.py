@@ -1,0 +1,57 @@
+"""Stage the cache a GPU host without Go needs (scripts/e2e-gpu.sh pack): every binary the
+local backend runs for a platform whose gpu node is a kubelet node, built here, and the
+platform's images. etcd and the Kubernetes components are one multi-call binary, linked
+once per component name, so they fit the GPU machine's transfers.
+
+Usage: .venv/bin/python scripts/e2e_gpu_pack.py STAGE_DIR
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from gpuplane.backends.local import LocalBackend
+from gpuplane.backends.local.kubelet.fleet import needed_components
+from gpuplane.toolchain import cache_dir, component, ensure_built, read_pins, tools_dir
+from gpuplane.topology.loader import parse_platform
+
+REPO = Path(__file__).resolve().parents[1]
+MULTICALL_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
+
+
+def gpu_platform() -> str:
+    document = yaml.safe_load((REPO / "platform.yaml").read_text())
+    for node in document["spec"]["nodes"]:
+        if node["role"] == "gpu":
+            node["runtime"] = "kubelet"
+    return yaml.safe_dump(document)
+
+
+def main() -> None:
+    stage = Path(sys.argv[1])
+    tools, cache, pins = tools_dir(), cache_dir(), read_pins()
+    platform = parse_platform(gpu_platform(), Path("e2e-gpu platform"))
+    names = (*needed_components(platform, pins), "kube-multicall")
+    binaries = ensure_built(tools, cache, pins, only=names)
+    LocalBackend(cache=cache).build_images(platform)
+    multicall = component(pins, "kube-multicall")
+    for name, path in binaries.items():
+        target = stage / "cache" / path.relative_to(cache)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name in MULTICALL_NAMES:
+            # The slot holds a link to the multi-call binary, named for its component.
+            relative = os.path.relpath(multicall.path(stage / "cache"), target.parent)
+            target.symlink_to(relative)
+        else:
+            shutil.copy2(path, target)
+    for image in sorted((cache / "images").glob("*.oci.tar")):
+        shutil.copy2(image, stage / "cache" / "images" / image.name)
+
+
+if __name__ == "__main__":
+    main()

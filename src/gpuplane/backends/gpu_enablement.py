@@ -1,0 +1,102 @@
+"""GPU enablement, the same on every backend: RuntimeClass ``nvidia`` and the NVIDIA device
+plugin DaemonSet from ``apps/gpu-enablement`` (its image overridden where the upstream one
+cannot be pulled), the plugin's config from the topology (time-slicing when the gpu
+nodes declare ``gpuSharing``), then a wait until every gpu node advertises its GPUs.
+
+Caveats of time-slicing (documented for users): no memory or fault isolation between
+the pods sharing a GPU, and a request for more than one ``nvidia.com/gpu`` does not give
+more compute, only more slices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import Client
+from lightkube.resources.core_v1 import Node as NodeResource
+
+from gpuplane.errors import OperationError
+from gpuplane.kube.apply import apply_documents, read_documents
+from gpuplane.kube.nodes import read_node
+from gpuplane.topology import Platform
+
+GPU_MANIFESTS = (
+    "apps/gpu-enablement/runtimeclass.yaml",
+    "apps/gpu-enablement/nvidia-device-plugin.yaml",
+)
+PLUGIN_DAEMONSET = "nvidia-device-plugin"
+
+CONFIG_MAP = "nvidia-device-plugin-config"
+NAMESPACE = "gpu-operator-resources"
+
+
+def device_plugin_config(platform: Platform) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "version": "v1",
+        "flags": {"migStrategy": "none", "failOnInitError": True},
+    }
+    replicas = {n.gpu_sharing.replicas for n in platform.nodes_with_role("gpu") if n.gpu_sharing}
+    if replicas:
+        config["sharing"] = {
+            "timeSlicing": {
+                "resources": [{"name": "nvidia.com/gpu", "replicas": max(replicas)}],
+            }
+        }
+    return config
+
+
+def config_map(platform: Platform) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP, "namespace": NAMESPACE},
+        "data": {"config.yaml": yaml.safe_dump(device_plugin_config(platform), sort_keys=False)},
+    }
+
+
+def enablement_documents(
+    repo: Path, platform: Platform, *, plugin_image: str | None = None
+) -> list[dict[str, Any]]:
+    """The manifests as they are, the plugin's image overridden if asked, its ConfigMap
+    rendered from the topology, and a config hash that rolls the plugin on a change."""
+    documents = read_documents([repo / path for path in GPU_MANIFESTS])
+    rendered = config_map(platform)
+    digest = hashlib.sha256(rendered["data"]["config.yaml"].encode()).hexdigest()[:16]
+    for document in documents:
+        if document.get("kind") == "ConfigMap" and document["metadata"]["name"] == CONFIG_MAP:
+            document["data"] = rendered["data"]
+        if document.get("kind") == "DaemonSet" and document["metadata"]["name"] == PLUGIN_DAEMONSET:
+            template = document["spec"]["template"]
+            template["metadata"].setdefault("annotations", {})["gpuplane.io/config-hash"] = digest
+            if plugin_image is not None:
+                template["spec"]["containers"][0]["image"] = plugin_image
+    return documents
+
+
+def apply_gpu_enablement(
+    client: Client, repo: Path, platform: Platform, *, plugin_image: str | None = None
+) -> list[str]:
+    return apply_documents(client, enablement_documents(repo, platform, plugin_image=plugin_image))
+
+
+def wait_gpus(
+    client: Client, platform: Platform, nodes: list[str], *, timeout: float = 300.0
+) -> None:
+    """Wait until each gpu node of ``nodes`` advertises its GPUs (times time-slicing)."""
+    wanted = {n.name: n.gpu_allocatable for n in platform.nodes_with_role("gpu") if n.name in nodes}
+    deadline = time.monotonic() + timeout
+    while wanted:
+        for name, count in list(wanted.items()):
+            if read_node(client.get(NodeResource, name).to_dict()).gpus_allocatable >= count:
+                del wanted[name]
+        if wanted and time.monotonic() > deadline:
+            raise OperationError(
+                f"no nvidia.com/gpu on {', '.join(wanted)} after {timeout:.0f}s: check the "
+                f"device plugin pods (kubectl -n {NAMESPACE} get pods) and gpuplane doctor"
+            )
+        if wanted:
+            time.sleep(0.5)

@@ -1,0 +1,157 @@
+"""The platform's kubelet nodes together: which binaries and images they need, starting
+and stopping them, and on a gpu node the GPU enablement (RuntimeClass, the device plugin
+DaemonSet with the image built here, GFD-style labels read from NVML).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from lightkube import Client
+from lightkube.resources.core_v1 import Node as NodeResource
+from lightkube.types import PatchType
+
+from gpuplane.backends.base import ComponentStatus, Reporter
+from gpuplane.backends.gpu_enablement import apply_gpu_enablement, wait_gpus
+from gpuplane.backends.local.kubelet.node import KubeletNode
+from gpuplane.backends.local.kubelet.node_config import GpuBinaries, NodeBinaries
+from gpuplane.backends.local.state import LocalState
+from gpuplane.errors import PrerequisiteError
+from gpuplane.nvml import probe_nvml, product_label
+from gpuplane.toolchain import Pins, gpu_node_components, node_components, repo_root
+from gpuplane.toolchain.images import DEVICE_PLUGIN_REPOSITORY, BuiltImage, build_images
+from gpuplane.topology import Platform
+
+# What the local backend's control plane runs (kwokctl drives them).
+CONTROL_PLANE = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kwokctl",
+)
+
+
+def has_gpu_node(platform: Platform) -> bool:
+    return any(node.role == "gpu" for node in platform.kubelet_nodes)
+
+
+def needed_components(platform: Platform, pins: Pins) -> tuple[str, ...]:
+    """Exactly the binaries ``up`` runs for ``platform``."""
+    names = list(CONTROL_PLANE)
+    if platform.kubelet_nodes:
+        names += [c.name for c in node_components(pins)]
+    if has_gpu_node(platform):
+        # The device plugin runs from its image, built once: its binary is not needed here.
+        names += [c.name for c in gpu_node_components(pins) if c.name != "nvidia-device-plugin"]
+    return tuple(names)
+
+
+def node_binaries(binaries: dict[str, Path], *, gpu: bool) -> NodeBinaries:
+    return NodeBinaries(
+        kubelet=binaries["kubelet"],
+        containerd=binaries["containerd"],
+        runc=binaries["runc"],
+        cni_dir=binaries["bridge"].parent,
+        gpu=GpuBinaries(
+            nvidia_ctk=binaries["nvidia-ctk"],
+            nvidia_cdi_hook=binaries["nvidia-cdi-hook"],
+            nvidia_container_runtime=binaries["nvidia-container-runtime"],
+        )
+        if gpu
+        else None,
+    )
+
+
+class KubeletFleet:
+    def __init__(self, platform: Platform, state: LocalState, *, server: str = "") -> None:
+        self.platform = platform
+        self.nodes = [
+            KubeletNode(state.directory, node, ca_dir=state.pki, server=server)
+            for node in platform.kubelet_nodes
+        ]
+
+    def check_host(self) -> None:
+        for node in self.nodes:
+            node.check_host()
+
+    def images(
+        self,
+        kube_module_dir: Path,
+        cache: Path,
+        pins: Pins,
+        plugin_binary: Callable[[], Path],
+        *,
+        rebuild: bool = False,
+    ) -> list[BuiltImage]:
+        """The platform's images; with a gpu node, the device plugin's too."""
+        plugin = (plugin_binary, pins.device_plugin) if has_gpu_node(self.platform) else None
+        return build_images(
+            kube_module_dir, cache, pins.kubernetes, device_plugin=plugin, rebuild=rebuild
+        )
+
+    def start(
+        self, binaries: dict[str, Path], images: list[BuiltImage], reporter: Reporter
+    ) -> list[str]:
+        changes: list[str] = []
+        for node in self.nodes:
+            changes += node.up(
+                node_binaries(binaries, gpu=node.node.role == "gpu"), images, reporter
+            )
+        return changes
+
+    def enable_gpus(self, client: Client, pins: Pins, reporter: Reporter) -> list[str]:
+        """RuntimeClass and the device plugin DaemonSet (image built here), GFD-style
+        labels from NVML; then wait until the plugin advertises every GPU."""
+        gpu_nodes = [n.node.name for n in self.nodes if n.node.role == "gpu"]
+        if not gpu_nodes:
+            return []
+        reporter.step("GPU enablement: RuntimeClass nvidia, the NVIDIA device plugin DaemonSet")
+        image = f"{DEVICE_PLUGIN_REPOSITORY}:{pins.device_plugin}"
+        apply_gpu_enablement(client, repo_root(), self.platform, plugin_image=image)
+        labels = gfd_labels_from_nvml()
+        for name in gpu_nodes:
+            client.patch(
+                NodeResource, name, {"metadata": {"labels": labels}}, patch_type=PatchType.MERGE
+            )
+        reporter.step("waiting for nvidia.com/gpu from the device plugin")
+        wait_gpus(client, self.platform, gpu_nodes, timeout=180.0)
+        return [f"node {name}: GPUs advertised by the device plugin" for name in gpu_nodes]
+
+    def load_images(
+        self, binaries: dict[str, Path], images: list[BuiltImage]
+    ) -> dict[str, list[str]]:
+        loaded: dict[str, list[str]] = {}
+        for node in self.nodes:
+            if not node.processes.running("containerd"):
+                raise PrerequisiteError(
+                    f"kubelet node {node.node.name!r} is not running (gpuplane up)"
+                )
+            gpu = node.node.role == "gpu"
+            loaded[node.node.name] = node.import_images(node_binaries(binaries, gpu=gpu), images)
+        return loaded
+
+    def stop(self, reporter: Reporter) -> None:
+        for node in self.nodes:
+            if node.layout.root.exists():
+                left = node.down(reporter)
+                if left:
+                    reporter.step(f"node {node.node.name}: could not remove {', '.join(left)}")
+
+    def statuses(self) -> tuple[ComponentStatus, ...]:
+        return tuple(status for node in self.nodes for status in node.statuses())
+
+
+def gfd_labels_from_nvml() -> dict[str, str]:
+    """What GPU Feature Discovery would label this host's gpu node with, from NVML."""
+    probe = probe_nvml()
+    if probe.error or not probe.gpus:
+        raise PrerequisiteError(f"NVML: {probe.error or 'no GPU'} (see gpuplane doctor)")
+    return {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": product_label(probe.names[0]),
+        "nvidia.com/gpu.count": str(probe.gpus),
+        "nvidia.com/gpu.memory": str(probe.memory_mib[0]),
+    }
