@@ -26,7 +26,7 @@ pack() {
   echo "downloading the CLI's wheels for CPython 3.12 (what the GPU host lacks)" >&2
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 pytest pytest-timeout
+    -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
   # Part 1: the control plane (one multi-call binary) and KWOK; part 2: the rest.
   (cd "$work/stage" && tar -cf - cache/bin/kube-multicall-* cache/bin/etcd-* cache/bin/kube-apiserver-* \
      cache/bin/kube-controller-manager-* cache/bin/kube-scheduler-* cache/bin/kubelet-* \
@@ -47,10 +47,11 @@ run() {
   mkdir -p "$out"
   python3 -m venv --system-site-packages "$venv"
   "$venv/bin/pip" install -q --no-index --find-links "$work/root/wheels" \
-    pydantic lightkube cryptography httpx2 pytest pytest-timeout
+    pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
   export GPUPLANE_CACHE=$work/root/cache GPUPLANE_E2E_OUT=$out PYTHONPATH=$root/src
   set +e
-  "$venv/bin/python" -m pytest -p no:cacheprovider -rA -v tests/e2e/test_gpu_node.py \
+  # A stuck test must not eat the host's time: each test is bounded.
+  "$venv/bin/python" -m pytest -p no:cacheprovider -rA -v -o timeout=300 tests/e2e/test_gpu_node.py \
     --junitxml="$out/e2e-gpu-junit.xml" 2>&1 | tee "$out/pytest.log"
   local code=${PIPESTATUS[0]}
   set -e

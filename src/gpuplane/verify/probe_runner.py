@@ -86,6 +86,28 @@ def run_probes(
         sleep(0.2)
 
 
+def release_probe_pods(
+    client: Client,
+    namespace: str,
+    *,
+    timeout: float = 60.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Delete the probes' pods and wait until they are gone, so the GPU a probe held is
+    free for the smoke test (on a real node the kubelet must stop the containers first).
+    False if some were still there at ``timeout``."""
+    for pod in client.list(Pod, namespace=namespace):
+        if pod.metadata and pod.metadata.name:
+            client.delete(Pod, pod.metadata.name, namespace=namespace, grace_period=0)
+    deadline = clock() + timeout
+    while list(client.list(Pod, namespace=namespace)):
+        if clock() > deadline:
+            return False
+        sleep(0.2)
+    return True
+
+
 def _timed(result: CheckResult, seconds: float) -> CheckResult:
     return replace(result, duration_seconds=round(seconds, 2))
 

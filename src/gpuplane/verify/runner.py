@@ -19,6 +19,7 @@ from gpuplane.verify.probe_runner import (
     create_namespace,
     delete_namespace,
     new_namespace_name,
+    release_probe_pods,
     run_probes,
 )
 from gpuplane.verify.probes import build_probes, gpu_use
@@ -83,6 +84,8 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
         elif not platform.nodes_with_role("gpu"):
             checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "no gpu node declared"))
         else:
+            if not release_probe_pods(client, namespace):
+                notes.append("probe pods were still terminating when the smoke test started")
             checks.append(
                 run_smoke_test(
                     client,
