@@ -29,10 +29,11 @@ pack() {
     -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
   # Part 1: the control plane (one multi-call binary) and KWOK; part 2: the rest.
   (cd "$work/stage" && tar -cf - cache/bin/kube-multicall-* cache/bin/etcd-* cache/bin/kube-apiserver-* \
-     cache/bin/kube-controller-manager-* cache/bin/kube-scheduler-* cache/bin/kubelet-* \
+     cache/bin/kube-controller-manager-* cache/bin/kube-scheduler-* cache/bin/kubelet-* cache/bin/kubectl-* \
      cache/bin/kwok-* cache/bin/kwokctl-* | xz -9 -T0 > "$work/part1.tar.xz")
   (cd "$work/stage" && tar -cf - --exclude='cache/bin/kube-multicall-*' --exclude='cache/bin/etcd-*' \
-     --exclude='cache/bin/kube-*' --exclude='cache/bin/kubelet-*' --exclude='cache/bin/kwok*' \
+     --exclude='cache/bin/kube-*' --exclude='cache/bin/kubelet-*' --exclude='cache/bin/kubectl-*' \
+     --exclude='cache/bin/kwok*' \
      cache wheels | xz -9 -T0 > "$work/part2.tar.xz")
   ls -l "$work"/part*.tar.xz >&2
 }

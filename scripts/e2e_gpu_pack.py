@@ -21,7 +21,14 @@ from gpuplane.toolchain import cache_dir, component, ensure_built, read_pins, to
 from gpuplane.topology.loader import parse_platform
 
 REPO = Path(__file__).resolve().parents[1]
-MULTICALL_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
+MULTICALL_NAMES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kubectl",
+)
 
 
 def gpu_platform() -> str:
@@ -38,7 +45,7 @@ def main() -> None:
     platform = parse_platform(gpu_platform(), Path("e2e-gpu platform"))
     names = (*needed_components(platform, pins), "kube-multicall")
     binaries = ensure_built(tools, cache, pins, only=names)
-    LocalBackend(cache=cache).build_images(platform)
+    images = LocalBackend(cache=cache).build_images(platform)
     multicall = component(pins, "kube-multicall")
     for name, path in binaries.items():
         target = stage / "cache" / path.relative_to(cache)
@@ -49,8 +56,8 @@ def main() -> None:
             target.symlink_to(relative)
         else:
             shutil.copy2(path, target)
-    for image in sorted((cache / "images").glob("*.oci.tar")):
-        shutil.copy2(image, stage / "cache" / "images" / image.name)
+    for image in images:
+        shutil.copy2(image.file, stage / "cache" / "images" / image.file.name)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,10 @@ def kwokctl_configuration(
             "kubeSchedulerBinary": str(binaries["kube-scheduler"]),
             "etcdBinary": str(binaries["etcd"]),
             "kwokControllerBinary": str(binaries["kwok"]),
+            # kwokctl waits up to 2 minutes for `kubectl get --raw /version` after create;
+            # without a kubectl of ours it looks for one on PATH or downloads one (an
+            # offline host waits out the whole 2 minutes).
+            "kubectlBinary": str(binaries["kubectl"]),
         },
         "componentsPatches": [
             {

@@ -23,12 +23,13 @@ from gpuplane.toolchain import Pins, gpu_node_components, node_components, repo_
 from gpuplane.toolchain.images import DEVICE_PLUGIN_REPOSITORY, BuiltImage, build_images
 from gpuplane.topology import Platform
 
-# What the local backend's control plane runs (kwokctl drives them).
+# What the local backend's control plane runs (kwokctl drives them; it needs kubectl).
 CONTROL_PLANE = (
     "etcd",
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kubectl",
     "kwok",
     "kwokctl",
 )
