@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 GPUPLANE := $(VENV)/bin/gpuplane
 STAMP := $(VENV)/.installed
 
-.PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint validate test unit integration bench clean
+.PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,6 +69,12 @@ integration: toolchain ## integration tests on a real sim cluster
 
 test: toolchain lint ## the whole suite
 	$(PY) -m pytest tests
+
+e2e-gpu: toolchain ## the real GPU node end to end on this host (needs an NVIDIA GPU and root; see docs/real-nodes.md)
+	scripts/e2e-gpu.sh pack
+	scripts/e2e-gpu.sh unpack build/e2e-gpu/part1.tar.xz
+	scripts/e2e-gpu.sh unpack build/e2e-gpu/part2.tar.xz
+	scripts/e2e-gpu.sh run
 
 bench: toolchain ## benchmarks (JSON on stdout)
 	$(PY) bench/bringup.py

@@ -56,6 +56,9 @@ run() {
     --junitxml="$out/e2e-gpu-junit.xml" 2>&1 | tee "$out/pytest.log"
   local code=${PIPESTATUS[0]}
   set -e
+  # Few files come back from a borrowed machine: the process logs travel as one archive.
+  (cd "$out" && find . -maxdepth 1 -name '*.log' -printf '%f\n' | tar -czf logs.tar.gz -T - \
+     && find . -maxdepth 1 -name '*.log' ! -name pytest.log -delete)
   if grep -q "not run: needs an NVIDIA GPU" "$out/pytest.log" && ! grep -q " PASSED" "$out/pytest.log"; then
     echo "e2e-gpu: not run: needs an NVIDIA GPU" >&2
     return 3
