@@ -10,7 +10,6 @@ from enum import StrEnum
 from typing import Any
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 DEFAULT_TARGET_LABEL = "deployment"
 
 

@@ -10,19 +10,17 @@ QUERY_TIMEOUT_SECONDS = 10.0
 
 
 class PrometheusClient:
-    """Counts its queries so the per-cycle budget (signals + 1) can be observed."""
+    """Instant queries against one Prometheus (the operator's metrics count them)."""
 
     def __init__(self, base_url: str, *, timeout: float = QUERY_TIMEOUT_SECONDS) -> None:
         self.base_url = base_url.rstrip("/")
         # trust_env off: a proxy from the environment must not carry loopback queries.
         self._http = httpx2.AsyncClient(timeout=timeout, trust_env=False)
-        self.queries = 0
 
     async def close(self) -> None:
         await self._http.aclose()
 
     async def query(self, promql: str, target_label: str) -> QueryResult:
-        self.queries += 1
         try:
             response = await self._http.get(
                 f"{self.base_url}/api/v1/query", params={"query": promql}

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpuplane.downscaler.ledger import parse_annotation
-
-GPU_RESOURCE = "nvidia.com/gpu"
+from gpuplane.kube.nodes import GPU_RESOURCE
 
 
 @dataclass(frozen=True)

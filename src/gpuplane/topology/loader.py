@@ -16,8 +16,20 @@ from gpuplane.errors import BadInputError
 from gpuplane.topology.model import DEPRECATED_BACKEND_NAMES, Platform
 from gpuplane.topology.rules import Path as DocPath
 from gpuplane.topology.rules import Problem, check_rules
+from gpuplane.topology.syntax import quoted
 
 DEFAULT_PLATFORM_FILE = Path("platform.yaml")
+# Limits on the document before it is parsed: a platform file is a few kB, 4 levels deep.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_NESTING = 64
+MAX_ALIASES = 100
+_OPENS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 log = logging.getLogger("gpuplane.topology")
 
 
@@ -43,8 +55,40 @@ def load_platform(file: Path = DEFAULT_PLATFORM_FILE) -> Platform:
     return parse_platform(text, file)
 
 
+def limit_problem(text: str) -> str | None:
+    """What makes ``text`` too big, too deep or too aliased to parse, if anything.
+
+    PyYAML composes recursively (a 5,000-level document overflows the stack) and
+    expands aliases while validating: both are checked on the token stream first, which
+    its scanner produces without recursion.
+    """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_DOCUMENT_BYTES:
+        return f"the document is {size} bytes; the limit is {MAX_DOCUMENT_BYTES}"
+    depth = aliases = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, _OPENS):
+                depth += 1
+                if depth > MAX_NESTING:
+                    line = token.start_mark.line + 1
+                    return f"line {line}: nested deeper than {MAX_NESTING} levels"
+            elif isinstance(token, _CLOSES):
+                depth -= 1
+            elif isinstance(token, yaml.AliasToken):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    return f"more than {MAX_ALIASES} aliases (*name)"
+    except yaml.YAMLError:
+        return None  # a syntax error: the parser reports it with its place
+    return None
+
+
 def parse_platform(text: str, file: Path) -> Platform:
     """Validate the YAML ``text`` that came from ``file`` (used in messages)."""
+    too_much = limit_problem(text)
+    if too_much is not None:
+        raise TopologyError(file, [f"{file}: {too_much}"])
     try:
         document = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -93,7 +137,7 @@ def _problem_from_pydantic(item: Any) -> Problem:
         message = f"unknown field {path[-1]!r}"
     elif kind == "literal_error":
         expected = item.get("ctx", {}).get("expected", "")
-        message = f"unknown {path[-1]} {item['input']!r} (expected {expected})"
+        message = f"unknown {path[-1]} {quoted(item['input'])} (expected {expected})"
     elif kind == "missing":
         message = f"required field {path[-1]!r} is missing"
     elif message.startswith("Value error, "):

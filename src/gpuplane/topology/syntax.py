@@ -23,6 +23,19 @@ TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 TAINT_EFFECTS: tuple[TaintEffect, ...] = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
+# The most of an offending value a message quotes: a 100 kB label value must not come
+# back as a 100 kB error.
+QUOTED_CHARS = 80
+
+
+def quoted(value: object) -> str:
+    """``repr(value)``, cut to its first QUOTED_CHARS characters with the full length said."""
+    text = repr(value)
+    if len(text) <= QUOTED_CHARS:
+        return text
+    return f"{text[:QUOTED_CHARS]}... ({len(str(value))} characters)"
+
+
 @dataclass(frozen=True)
 class Taint:
     """A parsed node taint, in the shape the Node API uses."""
@@ -40,10 +53,10 @@ class Taint:
 def dns_label_problem(name: str) -> str | None:
     """Why ``name`` is not an RFC 1123 label (node and cluster names), or None."""
     if len(name) > 63:
-        return f"{name!r} is longer than 63 characters"
+        return f"{quoted(name)} is longer than 63 characters"
     if not _DNS1123_LABEL.match(name):
         return (
-            f"{name!r} must consist of lower case alphanumerics or '-', "
+            f"{quoted(name)} must consist of lower case alphanumerics or '-', "
             "and start and end with an alphanumeric"
         )
     return None
@@ -53,16 +66,16 @@ def label_key_problem(key: str) -> str | None:
     """Why ``key`` is not a valid label (or taint) key, or None."""
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
-        return f"label key {key!r} has an empty prefix before '/'"
+        return f"label key {quoted(key)} has an empty prefix before '/'"
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        return f"label key {key!r}: prefix {prefix!r} must be a DNS subdomain"
+        return f"label key {quoted(key)}: prefix {quoted(prefix)} must be a DNS subdomain"
     if not name:
-        return f"label key {key!r} has an empty name"
+        return f"label key {quoted(key)} has an empty name"
     if len(name) > 63:
-        return f"label key {key!r}: name part is longer than 63 characters"
+        return f"label key {quoted(key)}: name part is longer than 63 characters"
     if not _QUALIFIED_NAME.match(name):
         return (
-            f"label key {key!r}: name part must consist of alphanumerics, '-', '_' or '.', "
+            f"label key {quoted(key)}: name part must consist of alphanumerics, '-', '_' or '.', "
             "and start and end with an alphanumeric"
         )
     return None
@@ -73,10 +86,10 @@ def label_value_problem(value: str) -> str | None:
     if value == "":
         return None
     if len(value) > 63:
-        return f"label value {value!r} is longer than 63 characters"
+        return f"label value {quoted(value)} is longer than 63 characters"
     if not _QUALIFIED_NAME.match(value):
         return (
-            f"label value {value!r} must consist of alphanumerics, '-', '_' or '.', "
+            f"label value {quoted(value)} must consist of alphanumerics, '-', '_' or '.', "
             "and start and end with an alphanumeric"
         )
     return None
@@ -86,14 +99,15 @@ def parse_taint(text: str) -> Taint:
     """Parse ``key=value:Effect`` (or ``key:Effect``); raise ValueError saying what is wrong."""
     match = _TAINT.match(text)
     if match is None:
-        raise ValueError(f"malformed taint {text!r}: expected key=value:Effect")
+        raise ValueError(f"malformed taint {quoted(text)}: expected key=value:Effect")
     key, value = match["key"], match["value"] or ""
     effect = next((e for e in TAINT_EFFECTS if e == match["effect"]), None)
     if effect is None:
         raise ValueError(
-            f"taint {text!r}: effect {match['effect']!r} is not one of {', '.join(TAINT_EFFECTS)}"
+            f"taint {quoted(text)}: effect {quoted(match['effect'])} is not one of "
+            f"{', '.join(TAINT_EFFECTS)}"
         )
     for problem in (label_key_problem(key), label_value_problem(value)):
         if problem is not None:
-            raise ValueError(f"taint {text!r}: {problem}")
+            raise ValueError(f"taint {quoted(text)}: {problem}")
     return Taint(key=key, value=value, effect=effect)

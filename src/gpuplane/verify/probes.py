@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from gpuplane.kube.nodes import GPU_RESOURCE
 from gpuplane.topology import ROLE_LABEL, Node, Platform, Role
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class Expect(StrEnum):

@@ -240,3 +240,49 @@ def test_bad_kubernetes_version(tmp_path: Path) -> None:
     text = HEADER.replace("spec:\n", "spec:\n  kubernetesVersion: 1.34\n") + SERVER
     (line,) = problems(tmp_path, text)
     assert line == "5: field spec.kubernetesVersion: 1.34 is not a Kubernetes release like v1.34.2"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("spec: {nodes: " + "[" * 5000 + "]" * 5000 + "}\n", "nested deeper than 64 levels"),
+        ("a: " + "x" * (2 * 1024 * 1024) + "\n", "the limit is 1048576"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + "spec: {nodes: [*i"
+            + ", *i" * 120
+            + "]}\n",
+            "more than 100 aliases",
+        ),
+    ],
+    ids=["5000-deep", "2-MiB", "alias-bomb"],
+)
+def test_hostile_documents_are_bad_input_with_a_short_message(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    file = tmp_path / "platform.yaml"
+    file.write_text(text)
+    with pytest.raises(TopologyError) as error:
+        load_platform(file)
+    message = str(error.value)
+    assert expected in message
+    assert len(message) < 400
+    assert error.value.exit_code == 2
+
+
+def test_a_huge_label_value_is_quoted_short(tmp_path: Path) -> None:
+    document = (
+        (REPO / "platform.yaml")
+        .read_text()
+        .replace('{node-role.kubernetes.io/app: "true"}', '{team: "' + "v" * 100_000 + '"}')
+    )
+    file = tmp_path / "platform.yaml"
+    file.write_text(document)
+    with pytest.raises(TopologyError) as error:
+        load_platform(file)
+    assert "(100000 characters)" in str(error.value)
+    assert len(str(error.value)) < 400

@@ -11,7 +11,7 @@ from typing import Any
 
 from gpuplane.backends.identity import bootstrap_labels, taint_dicts
 from gpuplane.backends.local.gfd_labels import gpu_feature_labels
-from gpuplane.kube.nodes import SIMULATED_ANNOTATION
+from gpuplane.kube.nodes import GPU_RESOURCE, SIMULATED_ANNOTATION
 from gpuplane.topology import Node
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
@@ -23,7 +23,7 @@ NODE_PODS = "110"
 def node_capacity(node: Node) -> dict[str, str]:
     capacity = {"cpu": NODE_CPU, "memory": NODE_MEMORY, "pods": NODE_PODS}
     if node.gpu_count:
-        capacity["nvidia.com/gpu"] = str(node.gpu_allocatable)
+        capacity[GPU_RESOURCE] = str(node.gpu_allocatable)
     return capacity
 
 
