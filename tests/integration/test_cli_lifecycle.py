@@ -74,9 +74,10 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-NODE_COMPONENTS = (
+ON_DEMAND_COMPONENTS = (
     "kubelet", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "bridge", "host-local",
-    "loopback",
+    "loopback", "nvidia-ctk", "nvidia-cdi-hook", "nvidia-container-runtime",
+    "nvidia-device-plugin", "kube-multicall",
 )  # fmt: skip
 
 
@@ -201,10 +202,10 @@ def test_toolchain_status_lists_every_component(sim_cluster: SimCluster) -> None
             "kwok",
             "kwokctl",
             "tofu",
-            *NODE_COMPONENTS,
+            *ON_DEMAND_COMPONENTS,
         ]
     )
-    on_demand = {"tofu", *NODE_COMPONENTS}
+    on_demand = {"tofu", *ON_DEMAND_COMPONENTS}
     required = [row for name, row in rows.items() if name not in on_demand]
     assert all(row["state"] == "built" and Path(row["path"]).is_file() for row in required)
     # OpenTofu is built only for hosts without terraform (or by the OpenTofu tests); the

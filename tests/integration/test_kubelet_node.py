@@ -23,8 +23,10 @@ import httpx2
 import pytest
 import yaml
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.apps_v1 import DaemonSet
+from lightkube.resources.core_v1 import Namespace, Node, Pod
 
+from gpuplane.backends.gpu_enablement import NAMESPACE, PLUGIN_DAEMONSET, apply_gpu_enablement
 from gpuplane.backends.local.kubelet.host import processes_mentioning
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
 from gpuplane.backends.local.processes import pid_alive
@@ -32,8 +34,10 @@ from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.kube import connect
 from gpuplane.kube.client import http_client
 from gpuplane.toolchain.images import TOOLBOX_NAME
+from gpuplane.topology import load_platform
 from tests.integration.conftest import CliResult, SimCluster, run_cli, write_platform
 
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "gpuplane-kubelet"
 NODE = "agent-0"
 
@@ -201,6 +205,28 @@ def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_pat
     refused = kubelet_cluster.cli("image", "load", str(broken))
     assert refused.code == 2
     assert "not an OCI layout tar" in refused.stderr
+
+
+def test_device_plugin_daemonset_skips_the_cpu_kubelet_node(kubelet_cluster: SimCluster) -> None:
+    """The DaemonSet as `up` applies it on a kubelet gpu node (image built here): its pods
+    go to the gpu node only, never to the real CPU node."""
+    platform = load_platform(kubelet_cluster.platform_file)
+    client = kubelet_cluster.client
+    apply_gpu_enablement(client, REPO, platform, plugin_image="gpuplane.io/k8s-device-plugin:v0")
+    try:
+        deadline = time.monotonic() + 60
+        placed: list[str] = []
+        while time.monotonic() < deadline and not placed:
+            pods = client.list(Pod, namespace=NAMESPACE)
+            placed = [p.spec.nodeName for p in pods if p.spec and p.spec.nodeName]
+            time.sleep(0.3)
+        assert placed == ["agent-2"]
+        daemonset = client.get(DaemonSet, PLUGIN_DAEMONSET, namespace=NAMESPACE)
+        assert daemonset.status is not None and daemonset.status.desiredNumberScheduled == 1
+        image = daemonset.spec.template.spec.containers[0].image  # type: ignore[union-attr]
+        assert image == "gpuplane.io/k8s-device-plugin:v0"
+    finally:
+        client.delete(Namespace, NAMESPACE)
 
 
 def test_two_kubelet_nodes_are_bad_input(tmp_path: Path, sim_env: dict[str, str]) -> None:
