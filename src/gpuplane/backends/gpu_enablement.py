@@ -11,17 +11,14 @@ more compute, only more slices.
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 from lightkube import Client
-from lightkube.resources.core_v1 import Node as NodeResource
 
-from gpuplane.errors import OperationError
 from gpuplane.kube.apply import apply_documents, read_documents
-from gpuplane.kube.nodes import read_node
+from gpuplane.kube.node_wait import wait_nodes
 from gpuplane.topology import Platform
 
 GPU_MANIFESTS = (
@@ -87,16 +84,13 @@ def wait_gpus(
     client: Client, platform: Platform, nodes: list[str], *, timeout: float = 300.0
 ) -> None:
     """Wait until each gpu node of ``nodes`` advertises its GPUs (times time-slicing)."""
-    wanted = {n.name: n.gpu_allocatable for n in platform.nodes_with_role("gpu") if n.name in nodes}
-    deadline = time.monotonic() + timeout
-    while wanted:
-        for name, count in list(wanted.items()):
-            if read_node(client.get(NodeResource, name).to_dict()).gpus_allocatable >= count:
-                del wanted[name]
-        if wanted and time.monotonic() > deadline:
-            raise OperationError(
-                f"no nvidia.com/gpu on {', '.join(wanted)} after {timeout:.0f}s: check the "
-                f"device plugin pods (kubectl -n {NAMESPACE} get pods) and gpuplane doctor"
-            )
-        if wanted:
-            time.sleep(0.5)
+    wanted = {n.name: n.gpu_allocatable for n in platform.nodes_with_role("gpu")}
+    wait_nodes(
+        client,
+        [name for name in nodes if name in wanted],
+        lambda view: view is not None and view.gpus_allocatable >= wanted[view.name],
+        f"advertise no nvidia.com/gpu: check the device plugin pods "
+        f"(kubectl -n {NAMESPACE} get pods) and gpuplane doctor",
+        timeout=timeout,
+        interval=0.5,
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gpuplane.doctor.checks import DoctorCheck, Level
 from gpuplane.nvml import NvmlProbe, probe_nvml
+from gpuplane.topology import Platform
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,9 @@ def kubelet_checks(facts: KubeletHostFacts, *, gpu: bool) -> list[DoctorCheck]:
             )
         )
     return checks
+
+
+def kubelet_host_checks(platform: Platform) -> list[DoctorCheck]:
+    """The checks for ``platform``'s kubelet nodes on this host (NVML with a gpu node)."""
+    gpu = platform.has_kubelet_gpu_node
+    return kubelet_checks(collect_kubelet_facts(gpu=gpu), gpu=gpu)

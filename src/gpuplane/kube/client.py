@@ -47,11 +47,6 @@ def _config(kubeconfig: Path) -> SingleConfig:
     return config
 
 
-def kubeconfig_server(kubeconfig: Path) -> str:
-    """The API server URL of ``kubeconfig``'s current context."""
-    return str(_config(kubeconfig).cluster.server)
-
-
 def connect(kubeconfig: Path, *, timeout: float = 30.0) -> Client:
     """A typed client for ``kubeconfig``."""
     return Client(

@@ -20,7 +20,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node, Pod
 
 from gpuplane.kube import connect
-from gpuplane.kube.nodes import GPU_RESOURCE
+from gpuplane.kube.nodes import GPU_RESOURCE, read_node
 from gpuplane.simulation.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
 from gpuplane.simulation.traffic_book import TrafficBook
 
@@ -87,9 +87,17 @@ class Simulator:
             )
 
     def on_node(self, node: Node) -> None:
-        """Track gpu nodes: their GPU count, model and memory (GFD labels)."""
+        """Track simulated gpu nodes: their GPU count, model and memory (GFD labels).
+
+        A real (kubelet) gpu node is never simulated: its GPU series come from a real
+        exporter or not at all.
+        """
         meta, status = node.metadata, node.status
         if meta is None or meta.name is None:
+            return
+        if not read_node(node.to_dict()).simulated:
+            with self.lock:
+                self.gpu_nodes.pop(meta.name, None)
             return
         capacity = (status.capacity if status and status.capacity else {}) or {}
         labels = meta.labels or {}

@@ -28,8 +28,6 @@ TOOLBOX_VERSION = "1"
 TOOLBOX_NAME = f"gpuplane.io/toolbox:{TOOLBOX_VERSION}"
 # "k8s-device-plugin" in the name: verify finds the plugin DaemonSet by it.
 DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
-# "k8s-device-plugin" in the name: verify finds the plugin DaemonSet by it.
-DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 MULTIARCH = "x86_64-linux-gnu"
 GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")
 
@@ -147,9 +145,7 @@ def _toolbox_image(
     extra: tuple[Entry, ...] = (),
     entrypoint: tuple[str, ...] = (),
 ) -> None:
-    """The toolbox root (plus ``extra`` files) as an image at ``target``, unless there."""
-    if target.is_file():
-        return
+    """Write the toolbox root (plus ``extra`` files) as an image at ``target``."""
     busybox_path, busybox, libraries = _toolbox_inputs()
     applets = run_command([busybox_path, "--list"], timeout=30).split()
     spec = ImageSpec(
@@ -164,7 +160,8 @@ def _toolbox_image(
 
 def build_toolbox(images: Path) -> BuiltImage:
     target = images / f"toolbox-{TOOLBOX_VERSION}.oci.tar"
-    _toolbox_image(target, (TOOLBOX_NAME,))
+    if not target.is_file():
+        _toolbox_image(target, (TOOLBOX_NAME,))
     return BuiltImage("toolbox", (TOOLBOX_NAME,), target)
 
 

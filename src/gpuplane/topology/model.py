@@ -153,3 +153,8 @@ class Platform(_Strict):
     def kubelet_nodes(self) -> tuple[Node, ...]:
         """Nodes run for real by a kubelet on this host (local backend)."""
         return tuple(node for node in self.spec.nodes if node.runtime == "kubelet")
+
+    @property
+    def has_kubelet_gpu_node(self) -> bool:
+        """A gpu node runs for real here: the NVIDIA driver and device plugin are needed."""
+        return any(node.role == "gpu" for node in self.kubelet_nodes)

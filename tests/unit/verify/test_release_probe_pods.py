@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpuplane.verify.probe_runner import release_probe_pods
+from tests.unit.fake_time import FakeTime
 
 
 class Pods:
@@ -25,17 +26,6 @@ class Pods:
     def delete(self, _: object, name: str, namespace: str, grace_period: int) -> None:
         assert grace_period == 0
         self.deleted.append(name)
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_every_probe_pod_is_deleted_and_awaited() -> None:

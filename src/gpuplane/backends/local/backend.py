@@ -8,55 +8,38 @@ converges, so a second ``up`` changes nothing and says so.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
 from gpuplane.backends.local.registration import register_nodes, wait_ready, wait_registered
 from gpuplane.backends.local.services import SERVICES, Services, running_prometheus_url
+from gpuplane.backends.local.simulated_parts import simulated_parts
 from gpuplane.backends.local.state import LocalState
-from gpuplane.backends.local.tokens import mint_token, token_kubeconfig
+from gpuplane.backends.local.tokens import mint_token
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.state_root import default_state_root
 from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
 from gpuplane.kube.apply import apply_files
-from gpuplane.kube.client import kubeconfig_server
-from gpuplane.kube.files import write_private
+from gpuplane.kube.files import user_kubeconfig, write_private
 from gpuplane.toolchain import (
     BuildProgress,
-    Pins,
-    cache_dir,
     component,
-    ensure_built,
-    pins_for,
-    read_pins,
     repo_root,
-    tools_dir,
 )
 from gpuplane.toolchain.images import BuiltImage
-from gpuplane.toolchain.modules import prepare_kube_module
 from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
 DOWNSCALER_NAMESPACE = "gpuplane-system"
 DOWNSCALER_ACCOUNT = "gpuplane-downscaler"
-
-SIMULATED_PARTS = (
-    "nodes are KWOK nodes: pods are scheduled and marked Running but never executed",
-    "nvidia.com/gpu capacity and GFD labels are written from platform.yaml "
-    "(no device plugin, no GPU)",
-    "traffic: http_requests_total and gateway_requests_total come from the traffic "
-    "simulator (gpuplane sim traffic set NAMESPACE/DEPLOYMENT RPS)",
-    "GPU metrics: DCGM_FI_DEV_* series per simulated GPU (dcgm-exporter names and labels), "
-    "following the traffic of the Deployment whose pod holds the GPU",
-)
 
 
 class LocalBackend:
@@ -94,16 +77,15 @@ class LocalBackend:
         state = self._state(platform)
         # Before anything is built or started: a host that cannot run the node says so.
         KubeletFleet(platform, state).check_host()
-        tools, cache = tools_dir(), self._cache or cache_dir()
-        pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
+        toolchain = LocalToolchain.of(platform, self._cache)
+        pins = toolchain.pins
 
         def report(progress: BuildProgress) -> None:
             reporter.progress(
                 "building " + ", ".join(progress.binaries), progress.compiled, progress.total
             )
 
-        only = needed_components(platform, pins)
-        binaries = ensure_built(tools, cache, pins, report, only=only)
+        binaries = toolchain.built(needed_components(platform, pins), report)
         kwokctl = Kwokctl(binaries["kwokctl"], state)
         created = False
         changes: list[str] = []
@@ -127,12 +109,10 @@ class LocalBackend:
         client = connect(state.kubeconfig)
         reporter.step("registering nodes (taints, role, GPU capacity) and applying role labels")
         changes += register_nodes(client, platform)
-        fleet = KubeletFleet(platform, state, server=kubeconfig_server(state.kubeconfig))
+        fleet = KubeletFleet(platform, state)
         if fleet.nodes:
             reporter.step("building the platform's images (offline OCI layouts; cached)")
-            images = fleet.images(
-                self._kube_module(platform), cache, pins, self._plugin_binary(platform)
-            )
+            images = fleet.images(toolchain)
             changes += fleet.start(binaries, images, reporter)
             wait_registered(client, [node.name for node in platform.kubelet_nodes])
         labelled = apply_node_labels(client, platform)
@@ -148,40 +128,16 @@ class LocalBackend:
             changes=() if created else tuple(changes),
         )
 
-    def _pins(self, platform: Platform) -> Pins:
-        tools, cache = tools_dir(), self._cache or cache_dir()
-        return pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-
-    def _kube_module(self, platform: Platform) -> Path:
-        tools, cache = tools_dir(), self._cache or cache_dir()
-        pins = self._pins(platform)
-        return prepare_kube_module(tools, cache, pins, pins.kubernetes)
-
-    def _plugin_binary(self, platform: Platform) -> Callable[[], Path]:
-        def binary() -> Path:
-            tools, cache, pins = tools_dir(), self._cache or cache_dir(), self._pins(platform)
-            return ensure_built(tools, cache, pins, only=("nvidia-device-plugin",))[
-                "nvidia-device-plugin"
-            ]
-
-        return binary
-
     def build_images(self, platform: Platform, *, rebuild: bool = False) -> list[BuiltImage]:
         """The platform's own images (pause, toolbox; the device plugin's with a kubelet
         gpu node), built offline into the cache when missing (or ``rebuild``)."""
         fleet = KubeletFleet(platform, self._state(platform))
-        return fleet.images(
-            self._kube_module(platform),
-            self._cache or cache_dir(),
-            self._pins(platform),
-            self._plugin_binary(platform),
-            rebuild=rebuild,
-        )
+        return fleet.images(LocalToolchain.of(platform, self._cache), rebuild=rebuild)
 
     def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
         """Import ``images`` into every running kubelet node; return what each took."""
-        tools, cache, pins = tools_dir(), self._cache or cache_dir(), self._pins(platform)
-        binaries = ensure_built(tools, cache, pins, only=needed_components(platform, pins))
+        toolchain = LocalToolchain.of(platform, self._cache)
+        binaries = toolchain.built(needed_components(platform, toolchain.pins))
         return KubeletFleet(platform, self._state(platform)).load_images(binaries, images)
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
@@ -198,7 +154,7 @@ class LocalBackend:
         token = mint_token(client, DOWNSCALER_NAMESPACE, DOWNSCALER_ACCOUNT)
         write_private(
             state.downscaler_kubeconfig,
-            token_kubeconfig(state.kubeconfig, token, DOWNSCALER_ACCOUNT),
+            user_kubeconfig(state.kubeconfig, DOWNSCALER_ACCOUNT, {"token": token}),
         )
         return [
             f"{name} started"
@@ -213,11 +169,10 @@ class LocalBackend:
         KubeletFleet(platform, state).stop(reporter)
         if state.exists():
             reporter.step(f"stopping and deleting the local cluster {platform.name!r}")
-            tools, cache = tools_dir(), self._cache or cache_dir()
-            pins = pins_for(tools, cache, read_pins(tools), platform.spec.kubernetes_version)
-            kwokctl = component(pins, "kwokctl")
+            toolchain = LocalToolchain.of(platform, self._cache)
+            kwokctl = component(toolchain.pins, "kwokctl").path(toolchain.cache)
             pids = running_pids(state)
-            Kwokctl(kwokctl.path(cache), state).delete()
+            Kwokctl(kwokctl, state).delete()
             killed = stop_leftovers(pids)
             if killed:
                 reporter.step(f"killed processes that ignored SIGTERM: {killed}")
@@ -248,5 +203,5 @@ class LocalBackend:
             kubernetes_version=version_of(get_raw(state.kubeconfig, "/version")),
             nodes=nodes,
             components=processes,
-            simulated=SIMULATED_PARTS,
+            simulated=simulated_parts(nodes, traffic_running=Services(state).running("traffic")),
         )

@@ -1,4 +1,5 @@
-"""The sim control plane's processes, read from kwokctl's pid files."""
+"""Processes of the local backend: the control plane's (read from kwokctl's pid files),
+and stopping any process the way ``down`` must: SIGTERM, a grace, then SIGKILL."""
 
 from __future__ import annotations
 
@@ -84,3 +85,14 @@ def stop_leftovers(
         except ProcessLookupError:
             continue
     return alive
+
+
+def terminate(pids: list[int], *, grace: float) -> list[int]:
+    """SIGTERM each living pid, wait up to ``grace``, SIGKILL the rest; return the killed."""
+    alive = [pid for pid in pids if pid_alive(pid)]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    return stop_leftovers(alive, grace=grace)

@@ -6,8 +6,6 @@ capacity) is done here through the API; KWOK then keeps the nodes Ready.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, cast
 
 from lightkube import Client
@@ -16,8 +14,8 @@ from lightkube.resources.core_v1 import Node as NodeResource
 from lightkube.types import PatchType
 
 from gpuplane.backends.local.kwok_nodes import node_manifest
-from gpuplane.errors import OperationError
-from gpuplane.kube.nodes import CONTROLLER_TAINT_PREFIX, SIMULATED_ANNOTATION, NodeView, read_node
+from gpuplane.kube.node_wait import wait_nodes
+from gpuplane.kube.nodes import CONTROLLER_TAINT_PREFIX, SIMULATED_ANNOTATION
 from gpuplane.topology import Platform
 
 NOT_FOUND = 404
@@ -92,32 +90,6 @@ def register_nodes(client: Client, platform: Platform) -> list[str]:
             )
             changes.append(f"node {node.name} repaired ({', '.join(drift)})")
     return changes
-
-
-def wait_nodes(
-    client: Client,
-    names: list[str],
-    done: Callable[[NodeView | None], bool],
-    problem: str,
-    *,
-    timeout: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Poll the Nodes of ``names`` until ``done`` holds for each (None: not registered);
-    on timeout raise OperationError naming the laggards and ``problem``."""
-    deadline = clock() + timeout
-    pending = list(names)
-    while True:
-        live = {
-            view.name: view for view in (read_node(n.to_dict()) for n in client.list(NodeResource))
-        }
-        pending = [name for name in pending if not done(live.get(name))]
-        if not pending:
-            return
-        if clock() > deadline:
-            raise OperationError(f"{', '.join(pending)} {problem} after {timeout:.0f}s")
-        sleep(0.05)
 
 
 def wait_ready(client: Client, names: list[str], *, timeout: float = 60.0) -> None:

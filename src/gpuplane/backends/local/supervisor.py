@@ -3,12 +3,10 @@ directory, started once, stopped (SIGTERM, then SIGKILL after a grace) by ``down
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 
-from gpuplane.backends.local.processes import pid_alive, stop_leftovers
+from gpuplane.backends.local.processes import pid_alive, terminate
 
 
 class Supervisor:
@@ -50,13 +48,8 @@ class Supervisor:
     def stop(self, names: tuple[str, ...], *, grace: float = 15.0) -> list[int]:
         """SIGTERM each running process of ``names``, wait ``grace``, SIGKILL the rest;
         return the pids that had to be killed."""
-        pids = []
-        for name in names:
-            pid = self.pid(name)
-            if pid is not None and pid_alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                pids.append(pid)
-        killed = stop_leftovers(pids, grace=grace)
+        pids = [pid for pid in (self.pid(name) for name in names) if pid is not None]
+        killed = terminate(pids, grace=grace)
         for name in names:
             self._pid_file(name).unlink(missing_ok=True)
         return killed

@@ -14,7 +14,7 @@ from rich.table import Table
 from gpuplane.cli.backend_choice import load
 from gpuplane.cli.context import Context
 from gpuplane.doctor import DoctorCheck, Level, collect_facts, evaluate
-from gpuplane.doctor.kubelet_host import collect_kubelet_facts, kubelet_checks
+from gpuplane.doctor.kubelet_host import kubelet_host_checks
 from gpuplane.errors import ExitCode
 
 STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
@@ -37,8 +37,7 @@ def _kubelet_checks(args: argparse.Namespace) -> list[DoctorCheck] | None:
     platform = load(args)
     if platform.spec.backend != "local" or not platform.kubelet_nodes:
         return None
-    gpu = any(node.role == "gpu" for node in platform.kubelet_nodes)
-    return kubelet_checks(collect_kubelet_facts(gpu=gpu), gpu=gpu)
+    return kubelet_host_checks(platform)
 
 
 def run(args: argparse.Namespace, context: Context) -> int:

@@ -9,7 +9,7 @@ from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.cli.render import print_status
 from gpuplane.doctor import Level, collect_facts, evaluate
-from gpuplane.doctor.kubelet_host import collect_kubelet_facts, kubelet_checks
+from gpuplane.doctor.kubelet_host import kubelet_host_checks
 from gpuplane.errors import ExitCode, PrerequisiteError
 from gpuplane.topology import Platform
 
@@ -28,9 +28,7 @@ def require_gpu_host() -> None:
 def require_kubelet_host(platform: Platform) -> None:
     """Kubelet nodes need root, cgroups, overlayfs (and NVML on a gpu node): checked
     before anything is built or started."""
-    gpu = any(node.role == "gpu" for node in platform.kubelet_nodes)
-    checks = kubelet_checks(collect_kubelet_facts(gpu=gpu), gpu=gpu)
-    failed = [check for check in checks if check.level is Level.FAIL]
+    failed = [check for check in kubelet_host_checks(platform) if check.level is Level.FAIL]
     if failed:
         names = ", ".join(node.name for node in platform.kubelet_nodes)
         reasons = "; ".join(f"{c.summary}: {c.cause} (fix: {c.fix})" for c in failed)

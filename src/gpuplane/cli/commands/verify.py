@@ -75,8 +75,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
 
 def offline_smoke_image(platform: Platform) -> str | None:
     """A local cluster's kubelet gpu node pulls nothing: the toolbox image it has."""
-    real_gpu = any(node.role == "gpu" for node in platform.kubelet_nodes)
-    return TOOLBOX_NAME if platform.spec.backend == "local" and real_gpu else None
+    return TOOLBOX_NAME if platform.has_kubelet_gpu_node else None
 
 
 def table_detail(check: CheckResult) -> str:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gpuplane.kube.files import write_private
+from gpuplane.kube.files import user_kubeconfig, write_private
 
 NODE_GROUP = "system:nodes"
 VALIDITY = datetime.timedelta(days=365)
@@ -83,29 +83,14 @@ def issue_node_certificate(
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def node_kubeconfig(
-    server: str, ca_file: Path, cert_file: Path, key_file: Path, name: str
-) -> dict[str, object]:
-    user = node_user(name)
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
-        ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate": str(cert_file), "client-key": str(key_file)},
-            }
-        ],
-        "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
-        "current-context": user,
-    }
-
-
 def write_node_credentials(
-    pki: Path, kubeconfig: Path, *, ca_dir: Path, server: str, name: str, now: datetime.datetime
+    pki: Path,
+    kubeconfig: Path,
+    *,
+    ca_dir: Path,
+    admin_kubeconfig: Path,
+    name: str,
+    now: datetime.datetime,
 ) -> None:
     """Issue the node's certificate from the CA in ``ca_dir`` and write its kubeconfig;
     key and kubeconfig are readable by their owner only."""
@@ -118,4 +103,5 @@ def write_node_credentials(
     cert_file.write_bytes(cert_pem)
     key_file.touch(mode=0o600)
     key_file.write_bytes(key_pem)
-    write_private(kubeconfig, node_kubeconfig(server, ca_dir / "ca.crt", cert_file, key_file, name))
+    credentials = {"client-certificate": str(cert_file), "client-key": str(key_file)}
+    write_private(kubeconfig, user_kubeconfig(admin_kubeconfig, node_user(name), credentials))

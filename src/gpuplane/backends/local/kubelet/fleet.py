@@ -5,7 +5,6 @@ DaemonSet with the image built here, GFD-style labels read from NVML).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from lightkube import Client
@@ -14,9 +13,11 @@ from lightkube.types import PatchType
 
 from gpuplane.backends.base import ComponentStatus, Reporter
 from gpuplane.backends.gpu_enablement import apply_gpu_enablement, wait_gpus
+from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.kubelet.node import KubeletNode
 from gpuplane.backends.local.kubelet.node_config import GpuBinaries, NodeBinaries
 from gpuplane.backends.local.state import LocalState
+from gpuplane.backends.platform_labels import missing_labels
 from gpuplane.errors import PrerequisiteError
 from gpuplane.nvml import probe_nvml, product_label
 from gpuplane.toolchain import Pins, gpu_node_components, node_components, repo_root
@@ -35,16 +36,12 @@ CONTROL_PLANE = (
 )
 
 
-def has_gpu_node(platform: Platform) -> bool:
-    return any(node.role == "gpu" for node in platform.kubelet_nodes)
-
-
 def needed_components(platform: Platform, pins: Pins) -> tuple[str, ...]:
     """Exactly the binaries ``up`` runs for ``platform``."""
     names = list(CONTROL_PLANE)
     if platform.kubelet_nodes:
         names += [c.name for c in node_components(pins)]
-    if has_gpu_node(platform):
+    if platform.has_kubelet_gpu_node:
         # The device plugin runs from its image, built once: its binary is not needed here.
         names += [c.name for c in gpu_node_components(pins) if c.name != "nvidia-device-plugin"]
     return tuple(names)
@@ -67,10 +64,10 @@ def node_binaries(binaries: dict[str, Path], *, gpu: bool) -> NodeBinaries:
 
 
 class KubeletFleet:
-    def __init__(self, platform: Platform, state: LocalState, *, server: str = "") -> None:
+    def __init__(self, platform: Platform, state: LocalState) -> None:
         self.platform = platform
         self.nodes = [
-            KubeletNode(state.directory, node, ca_dir=state.pki, server=server)
+            KubeletNode(state.directory, node, ca_dir=state.pki, admin_kubeconfig=state.kubeconfig)
             for node in platform.kubelet_nodes
         ]
 
@@ -78,19 +75,20 @@ class KubeletFleet:
         for node in self.nodes:
             node.check_host()
 
-    def images(
-        self,
-        kube_module_dir: Path,
-        cache: Path,
-        pins: Pins,
-        plugin_binary: Callable[[], Path],
-        *,
-        rebuild: bool = False,
-    ) -> list[BuiltImage]:
+    def images(self, toolchain: LocalToolchain, *, rebuild: bool = False) -> list[BuiltImage]:
         """The platform's images; with a gpu node, the device plugin's too."""
-        plugin = (plugin_binary, pins.device_plugin) if has_gpu_node(self.platform) else None
+        pins = toolchain.pins
+        plugin = (
+            (toolchain.plugin_binary, pins.device_plugin)
+            if self.platform.has_kubelet_gpu_node
+            else None
+        )
         return build_images(
-            kube_module_dir, cache, pins.kubernetes, device_plugin=plugin, rebuild=rebuild
+            toolchain.kube_module(),
+            toolchain.cache,
+            pins.kubernetes,
+            device_plugin=plugin,
+            rebuild=rebuild,
         )
 
     def start(
@@ -114,9 +112,12 @@ class KubeletFleet:
         apply_gpu_enablement(client, repo_root(), self.platform, plugin_image=image)
         labels = gfd_labels_from_nvml()
         for name in gpu_nodes:
-            client.patch(
-                NodeResource, name, {"metadata": {"labels": labels}}, patch_type=PatchType.MERGE
-            )
+            live = client.get(NodeResource, name).metadata
+            patch = missing_labels(labels, dict((live.labels if live else None) or {}))
+            if patch:
+                client.patch(
+                    NodeResource, name, {"metadata": {"labels": patch}}, patch_type=PatchType.MERGE
+                )
         reporter.step("waiting for nvidia.com/gpu from the device plugin")
         wait_gpus(client, self.platform, gpu_nodes, timeout=180.0)
         return [f"node {name}: GPUs advertised by the device plugin" for name in gpu_nodes]

@@ -42,7 +42,7 @@ from gpuplane.backends.local.kubelet.node_config import (
     kubelet_configuration,
     nvidia_runtime_config,
 )
-from gpuplane.backends.local.processes import stop_leftovers
+from gpuplane.backends.local.processes import terminate
 from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.commands import run_command
 from gpuplane.errors import OperationError, PrerequisiteError
@@ -55,11 +55,13 @@ OWNER_FILE = ".gpuplane-owner"
 
 
 class KubeletNode:
-    def __init__(self, cluster_dir: Path, node: Node, *, ca_dir: Path, server: str) -> None:
+    def __init__(
+        self, cluster_dir: Path, node: Node, *, ca_dir: Path, admin_kubeconfig: Path
+    ) -> None:
         self.node = node
         self.layout = NodeLayout(cluster_dir, node.name)
         self.ca_dir = ca_dir
-        self.server = server
+        self.admin_kubeconfig = admin_kubeconfig
         self.processes = Supervisor(self.layout.supervised)
         self.owner = str(cluster_dir)
 
@@ -78,7 +80,8 @@ class KubeletNode:
                 )
 
     def up(self, binaries: NodeBinaries, images: list[BuiltImage], reporter: Reporter) -> list[str]:
-        self.check_host()
+        """Configs, containerd, images, kubelet; ``check_host`` has run (the backend runs it
+        before anything is built)."""
         changes: list[str] = []
         node_ip = node_address(exclude=(BRIDGE,))
         self._write_configs(binaries, node_ip)
@@ -122,7 +125,7 @@ class KubeletNode:
                 layout.pki,
                 layout.kubeconfig,
                 ca_dir=self.ca_dir,
-                server=self.server,
+                admin_kubeconfig=self.admin_kubeconfig,
                 name=self.node.name,
                 now=datetime.datetime.now(datetime.UTC),
             )
@@ -217,10 +220,8 @@ class KubeletNode:
         self.processes.stop(("kubelet",), grace=20.0)
         kill_cgroup_processes(PODS_CGROUP)
         self.processes.stop(("containerd",), grace=15.0)
-        shims = processes_mentioning(str(self.layout.containerd_socket))
-        for pid in shims:
-            os.kill(pid, 9)
-        stop_leftovers(shims, grace=5.0)
+        # Shims outlive containerd by design; their containers are gone already.
+        terminate(processes_mentioning(str(self.layout.containerd_socket)), grace=5.0)
         left = [str(p) for p in unmount_under((self.layout.root, KUBELET_ROOT))]
         left += [str(p) for p in remove_cgroups(PODS_CGROUP)]
         delete_link(BRIDGE)

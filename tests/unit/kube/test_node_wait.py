@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from gpuplane.backends.local.registration import wait_nodes
 from gpuplane.errors import OperationError
+from gpuplane.kube.node_wait import wait_nodes
+from tests.unit.fake_time import FakeTime
 
 
 class Listed:
@@ -28,17 +29,6 @@ class NodeList:
     def list(self, _: object) -> list[Listed]:
         self.calls += 1
         return [Listed({"metadata": {"name": n}}) for n in self.names[: self.calls]]
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_returns_once_every_node_is_done() -> None:
