@@ -29,7 +29,7 @@ from lightkube.resources.core_v1 import Namespace
 
 from gpuplane.backends.local.services import Services
 from gpuplane.backends.local.state import LocalState
-from gpuplane.downscaler.kubeio import DownscalePolicy
+from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect, get_raw
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
 from gpuplane.cli.main import main
-from gpuplane.downscaler.kubeio import DownscalePolicy
+from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
 
 REPO = Path(__file__).resolve().parents[2]

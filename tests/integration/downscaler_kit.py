@@ -16,7 +16,7 @@ from lightkube.resources.core_v1 import Event
 
 from gpuplane.backends.local.services import Services
 from gpuplane.backends.local.state import LocalState
-from gpuplane.downscaler.kubeio import DownscalePolicy
+from gpuplane.downscaler.resource import DownscalePolicy
 
 T = TypeVar("T")
 RATE_WINDOW = "6s"  # three 2s scrapes

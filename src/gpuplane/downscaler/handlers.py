@@ -12,30 +12,32 @@ from typing import Any
 
 import kopf
 
-from gpuplane.downscaler.cycle import (
-    PolicyEvaluator,
-    PolicyRef,
-    PolicyState,
-    deployment_ref,
-    utcnow,
-)
-from gpuplane.downscaler.kubeio import GROUP, PLURAL, VERSION, KubeWriter, timestamp
+from gpuplane.downscaler.actuator import Actuator
+from gpuplane.downscaler.cycle import PolicyEvaluator, utcnow
+from gpuplane.downscaler.decide import Decision, Target, decide_on_delete
+from gpuplane.downscaler.kube_api import KubeRequests
 from gpuplane.downscaler.ledger import ledger_value
-from gpuplane.downscaler.metrics import OperatorMetrics
+from gpuplane.downscaler.metrics import VERDICTS, OperatorMetrics
 from gpuplane.downscaler.policy import PolicyError, parse_policy, selector_matches
 from gpuplane.downscaler.prometheus import PrometheusClient
+from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, policy_ref
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
+from gpuplane.downscaler.status import PolicyState, invalid_policy_status
 from gpuplane.downscaler.wake import WakeTracker
 
 log = logging.getLogger(__name__)
 POLICY_ERROR_RETRY_SECONDS = 30.0
+# What a spec that passed the CRD schema can still raise in parse_policy: each becomes
+# Ready=False with the message, never a crash loop of the daemon.
+POLICY_ERRORS = (PolicyError, KeyError, ValueError, TypeError, AttributeError)
 
 
 @dataclass
 class OperatorContext:
     """Shared by every handler (kopf's memo)."""
 
-    writer: KubeWriter
+    api: KubeRequests
+    actuator: Actuator
     metrics: OperatorMetrics
     default_prometheus_url: str
     clients: dict[str, PrometheusClient] = field(default_factory=dict)
@@ -98,34 +100,24 @@ async def evaluate_policy(
     **_: Any,
 ) -> None:
     context = _context(memo)
-    ref = PolicyRef(namespace, name, uid)
+    state = PolicyState.from_status(dict(status))
     evaluator = PolicyEvaluator(
-        ref,
-        context.writer,
+        policy_ref(namespace, name, uid),
+        context.api,
+        context.actuator,
         context.metrics,
-        PolicyState.from_status(dict(status)),
+        state,
         wakes=context.wakes,
     )
     while not stopped:
         try:
             policy = parse_policy(dict(spec))
-        except (PolicyError, KeyError, ValueError) as error:
-            now = utcnow()
-            await context.writer.patch_status(
-                namespace,
-                name,
-                {
-                    "conditions": [
-                        {
-                            "type": "Ready",
-                            "status": "False",
-                            "reason": "InvalidPolicy",
-                            "message": str(error),
-                            "lastTransitionTime": timestamp(now),
-                        }
-                    ]
-                },
-            )
+        except POLICY_ERRORS as error:
+            invalid = invalid_policy_status(f"{type(error).__name__}: {error}", utcnow())
+            if _conditions_differ(invalid, state.last_status):
+                log.warning("policy %s/%s is invalid: %s", namespace, name, error)
+                await context.api.patch_status(namespace, name, invalid)
+                state.last_status = invalid
             await stopped.wait(POLICY_ERROR_RETRY_SECONDS)
             continue
         targets = [
@@ -135,6 +127,18 @@ async def evaluate_policy(
         ]
         await evaluator.cycle(policy, context.prometheus(policy.prometheus_url), targets)
         await stopped.wait(policy.interval.total_seconds())
+
+
+def _conditions_differ(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """Compared without the transition time, which is the moment of each attempt."""
+
+    def bare(status: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return [
+            {key: value for key, value in condition.items() if key != "lastTransitionTime"}
+            for condition in (status or {}).get("conditions") or []
+        ]
+
+    return bare(new) != bare(old)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
@@ -149,36 +153,41 @@ async def restore_on_delete(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Before the policy goes, every target it scaled down comes back."""
+    """Before the policy goes, every target it scaled down comes back (the same
+    conditional write as a cycle's restore, through the same actuator)."""
     context = _context(memo)
     state = PolicyState.from_status(dict(status))
-    ref = PolicyRef(namespace, name, uid)
     try:
         targets = _selected(deployments_by_namespace, namespace, dict(spec))
-    except (PolicyError, KeyError, ValueError):
+    except POLICY_ERRORS:
         targets = list(deployments_by_namespace.get(namespace, []))
-    dry_run = bool(spec.get("dryRun", False))
-    for target in targets:
-        recorded = ledger_value(target.recorded, state.status_ledger.get(target.name))
-        if recorded is None or dry_run:
-            continue
-        if target.replicas == 0:
-            await context.writer.scale(namespace, target.name, recorded)
-            context.metrics.restores.labels("policy-deleted").inc()
-        await context.writer.write_ledger(namespace, target.name, None)
-        message = (
-            f"Restore {namespace}/{target.name}: policy {name} deleted; "
-            f"restored {recorded} replica(s)"
-        )
-        now = utcnow()
-        await context.writer.event(deployment_ref(target), "Restore", message, now)
-        await context.writer.event(ref.involved(), "Restore", message, now)
-        log.info("%s", message)
+    if bool(spec.get("dryRun", False)):
+        targets = []
+
+    def judge(deployment: DeploymentSnapshot) -> Decision:
+        recorded = ledger_value(deployment.recorded, state.status_ledger.get(deployment.name))
+        target = Target(deployment.name, deployment.replicas, deployment.created, recorded)
+        return decide_on_delete(target, name)
+
+    planned = [(target, judge(target)) for target in targets]
+    planned = [(target, decision) for target, decision in planned if decision.action is not None]
+    outcomes = await context.actuator.apply(planned, judge)
+    for outcome in outcomes:
+        if outcome.written and outcome.decision.cause is not None:
+            context.metrics.restores.labels(outcome.decision.cause.value).inc()
+    failed = [outcome for outcome in outcomes if outcome.error not in (None, "deleted")]
+    await context.actuator.announce(outcomes, policy_ref(namespace, name, uid), utcnow())
+    if failed:
+        # kopf retries the handler; the finalizer holds the policy until every target is back.
+        raise kopf.TemporaryError(f"{len(failed)} target(s) not restored yet", delay=5)
     # The policy is gone: so are its series (a blind-downscaler alert must not linger).
     metrics = context.metrics
     for gauge in (metrics.scaled_down, metrics.gpus_reclaimed, metrics.metrics_available):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+    for verdict in VERDICTS:
+        with contextlib.suppress(KeyError):
+            metrics.targets.remove(namespace, name, verdict)
 
 
 @kopf.on.startup()

@@ -3,6 +3,10 @@
 The standard coordination.k8s.io Lease protocol: take the Lease when it is free or
 expired, renew it every ``renew_seconds``; a leader that cannot renew before its lease
 runs out steps down (the process exits and is restarted by its Deployment).
+
+A renewal is one request: the holder keeps the Lease it last wrote and replaces it with a
+new renewTime; its resourceVersion makes the replace fail if anyone else wrote the Lease
+since, and only then is it read again.
 """
 
 from __future__ import annotations
@@ -47,6 +51,22 @@ class LeaderElector:
     ) -> None:
         self.client, self.namespace, self.name, self.identity = client, namespace, name, identity
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
+        self._held: Lease | None = None  # the Lease as we last wrote it
+
+    async def renew(self) -> bool:
+        """One replace of the Lease we hold; a conflict falls back to a full attempt."""
+        held = self._held
+        if held is None or held.spec is None:
+            return await self.try_acquire()
+        held.spec.renewTime = now_utc()
+        try:
+            self._held = await self.client.replace(held)
+        except ApiError as error:
+            self._held = None
+            if error.status.code != CONFLICT:
+                raise
+            return await self.try_acquire()
+        return True
 
     async def try_acquire(self) -> bool:
         now = now_utc()
@@ -66,7 +86,7 @@ class LeaderElector:
                 ),
             )
             try:
-                await self.client.create(lease)
+                self._held = await self.client.create(lease)
             except ApiError as create_error:
                 if create_error.status.code == CONFLICT:
                     return False
@@ -85,7 +105,7 @@ class LeaderElector:
         lease.spec = spec
         try:
             # replace carries the resourceVersion: two candidates cannot both win.
-            await self.client.replace(lease)
+            self._held = await self.client.replace(lease)
         except ApiError as error:
             if error.status.code == CONFLICT:
                 return False
@@ -103,7 +123,7 @@ class LeaderElector:
         while not lost.is_set():
             await asyncio.sleep(self.renew_seconds)
             try:
-                renewed = await self.try_acquire()
+                renewed = await self.renew()
             except (ApiError, OSError) as error:
                 log.warning("lease renewal failed: %s", error)
                 renewed = False

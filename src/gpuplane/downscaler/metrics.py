@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Label values known up front, so every series exists (at 0) from the first scrape and
 # dashboards show a flat line instead of "no data".
 VERDICTS = ("Active", "Idle", "Unknown")
-RESTORE_CAUSES = ("wake", "active", "metrics")
+RESTORE_CAUSES = ("wake", "active", "metrics", "policy-deleted")
 
 
 class OperatorMetrics:
@@ -55,6 +55,33 @@ class OperatorMetrics:
         self.scaled_down = Gauge(
             f"{prefix}_scaled_down_targets", "Targets currently ScaledDown, per policy",
             ["namespace", "policy"], registry=self.registry,
+        )  # fmt: skip
+        self.targets = Gauge(
+            f"{prefix}_targets", "Targets of a policy by verdict in its last cycle",
+            ["namespace", "policy", "verdict"], registry=self.registry,
+        )  # fmt: skip
+        self.actuation = Histogram(
+            f"{prefix}_actuation_seconds",
+            "From a cycle's decisions to its last Deployment write (cycles that act)",
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 6, 10, 20, 60),
+        )
+        self.write_conflicts = Counter(
+            f"{prefix}_write_conflicts_total",
+            "Deployment writes refused for a stale resourceVersion (then re-read, re-decided)",
+            registry=self.registry,
+        )
+        self.write_errors = Counter(
+            f"{prefix}_write_errors_total", "Deployment writes that failed (retried next cycle)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.kube_requests = Counter(
+            f"{prefix}_kube_requests_total", "Requests of the operator's API client, by verb",
+            ["verb"], registry=self.registry,
+        )  # fmt: skip
+        self.kube_bytes = Counter(
+            f"{prefix}_kube_bytes_total", "Bodies of the operator's API client, by direction",
+            ["direction"], registry=self.registry,
         )  # fmt: skip
         for verdict in VERDICTS:
             self.decisions.labels(verdict)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import httpx2
 
 from gpuplane.downscaler.readings import QueryResult, vector_values
 
 QUERY_TIMEOUT_SECONDS = 10.0
+
+
+class InstantQueries(Protocol):
+    """What a cycle needs of Prometheus (PrometheusClient; a fake in tests)."""
+
+    async def query(self, promql: str, target_label: str) -> QueryResult: ...
 
 
 class PrometheusClient:

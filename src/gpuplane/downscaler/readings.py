@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from gpuplane.downscaler.policy import Signal
+from gpuplane.downscaler.policy import Signal, Wake
 
 
 class Verdict(StrEnum):
@@ -61,11 +61,38 @@ class SignalReading:
     def active(self) -> bool:
         return self.value is not None and self.value >= self.threshold
 
+    @property
+    def relation(self) -> str:
+        return ">=" if self.active else "<"
+
     def describe(self) -> str:
+        """With the live value: for what happened (an action's reason, events, the log)."""
         if self.value is None:
             return f"{self.signal}=unknown ({self.unknown_reason})"
-        relation = ">=" if self.active else "<"
-        return f"{self.signal}={self.value:g} {relation} {self.threshold:g}"
+        return f"{self.signal}={self.value:g} {self.relation} {self.threshold:g}"
+
+    def state(self) -> str:
+        """Without the live value, so the policy status changes only when a verdict does
+        (a rate never reads the same twice; readings go to metrics)."""
+        if self.value is None:
+            return f"{self.signal}=unknown ({self.unknown_reason.split(' (', 1)[0]})"
+        return f"{self.signal} {self.relation} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class WakeReading:
+    """The wake query's value for one target: woken when strictly above ``above``."""
+
+    value: float | None
+    above: float
+
+    @property
+    def woken(self) -> bool:
+        return self.value is not None and self.value > self.above
+
+    def describe(self) -> str:
+        shown = "unknown" if self.value is None else f"{self.value:g}"
+        return f"wake={shown} {'>' if self.woken else '<='} {self.above:g}"
 
 
 def read_signal(
@@ -83,6 +110,16 @@ def read_signal(
         age = int((now - stamp).total_seconds())
         return SignalReading(signal.name, None, signal.idle_below, f"stale sample ({age}s old)")
     return SignalReading(signal.name, value, signal.idle_below)
+
+
+def read_wake(
+    wake: Wake, result: QueryResult, target: str, now: datetime, stale_after: timedelta
+) -> WakeReading:
+    """No series, an error or a stale sample is not a wake."""
+    sample = None if result.error is not None or result.unreachable else result.values.get(target)
+    if sample is None or now - sample[1] > stale_after:
+        return WakeReading(None, wake.above)
+    return WakeReading(sample[0], wake.above)
 
 
 def verdict_of(readings: list[SignalReading]) -> Verdict:

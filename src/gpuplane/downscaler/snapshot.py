@@ -21,6 +21,7 @@ class DeploymentSnapshot:
     recorded: int | None  # the ledger annotation
     gpus_per_replica: int
     ready_replicas: int = 0
+    resource_version: str = ""  # what a conditional write is guarded by
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -51,4 +52,5 @@ def snapshot(body: dict[str, Any]) -> DeploymentSnapshot:
         recorded=parse_annotation(metadata.get("annotations")),
         gpus_per_replica=gpus,
         ready_replicas=int((body.get("status") or {}).get("readyReplicas") or 0),
+        resource_version=str(metadata.get("resourceVersion") or ""),
     )

@@ -11,7 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gpuplane.downscaler.decide import Action, Memory, Observation, Target, TargetState, decide
+from gpuplane.downscaler.decide import (
+    Action,
+    Memory,
+    Observation,
+    RestoreCause,
+    Target,
+    TargetState,
+    decide,
+    decide_on_delete,
+)
 from gpuplane.downscaler.ledger import parse_annotation, restore_target, value_to_record
 from gpuplane.downscaler.policy import (
     MetricsLossAction,
@@ -24,7 +33,9 @@ from gpuplane.downscaler.readings import (
     QueryResult,
     SignalReading,
     Verdict,
+    WakeReading,
     read_signal,
+    read_wake,
     vector_values,
     verdict_of,
 )
@@ -58,7 +69,7 @@ UNKNOWN = (reading("requests", 0.0, 0.05), reading("gpu", None, 5))
 def seen(
     readings: tuple[SignalReading, ...], wake: float | None = 0.0, lost: datetime | None = None
 ) -> Observation:
-    return Observation(readings, SignalReading("wake", wake, 0.0), lost)
+    return Observation(readings, WakeReading(wake, 0.0), lost)
 
 
 def test_policy_parsing_and_durations() -> None:
@@ -145,14 +156,19 @@ def test_idle_streak_then_scale_down() -> None:
     target = Target("llm", 3, OLD, None)
     first = decide(target, seen(IDLE), POLICY, Memory(), T0)
     assert first.action is None and first.memory.idle_since == T0
-    assert first.reason.startswith("idle for 0s of 600s")
+    assert first.detail.startswith("idle for 0s of 600s")
+    # the status reason carries no live value: the next idle cycle reads the same
+    assert first.reason == "idle since idleSince, scaled down after idleFor 600s; " + (
+        "requests < 0.05; gpu < 5"
+    )
     later = decide(target, seen(IDLE), POLICY, first.memory, T0 + timedelta(minutes=9, seconds=59))
-    assert later.action is None
+    assert later.action is None and later.reason == first.reason
     due = decide(target, seen(IDLE), POLICY, first.memory, T0 + timedelta(minutes=10))
     assert due.action is Action.SCALE_DOWN
     assert due.record == 3
     assert due.state is TargetState.SCALED_DOWN
-    assert "requests=0 < 0.05; gpu=1 < 5" in due.reason
+    assert "requests=0 < 0.05; gpu=1 < 5" in due.detail
+    assert due.reason == "scaled down; requests < 0.05; gpu < 5"
 
 
 def test_unknown_and_active_break_the_streak_and_never_scale() -> None:
@@ -190,7 +206,9 @@ def test_wake_restores_exactly_the_recorded_count() -> None:
     assert quiet.action is None and quiet.state is TargetState.SCALED_DOWN
     woken = decide(down, seen(UNKNOWN, wake=0.3), POLICY, Memory(), T0)
     assert woken.action is Action.RESTORE and woken.restore_to == 4
-    assert woken.reason.startswith("wake: wake=0.3 > 0")
+    assert woken.detail.startswith("wake: wake=0.3 > 0")
+    assert woken.cause is RestoreCause.WAKE
+    assert woken.reason == "restored 4 replica(s): wake"
     # no wake series at all is not a wake
     assert decide(down, seen(UNKNOWN, wake=None), POLICY, Memory(), T0).action is None
 
@@ -198,6 +216,7 @@ def test_wake_restores_exactly_the_recorded_count() -> None:
 def test_active_while_scaled_down_restores() -> None:
     decision = decide(Target("llm", 0, OLD, 2), seen(ACTIVE), POLICY, Memory(), T0)
     assert decision.action is Action.RESTORE and decision.restore_to == 2
+    assert decision.cause is RestoreCause.ACTIVE
 
 
 def test_metrics_loss_restore_after_and_hold() -> None:
@@ -207,7 +226,7 @@ def test_metrics_loss_restore_after_and_hold() -> None:
     assert early.action is None
     late = decide(down, seen(blind, None, lost=T0 - timedelta(minutes=5)), POLICY, Memory(), T0)
     assert late.action is Action.RESTORE and late.restore_to == 2
-    assert "metrics lost for 300s" in late.reason
+    assert "metrics lost for 300s" in late.detail and late.cause is RestoreCause.METRICS
     hold = parse_policy({**SPEC, "onMetricsLoss": {"action": "Hold", "after": "5m"}})
     held = decide(down, seen(blind, None, lost=T0 - timedelta(hours=1)), hold, Memory(), T0)
     assert held.action is None and held.state is TargetState.SCALED_DOWN
@@ -223,3 +242,35 @@ def test_manual_scale_while_scaled_down_is_respected() -> None:
         Target("llm", 5, OLD, None), seen(IDLE), POLICY, decision.memory, T0 + timedelta(minutes=14)
     )
     assert after.action is None
+
+
+def test_wake_reading_is_strictly_above_and_unknown_is_no_wake() -> None:
+    wake = POLICY.wake
+    assert wake is not None
+    answer = QueryResult({"llm": (0.0, T0), "old": (9.0, T0 - timedelta(minutes=1))})
+    assert read_wake(wake, answer, "llm", T0, POLICY.stale_after) == WakeReading(0.0, 0.0)
+    assert not WakeReading(0.0, 0.0).woken and WakeReading(0.01, 0.0).woken
+    assert read_wake(wake, answer, "old", T0, POLICY.stale_after).value is None  # stale
+    assert read_wake(wake, answer, "none", T0, POLICY.stale_after).value is None
+    broken = QueryResult(error="bad", unreachable=True)
+    assert not read_wake(wake, broken, "llm", T0, POLICY.stale_after).woken
+    assert WakeReading(0.3, 0.0).describe() == "wake=0.3 > 0"
+
+
+def test_status_reason_is_stable_while_readings_move() -> None:
+    target = Target("llm", 3, OLD, None)
+    busy = decide(target, seen((reading("requests", 3.0, 0.05),)), POLICY, Memory(), T0)
+    busier = decide(target, seen((reading("requests", 3.7, 0.05),)), POLICY, Memory(), T0)
+    assert busy.reason == busier.reason == "requests >= 0.05"
+    assert busy.detail != busier.detail
+    stale = SignalReading("requests", None, 0.05, "stale sample (31s old)")
+    assert stale.state() == "requests=unknown (stale sample)"
+
+
+def test_policy_deletion_restores_or_releases_exactly_the_ledger() -> None:
+    restore = decide_on_delete(Target("llm", 0, OLD, 4), "idle")
+    assert restore.action is Action.RESTORE and restore.restore_to == 4
+    assert restore.cause is RestoreCause.POLICY_DELETED
+    release = decide_on_delete(Target("llm", 2, OLD, 4), "idle")
+    assert release.action is Action.RELEASE and release.restore_to is None
+    assert decide_on_delete(Target("llm", 0, OLD, None), "idle").action is None
