@@ -19,10 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx2
-from lightkube.core.exceptions import ApiError
 
 from gpuplane.downscaler.decide import Action, Decision
-from gpuplane.downscaler.kube_api import Conflict, Gone, KubeRequests, deployment_patch
+from gpuplane.downscaler.kube_api import (
+    Conflict,
+    Gone,
+    KubeApiError,
+    KubeRequests,
+    deployment_patch,
+)
 from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.resource import ObjectRef, deployment_ref
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
@@ -100,7 +105,7 @@ class Actuator:
                     decision = redecide(deployment)
         except Gone:
             return Outcome(deployment, decision, False, "deleted")
-        except (ApiError, httpx2.HTTPError, OSError) as error:
+        except (KubeApiError, httpx2.HTTPError, OSError) as error:
             return self._failed(deployment, decision, error)
         self.metrics.write_errors.inc()
         return Outcome(deployment, decision, False, f"conflict {ATTEMPTS} times")

@@ -9,10 +9,13 @@ status patch only when the status changed (``status``). The decisions are pure
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import httpx2
 
 from gpuplane.downscaler.actuator import Actuator, Outcome
 from gpuplane.downscaler.decide import (
@@ -26,7 +29,7 @@ from gpuplane.downscaler.decide import (
     decide,
     not_written,
 )
-from gpuplane.downscaler.kube_api import KubeRequests
+from gpuplane.downscaler.kube_api import Conflict, Gone, KubeApiError, KubeRequests
 from gpuplane.downscaler.ledger import ledger_value
 from gpuplane.downscaler.metrics import VERDICTS, OperatorMetrics
 from gpuplane.downscaler.policy import Policy
@@ -36,6 +39,8 @@ from gpuplane.downscaler.resource import ObjectRef
 from gpuplane.downscaler.snapshot import DeploymentSnapshot
 from gpuplane.downscaler.status import PolicyState, policy_status
 from gpuplane.downscaler.wake import WakeTracker
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -154,8 +159,13 @@ class PolicyEvaluator:
             now=now,
         )
         if status != self.state.last_status:
-            await self.api.patch_status(self.ref.namespace, self.ref.name, status)
-            self.state.last_status = status
+            try:
+                await self.api.patch_status(self.ref.namespace, self.ref.name, status)
+                self.state.last_status = status
+            except (KubeApiError, Gone, Conflict, httpx2.HTTPError, OSError) as error:
+                # The status is a report: written again next cycle, the actions stand.
+                log.warning("status of %s/%s not written: %s", self.ref.namespace,
+                            self.ref.name, error)  # fmt: skip
         self.metrics.evaluation.observe(time.perf_counter() - started)
         return list(decisions.values())
 

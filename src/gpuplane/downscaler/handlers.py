@@ -1,6 +1,6 @@
-"""kopf handlers: a watch-backed Deployment index, one evaluation daemon per policy,
-and the finalizer that restores a deleted policy's targets. Thin: the work is in
-``cycle`` and ``decide``."""
+"""kopf handlers: one evaluation daemon per policy and the finalizer that restores a
+deleted policy's targets, both reading the watch-backed ``deployment_cache``. Thin: the
+work is in ``cycle``, ``decide`` and ``actuator``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ import kopf
 from gpuplane.downscaler.actuator import Actuator
 from gpuplane.downscaler.cycle import PolicyEvaluator, utcnow
 from gpuplane.downscaler.decide import Decision, Target, decide_on_delete
+from gpuplane.downscaler.deployment_cache import DeploymentCache, OnChange
 from gpuplane.downscaler.kube_api import KubeRequests
 from gpuplane.downscaler.ledger import ledger_value
 from gpuplane.downscaler.metrics import VERDICTS, OperatorMetrics
 from gpuplane.downscaler.policy import PolicyError, parse_policy, selector_matches
 from gpuplane.downscaler.prometheus import PrometheusClient
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, policy_ref
-from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
+from gpuplane.downscaler.snapshot import DeploymentSnapshot
 from gpuplane.downscaler.status import PolicyState, invalid_policy_status
 from gpuplane.downscaler.wake import WakeTracker
 
@@ -38,10 +39,11 @@ class OperatorContext:
 
     api: KubeRequests
     actuator: Actuator
+    cache: DeploymentCache
     metrics: OperatorMetrics
     default_prometheus_url: str
+    wakes: WakeTracker
     clients: dict[str, PrometheusClient] = field(default_factory=dict)
-    wakes: WakeTracker = field(default_factory=WakeTracker)
 
     def prometheus(self, url: str | None) -> PrometheusClient:
         key = url or self.default_prometheus_url
@@ -56,34 +58,28 @@ def _context(memo: Any) -> OperatorContext:
     return context
 
 
-@kopf.index("apps", "v1", "deployments")  # type: ignore[arg-type]
-async def deployments_by_namespace(
-    body: kopf.Body, namespace: str, **_: Any
-) -> dict[str, DeploymentSnapshot]:
-    return {namespace: snapshot(dict(body))}
+def wake_watch(wakes: WakeTracker, metrics: OperatorMetrics) -> OnChange:
+    """The Deployment cache's callback: stop a wake's clock the moment the watch shows
+    every replica ready. Only a woken Deployment costs more than a dict lookup."""
+
+    def on_change(item: DeploymentSnapshot | None, namespace: str, name: str) -> None:
+        if not wakes.pending(namespace, name):
+            return
+        if item is None:
+            wakes.forget(namespace, name)
+            return
+        latency = wakes.seen(item, time.monotonic())
+        if latency is not None:
+            metrics.wake_seconds.observe(latency)
+
+    return on_change
 
 
-@kopf.on.event("apps", "v1", "deployments")
-async def wake_completed(
-    *, body: kopf.Body, type: str, namespace: str | None, name: str, memo: Any, **_: Any
-) -> None:
-    """Stop a wake's clock the moment the watch shows every replica ready (an event
-    handler keeps no state on the object: no annotation is written). Every Deployment
-    event of the cluster comes here: only a woken one is parsed."""
-    wakes = _context(memo).wakes
-    if not wakes.pending(namespace or "", name):
-        return
-    if type == "DELETED":
-        wakes.forget(namespace or "", name)
-        return
-    latency = wakes.seen(snapshot(dict(body)), time.monotonic())
-    if latency is not None:
-        _context(memo).metrics.wake_seconds.observe(latency)
-
-
-def _selected(index: Any, namespace: str, spec: dict[str, Any]) -> list[DeploymentSnapshot]:
+def _selected(
+    cache: DeploymentCache, namespace: str, spec: dict[str, Any]
+) -> list[DeploymentSnapshot]:
     policy = parse_policy(spec)
-    return [item for item in index.get(namespace, []) if selector_matches(policy, item.labels)]
+    return [item for item in cache.in_namespace(namespace) if selector_matches(policy, item.labels)]
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)  # type: ignore[arg-type]
@@ -95,11 +91,11 @@ async def evaluate_policy(
     namespace: str,
     uid: str,
     stopped: kopf.DaemonStopped,
-    deployments_by_namespace: kopf.Index[str, DeploymentSnapshot],
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
     context = _context(memo)
+    await context.cache.synced.wait()  # an empty cache would read as "no targets"
     state = PolicyState.from_status(dict(status))
     evaluator = PolicyEvaluator(
         policy_ref(namespace, name, uid),
@@ -122,7 +118,7 @@ async def evaluate_policy(
             continue
         targets = [
             item
-            for item in deployments_by_namespace.get(namespace, [])
+            for item in context.cache.in_namespace(namespace)
             if selector_matches(policy, item.labels)
         ]
         await evaluator.cycle(policy, context.prometheus(policy.prometheus_url), targets)
@@ -149,18 +145,18 @@ async def restore_on_delete(
     name: str,
     namespace: str,
     uid: str,
-    deployments_by_namespace: kopf.Index[str, DeploymentSnapshot],
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
     """Before the policy goes, every target it scaled down comes back (the same
     conditional write as a cycle's restore, through the same actuator)."""
     context = _context(memo)
+    await context.cache.synced.wait()
     state = PolicyState.from_status(dict(status))
     try:
-        targets = _selected(deployments_by_namespace, namespace, dict(spec))
+        targets = _selected(context.cache, namespace, dict(spec))
     except POLICY_ERRORS:
-        targets = list(deployments_by_namespace.get(namespace, []))
+        targets = context.cache.in_namespace(namespace)
     if bool(spec.get("dryRun", False)):
         targets = []
 

@@ -6,42 +6,59 @@ runs out steps down (the process exits and is restarted by its Deployment).
 
 A renewal is one request: the holder keeps the Lease it last wrote and replaces it with a
 new renewTime; its resourceVersion makes the replace fail if anyone else wrote the Lease
-since, and only then is it read again.
+since, and only then is it read again. Renewals do not queue behind a cycle's writes
+(they bypass the write limits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
-from lightkube.models.coordination_v1 import LeaseSpec
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.coordination_v1 import Lease
+import httpx2
 
 log = logging.getLogger(__name__)
 NOT_FOUND, CONFLICT = 404, 409
+
+
+class LeaseRequests(Protocol):
+    """The HTTP calls the elector makes (an httpx2.AsyncClient; a fake in tests)."""
+
+    async def request(self, method: str, url: str, *, json: Any = None) -> httpx2.Response: ...
+
+
+class LeaseError(Exception):
+    """The API server refused a Lease request for another reason than a lost race."""
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def lease_expired(lease: Lease, now: datetime) -> bool:
-    spec = lease.spec
-    if spec is None or spec.holderIdentity is None or spec.renewTime is None:
+def micro_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_micro_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def lease_expired(spec: dict[str, Any], now: datetime) -> bool:
+    renewed = parse_micro_time(spec.get("renewTime"))
+    if not spec.get("holderIdentity") or renewed is None:
         return True
-    duration = timedelta(seconds=spec.leaseDurationSeconds or 15)
-    renewed = spec.renewTime if spec.renewTime.tzinfo else spec.renewTime.replace(tzinfo=UTC)
-    return renewed + duration < now
+    return renewed + timedelta(seconds=int(spec.get("leaseDurationSeconds") or 15)) < now
 
 
 class LeaderElector:
     def __init__(
         self,
-        client: AsyncClient,
+        http: LeaseRequests,
         namespace: str,
         name: str,
         identity: str,
@@ -49,68 +66,63 @@ class LeaderElector:
         lease_seconds: int = 15,
         renew_seconds: float = 5.0,
     ) -> None:
-        self.client, self.namespace, self.name, self.identity = client, namespace, name, identity
+        self.http, self.namespace, self.name, self.identity = http, namespace, name, identity
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
-        self._held: Lease | None = None  # the Lease as we last wrote it
+        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
+        self._held: dict[str, Any] | None = None  # the Lease as we last wrote it
+
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any] | None:
+        """The answer, or None for a lost race (404 on read, 409 on write)."""
+        response = await self.http.request(method, path, json=body)
+        if response.status_code in (NOT_FOUND, CONFLICT):
+            return None
+        if response.status_code >= 400:
+            raise LeaseError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
+        answer: dict[str, Any] = response.json()
+        return answer
 
     async def renew(self) -> bool:
         """One replace of the Lease we hold; a conflict falls back to a full attempt."""
-        held = self._held
-        if held is None or held.spec is None:
+        if self._held is None:
             return await self.try_acquire()
-        held.spec.renewTime = now_utc()
-        try:
-            self._held = await self.client.replace(held)
-        except ApiError as error:
-            self._held = None
-            if error.status.code != CONFLICT:
-                raise
-            return await self.try_acquire()
-        return True
+        lease = copy.deepcopy(self._held)
+        lease["spec"]["renewTime"] = micro_time(now_utc())
+        self._held = await self._call("PUT", self.path, lease)
+        return self._held is not None or await self.try_acquire()
 
     async def try_acquire(self) -> bool:
         now = now_utc()
-        try:
-            lease = await self.client.get(Lease, self.name, namespace=self.namespace)
-        except ApiError as error:
-            if error.status.code != NOT_FOUND:
-                raise
-            lease = Lease(
-                metadata=ObjectMeta(name=self.name, namespace=self.namespace),
-                spec=LeaseSpec(
-                    holderIdentity=self.identity,
-                    leaseDurationSeconds=self.lease_seconds,
-                    acquireTime=now,
-                    renewTime=now,
-                    leaseTransitions=0,
-                ),
-            )
-            try:
-                self._held = await self.client.create(lease)
-            except ApiError as create_error:
-                if create_error.status.code == CONFLICT:
-                    return False
-                raise
-            return True
-        spec = lease.spec or LeaseSpec()
-        if spec.holderIdentity != self.identity and not lease_expired(lease, now):
+        found = await self._call("GET", self.path)
+        if found is None:
+            lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": self.lease_seconds,
+                    "acquireTime": micro_time(now),
+                    "renewTime": micro_time(now),
+                    "leaseTransitions": 0,
+                },
+            }
+            collection = self.path.rsplit("/", 1)[0]
+            self._held = await self._call("POST", collection, lease)
+            return self._held is not None
+        spec = found.setdefault("spec", {})
+        if spec.get("holderIdentity") != self.identity and not lease_expired(spec, now):
             return False
-        taking_over = spec.holderIdentity != self.identity
-        spec.holderIdentity = self.identity
-        spec.leaseDurationSeconds = self.lease_seconds
-        spec.renewTime = now
-        if taking_over:
-            spec.acquireTime = now
-            spec.leaseTransitions = (spec.leaseTransitions or 0) + 1
-        lease.spec = spec
-        try:
-            # replace carries the resourceVersion: two candidates cannot both win.
-            self._held = await self.client.replace(lease)
-        except ApiError as error:
-            if error.status.code == CONFLICT:
-                return False
-            raise
-        return True
+        if spec.get("holderIdentity") != self.identity:
+            spec["acquireTime"] = micro_time(now)
+            spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        spec.update(
+            holderIdentity=self.identity,
+            leaseDurationSeconds=self.lease_seconds,
+            renewTime=micro_time(now),
+        )
+        # The replace carries the resourceVersion: two candidates cannot both win.
+        self._held = await self._call("PUT", self.path, found)
+        return self._held is not None
 
     async def acquire(self) -> None:
         while not await self.try_acquire():
@@ -124,8 +136,9 @@ class LeaderElector:
             await asyncio.sleep(self.renew_seconds)
             try:
                 renewed = await self.renew()
-            except (ApiError, OSError) as error:
+            except (LeaseError, httpx2.HTTPError, OSError, ValueError) as error:
                 log.warning("lease renewal failed: %s", error)
+                self._held = None
                 renewed = False
             if renewed:
                 last_renewed = now_utc()

@@ -11,17 +11,22 @@ import socket
 import sys
 from collections.abc import Sequence
 
+import httpx2
 import kopf
-from lightkube import AsyncClient, KubeConfig
+from lightkube import KubeConfig
+from lightkube.config.client_adapter import AsyncClient as http_client_for
+from lightkube.config.client_adapter import ConnectionParams
 from prometheus_client import start_http_server
 
 from gpuplane.downscaler import handlers  # noqa: F401 - importing registers the kopf handlers
 from gpuplane.downscaler.actuator import Actuator
-from gpuplane.downscaler.handlers import OperatorContext
+from gpuplane.downscaler.deployment_cache import DeploymentCache
+from gpuplane.downscaler.handlers import OperatorContext, wake_watch
 from gpuplane.downscaler.kube_api import KubeApi, count_requests
 from gpuplane.downscaler.leader import LeaderElector
 from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.ratelimit import RequestLimits
+from gpuplane.downscaler.wake import WakeTracker
 
 log = logging.getLogger("gpuplane.downscaler")
 EXIT_LOST_LEADERSHIP = 4
@@ -49,7 +54,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--kube-qps", type=float, default=300.0, help="writes per second")
     parser.add_argument("--kube-burst", type=int, default=600, help="writes at once (bucket)")
     parser.add_argument(
-        "--max-in-flight", type=int, default=32, help="API requests in flight at most"
+        "--max-in-flight",
+        type=int,
+        default=20,
+        # httpx keeps 20 connections alive: more in flight would open and close TLS
+        # connections all through a big cycle.
+        help="API requests in flight at most (default: 20)",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="DEBUG, and kopf's per-event handler lines"
@@ -66,20 +76,33 @@ async def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it from there
     config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
-    client = AsyncClient(config=config, field_manager="gpuplane-downscaler", trust_env=False)
     metrics = OperatorMetrics()
-    count_requests(client, metrics)
+    current = config.get()
+    if current is None:
+        log.error("the kubeconfig has no current context")
+        return 2
+    params = ConnectionParams(timeout=httpx2.Timeout(30.0), trust_env=False)
+    # Two clients with the cluster's server, CA and credentials: one for requests (every
+    # one counted), one for the Deployment watch's long-lived streams.
+    http = http_client_for(current, params)
+    count_requests(http, metrics)
+    watch_http = http_client_for(current, params)
     limits = RequestLimits(args.kube_qps, args.kube_burst, args.max_in_flight)
-    api = KubeApi(client, limits, metrics)
+    api = KubeApi(http, limits)
+    wakes = WakeTracker()
+    cache = DeploymentCache(watch_http, args.namespace, wake_watch(wakes, metrics))
     host, port = _split(args.metrics_address)
     start_http_server(port, host, registry=metrics.registry)
     lost = asyncio.Event()
     holder: asyncio.Task[None] | None = None
     if not args.no_leader_election:
-        elector = LeaderElector(client, args.lease_namespace, args.lease_name, args.identity)
+        elector = LeaderElector(http, args.lease_namespace, args.lease_name, args.identity)
         await elector.acquire()
         holder = asyncio.create_task(elector.hold(lost))
-    context = OperatorContext(api, Actuator(api, metrics), metrics, args.prometheus_url)
+    following = asyncio.create_task(cache.run())
+    context = OperatorContext(
+        api, Actuator(api, metrics), cache, metrics, args.prometheus_url, wakes=wakes
+    )
     stop = asyncio.Event()
     health_host, health_port = _split(args.health_address)
     operator = asyncio.create_task(
@@ -100,11 +123,13 @@ async def run(args: argparse.Namespace) -> int:
         stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await operator
-    for task in (holder, lost_wait):
+    for task in (holder, lost_wait, following):
         if task is not None:
             task.cancel()
     for prometheus in context.clients.values():
         await prometheus.close()
+    await http.aclose()
+    await watch_http.aclose()
     return code
 
 

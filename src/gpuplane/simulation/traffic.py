@@ -41,8 +41,17 @@ class Simulator:
                 )
 
     def set_rate(self, namespace: str, deployment: str, rps: float) -> None:
+        self.set_rates([(namespace, deployment, rps)])
+
+    def set_rates(self, rates: list[tuple[str, str, float]]) -> None:
+        """Set several rates at once (all or none); the rates file is written once."""
+        negative = [f"{ns}/{name}" for ns, name, rps in rates if rps < 0]
+        if negative:
+            raise ValueError(f"rate must not be negative ({', '.join(negative[:3])})")
         with self.lock:
-            self.book.set_rate((namespace, deployment), rps, time.monotonic())
+            now = time.monotonic()
+            for namespace, deployment, rps in rates:
+                self.book.set_rate((namespace, deployment), rps, now)
             rows = [
                 {k: row[k] for k in ("namespace", "deployment", "rps")} for row in self.book.table()
             ]
@@ -131,6 +140,7 @@ def poll_cluster(simulator: Simulator, kubeconfig: Path, period: float = 1.0) ->
         try:
             client = connect(kubeconfig)
             while True:
+                started = time.monotonic()
                 for deployment in client.list(Deployment, namespace="*"):
                     simulator.on_deployment(deployment)
                 pods = list(client.list(Pod, namespace="*"))
@@ -147,7 +157,9 @@ def poll_cluster(simulator: Simulator, kubeconfig: Path, period: float = 1.0) ->
                         del simulator.gpu_nodes[name]
                 for node in nodes:
                     simulator.on_node(node)
-                time.sleep(period)
+                # On a big cluster a round takes long: rest three times as long, so the
+                # simulator never takes more than a quarter of a core from the platform.
+                time.sleep(max(period, 3 * (time.monotonic() - started)))
         except Exception as error:  # noqa: BLE001 - the simulator must outlive API restarts
             log.warning("cluster poll failed (%s); retrying", error)
             time.sleep(1.0)
@@ -183,6 +195,9 @@ def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
 
         def do_PUT(self) -> None:
             parts = self.path.strip("/").split("/")
+            if parts == ["traffic"]:
+                self._put_many()
+                return
             if len(parts) != 3 or parts[0] != "traffic":
                 self._send(404, json.dumps({"error": "use PUT /traffic/NAMESPACE/DEPLOYMENT"}))
                 return
@@ -194,6 +209,21 @@ def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._send(400, json.dumps({"error": f"bad request: {error}"}))
                 return
             self._send(200, json.dumps({"namespace": parts[1], "deployment": parts[2], "rps": rps}))
+
+        def _put_many(self) -> None:
+            """PUT /traffic with [{"namespace", "deployment", "rps"}, ...]: many at once."""
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+                rows = json.loads(self.rfile.read(length) or b"[]")
+                rates = [
+                    (str(row["namespace"]), str(row["deployment"]), float(row["rps"]))
+                    for row in rows
+                ]
+                simulator.set_rates(rates)
+            except (KeyError, ValueError, TypeError) as error:
+                self._send(400, json.dumps({"error": f"bad request: {error}"}))
+                return
+            self._send(200, json.dumps({"updated": len(rates)}))
 
     return Handler
 
