@@ -318,10 +318,9 @@ class Bench:
             "lost_counts": lost,
         }
 
-    def settle(self, namespaces: list[str], timeout: float = 600) -> float:
+    def settle(self, namespaces: list[str], timeout: float = 1800) -> float:
         """Wait until the deployment controller has caught up with every Deployment
-        (observedGeneration == generation): at its default 20 requests a second it takes
-        about a minute per 1,000 changes, and its status writes would otherwise land in
+        (observedGeneration == generation): its status writes would otherwise land in
         the measurement (as Deployment events and write conflicts)."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:

@@ -191,6 +191,27 @@ def test_promql_syntax_error_sets_ready_false_and_does_nothing(
     assert replicas(client, ns, "llm") == 2
 
 
+def test_a_policy_the_schema_passes_but_the_operator_cannot_use_is_ready_false(
+    sim_cluster: SimCluster, ns: str
+) -> None:
+    """interval 0s and a 20-digit idleFor match the CRD's pattern; the operator says why
+    it cannot use them (Ready=False, InvalidPolicy) and keeps running."""
+    client = sim_cluster.client
+    client.create(deployment(ns, "llm", 2))
+    client.create(policy(ns, name="zero", interval="0s", idleFor="0s"))
+    client.create(policy(ns, name="huge", idleFor="99999999999999999999h"))
+    for name, field in (("zero", "spec.interval"), ("huge", "spec.idleFor")):
+        ready = wait_for(
+            f"{name} Ready=False",
+            lambda n=name: (c := condition(client, ns, "Ready", n)).get("status") == "False" and c,
+        )
+        assert ready["reason"] == "InvalidPolicy"
+        assert field in ready["message"]
+    assert replicas(client, ns, "llm") == 2
+    client.create(policy(ns, name="fine"))  # the operator still evaluates the next one
+    wait_for("fine evaluated", lambda: condition(client, ns, "Ready", "fine").get("status"))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

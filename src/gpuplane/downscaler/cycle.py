@@ -96,12 +96,17 @@ class PolicyEvaluator:
         self.wakes = wakes or WakeTracker()
 
     async def _ask(self, policy: Policy, prometheus: InstantQueries) -> Answers:
-        queries = [prometheus.query(signal.query, signal.target_label) for signal in policy.signals]
+        """One request per distinct (query, target label): a wake on the same series as a
+        signal costs nothing more."""
+        asked = [(signal.query, signal.target_label) for signal in policy.signals]
         if policy.wake is not None:
-            queries.append(prometheus.query(policy.wake.query, policy.wake.target_label))
-        results = list(await asyncio.gather(*queries))
-        self.metrics.queries.inc(len(results))
-        self.metrics.query_errors.inc(sum(result.error is not None for result in results))
+            asked.append((policy.wake.query, policy.wake.target_label))
+        distinct = list(dict.fromkeys(asked))
+        answers = await asyncio.gather(*(prometheus.query(*key) for key in distinct))
+        by_key = dict(zip(distinct, answers, strict=True))
+        self.metrics.queries.inc(len(distinct))
+        self.metrics.query_errors.inc(sum(answer.error is not None for answer in answers))
+        results = [by_key[key] for key in asked]
         wake = results.pop() if policy.wake is not None else None
         return Answers(results, wake)
 

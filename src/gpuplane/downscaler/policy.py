@@ -3,14 +3,17 @@ this parse is defensive and names the field when something still slips through).
 
 from __future__ import annotations
 
-import re
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+from gpuplane import durations
+from gpuplane.quoting import quoted
+
 DEFAULT_TARGET_LABEL = "deployment"
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
 class PolicyError(ValueError):
@@ -18,11 +21,10 @@ class PolicyError(ValueError):
 
 
 def parse_duration(text: str, where: str) -> timedelta:
-    match = _DURATION.match(text or "")
-    if not text or match is None:
-        raise PolicyError(f"{where}: {text!r} is not a duration like 15s, 10m or 1h30m")
-    hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return durations.parse_duration(text)
+    except ValueError as error:
+        raise PolicyError(f"{where}: {error}") from None
 
 
 class MetricsLossAction(StrEnum):
@@ -65,43 +67,106 @@ class Policy:
         return 2 * self.interval
 
 
-def parse_policy(spec: dict[str, Any]) -> Policy:
-    selector = spec.get("selector") or {}
-    signals = tuple(
-        Signal(
-            name=str(item["name"]),
-            query=str(item["query"]),
-            idle_below=float(item["idleBelow"]),
-            target_label=str(item.get("targetLabel") or DEFAULT_TARGET_LABEL),
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PolicyError(f"{where}: {quoted(value)} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise PolicyError(f"{where}: {quoted(value)} is not a number") from None
+    if not math.isfinite(number):
+        raise PolicyError(f"{where}: {quoted(value)} is not a finite number")
+    return number
+
+
+def _mapping(value: object, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}: {quoted(value)} is not a mapping")
+    return value
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise PolicyError(f"{where}: {quoted(value)} is not a non-empty string")
+    return value
+
+
+def _signal(item: object, where: str) -> Signal:
+    spec = _mapping(item, where)
+    return Signal(
+        name=_text(spec.get("name"), f"{where}.name"),
+        query=_text(spec.get("query"), f"{where}.query"),
+        idle_below=_number(spec.get("idleBelow"), f"{where}.idleBelow"),
+        target_label=_text(spec.get("targetLabel") or DEFAULT_TARGET_LABEL, f"{where}.targetLabel"),
+    )
+
+
+def _expression(item: object, where: str) -> dict[str, Any]:
+    spec = _mapping(item, where)
+    operator = spec.get("operator")
+    if operator not in SELECTOR_OPERATORS:
+        raise PolicyError(
+            f"{where}.operator: {quoted(operator)} is not one of {', '.join(SELECTOR_OPERATORS)}"
         )
-        for item in spec.get("signals") or []
+    values = spec.get("values") or []
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise PolicyError(f"{where}.values: {quoted(values)} is not a list of strings")
+    return {"key": _text(spec.get("key"), f"{where}.key"), "operator": operator, "values": values}
+
+
+def parse_policy(spec: dict[str, Any]) -> Policy:
+    """The spec as typed data; PolicyError naming the field (value quoted, bounded)."""
+    selector = _mapping(spec.get("selector"), "spec.selector")
+    raw_signals = spec.get("signals") or []
+    if not isinstance(raw_signals, list):
+        raise PolicyError(f"spec.signals: {quoted(raw_signals)} is not a list")
+    signals = tuple(
+        _signal(item, f"spec.signals[{index}]") for index, item in enumerate(raw_signals)
     )
     if not signals:
         raise PolicyError("spec.signals: at least one signal is required")
-    wake_spec = spec.get("wake")
+    wake_spec = _mapping(spec.get("wake"), "spec.wake")
     wake = (
         Wake(
-            query=str(wake_spec["query"]),
-            above=float(wake_spec.get("above", 0)),
-            target_label=str(wake_spec.get("targetLabel") or DEFAULT_TARGET_LABEL),
+            query=_text(wake_spec.get("query"), "spec.wake.query"),
+            above=_number(wake_spec.get("above", 0), "spec.wake.above"),
+            target_label=_text(
+                wake_spec.get("targetLabel") or DEFAULT_TARGET_LABEL, "spec.wake.targetLabel"
+            ),
         )
         if wake_spec
         else None
     )
-    loss = spec.get("onMetricsLoss") or {}
+    loss = _mapping(spec.get("onMetricsLoss"), "spec.onMetricsLoss")
+    action = loss.get("action", "Restore")
+    if action not in {item.value for item in MetricsLossAction}:
+        raise PolicyError(f"spec.onMetricsLoss.action: {quoted(action)} is not Restore or Hold")
+    labels = _mapping(selector.get("matchLabels"), "spec.selector.matchLabels")
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        raise PolicyError(f"spec.selector.matchExpressions: {quoted(expressions)} is not a list")
+    expressions = [
+        _expression(item, f"spec.selector.matchExpressions[{index}]")
+        for index, item in enumerate(expressions)
+    ]
+    url = _mapping(spec.get("prometheus"), "spec.prometheus").get("url")
     policy = Policy(
-        selector=dict(selector.get("matchLabels") or {}),
-        selector_expressions=tuple(selector.get("matchExpressions") or ()),
+        selector={str(key): str(value) for key, value in labels.items()},
+        selector_expressions=tuple(expressions),
         interval=parse_duration(str(spec.get("interval", "15s")), "spec.interval"),
         idle_for=parse_duration(str(spec.get("idleFor", "10m")), "spec.idleFor"),
         grace_period=parse_duration(str(spec.get("gracePeriod", "15m")), "spec.gracePeriod"),
         signals=signals,
         wake=wake,
-        metrics_loss_action=MetricsLossAction(loss.get("action", "Restore")),
+        metrics_loss_action=MetricsLossAction(action),
         metrics_loss_after=parse_duration(str(loss.get("after", "5m")), "spec.onMetricsLoss.after"),
-        dry_run=bool(spec.get("dryRun", False)),
-        prometheus_url=(spec.get("prometheus") or {}).get("url"),
+        dry_run=spec.get("dryRun", False) is True,
+        prometheus_url=None if url is None else _text(url, "spec.prometheus.url"),
     )
+    if policy.interval <= timedelta(0):
+        raise PolicyError("spec.interval must be longer than 0s")
     if policy.idle_for < policy.interval:
         raise PolicyError("spec.idleFor must be at least spec.interval")
     return policy

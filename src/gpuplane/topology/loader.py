@@ -13,10 +13,10 @@ import yaml
 from pydantic import ValidationError
 
 from gpuplane.errors import BadInputError
+from gpuplane.quoting import QUOTED_CHARS, quoted
 from gpuplane.topology.model import DEPRECATED_BACKEND_NAMES, Platform
 from gpuplane.topology.rules import Path as DocPath
 from gpuplane.topology.rules import Problem, check_rules
-from gpuplane.topology.syntax import quoted
 
 DEFAULT_PLATFORM_FILE = Path("platform.yaml")
 # Limits on the document before it is parsed: a platform file is a few kB, 4 levels deep.
@@ -34,7 +34,7 @@ log = logging.getLogger("gpuplane.topology")
 
 
 class TopologyError(BadInputError):
-    """platform.yaml cannot be used; ``problems`` lists every reason found."""
+    """platform.yaml cannot be used; ``lines`` lists every reason found."""
 
     def __init__(self, file: Path, lines: list[str]) -> None:
         self.file = file
@@ -148,7 +148,7 @@ def _problem_from_pydantic(item: Any) -> Problem:
 def _describe(problem: Problem, line: int, data: dict[str, Any], file: Path) -> str:
     node = _node_name(data, problem.path)
     where = (
-        f"node {node!r}, field {_dotted(problem.path)}"
+        f"node {quoted(node)}, field {_dotted(problem.path)}"
         if node
         else f"field {_dotted(problem.path)}"
     )
@@ -156,9 +156,15 @@ def _describe(problem: Problem, line: int, data: dict[str, Any], file: Path) -> 
 
 
 def _dotted(path: DocPath) -> str:
+    """spec.nodes[2].labels.x; a field name is cut like a quoted value (the fuzz found a
+    100 kB key coming back whole)."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        name = part if len(part) <= QUOTED_CHARS else quoted(part)
+        text += f".{name}" if text else name
     return text
 
 

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from gpuplane.quoting import quoted
+
 # The regular expressions below are the ones the API server applies
 # (k8s.io/apimachinery/pkg/util/validation), restated here.
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -21,19 +23,6 @@ _TAINT = re.compile(r"^(?P<key>[^=:\s]+)(=(?P<value>[^:\s]*))?:(?P<effect>[A-Za-
 
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 TAINT_EFFECTS: tuple[TaintEffect, ...] = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
-# The most of an offending value a message quotes: a 100 kB label value must not come
-# back as a 100 kB error.
-QUOTED_CHARS = 80
-
-
-def quoted(value: object) -> str:
-    """``repr(value)``, cut to its first QUOTED_CHARS characters with the full length said."""
-    text = repr(value)
-    if len(text) <= QUOTED_CHARS:
-        return text
-    return f"{text[:QUOTED_CHARS]}... ({len(str(value))} characters)"
 
 
 @dataclass(frozen=True)

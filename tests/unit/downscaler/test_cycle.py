@@ -38,8 +38,10 @@ class FixedPrometheus:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.values: dict[str, dict[str, float]] = {REQUESTS: {}, WAKE: {}}
+        self.asked: list[str] = []
 
     async def query(self, promql: str, target_label: str) -> QueryResult:
+        self.asked.append(promql)
         now = self.clock()
         return QueryResult({name: (value, now) for name, value in self.values[promql].items()})
 
@@ -231,3 +233,17 @@ def test_an_evaluator_rebuilt_from_the_status_carries_on() -> None:
     assert rebuilt.server.replicas(NS, "llm") == 3
     rebuilt.cycle()  # 30s: the streak survived the restart
     assert rebuilt.server.replicas(NS, "llm") == 0
+
+
+def test_a_wake_on_the_signal_query_asks_prometheus_once() -> None:
+    same = {**SPEC, "wake": {"query": REQUESTS, "above": 0.5}}
+    harness = Harness(same)
+    harness.server.add(NS, "llm", 1)
+    harness.traffic("llm", 2.0)
+    harness.cycle()
+    assert harness.prometheus.asked == [REQUESTS]
+    assert harness.target("llm")["verdict"] == "Active"
+    separate = Harness()
+    separate.server.add(NS, "llm", 1)
+    separate.cycle()
+    assert sorted(separate.prometheus.asked) == sorted([REQUESTS, WAKE])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,10 @@ from typing import Any
 from gpuplane.cli.context import Context
 from gpuplane.cli.prometheus_choice import add_prometheus_option, prometheus_url
 from gpuplane.cli.render import print_json
+from gpuplane.durations import parse_duration
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.observability.report import fetch_panels, render_png
-
-SINCE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+from gpuplane.quoting import quoted
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
@@ -33,13 +32,12 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    match = SINCE.match(args.since)
-    seconds = 0
-    if match:
-        hours, minutes, secs = (int(part or 0) for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
+    try:
+        seconds = int(parse_duration(args.since).total_seconds())
+    except ValueError as error:
+        raise BadInputError(f"--since: {error}") from None
     if seconds <= 0:
-        raise BadInputError(f"--since: {args.since!r} is not a duration like 90s, 15m or 2h")
+        raise BadInputError(f"--since: {quoted(args.since)} is not longer than 0s")
     if not args.png.parent.is_dir():
         raise BadInputError(f"--png: directory {args.png.parent} does not exist")
     if importlib.util.find_spec("matplotlib") is None:
