@@ -2,9 +2,9 @@
 # The Terraform flow for platform.yaml's backend: `scripts/infra.sh up|down`, with the
 # host's terraform (or tofu), or OpenTofu built from its Go module when it has neither.
 # infra/cluster (terraform_data -> gpuplane up/down) needs no provider and runs offline.
-# infra/platform needs the hashicorp/kubernetes provider (>= 2.23): taken from
-# GPUPLANE_TF_MIRROR (a filesystem mirror) when set, else from Terraform's registry for
-# machines with internet. Exit 3 when that provider cannot be had here.
+# infra/platform needs the gavinbunney/kubectl provider: from GPUPLANE_TF_MIRROR (a
+# filesystem mirror) when set, else from the mirror the toolchain builds from
+# tools/terraform-provider-kubectl (`gpuplane toolchain terraform-mirror`, cached).
 #
 # Environment: GPUPLANE_PLATFORM_FILE (default ./platform.yaml), GPUPLANE_STATE (the
 # cluster's state directory, as for the CLI), GPUPLANE_INFRA_DIR (where the modules run
@@ -27,27 +27,20 @@ fi
 vars=(-var "platform_file=$platform_file" -var "gpuplane_bin=$root/.venv/bin/gpuplane")
 [ -n "${GPUPLANE_STATE:-}" ] && vars+=(-var "state_dir=$GPUPLANE_STATE")
 
+mirror=${GPUPLANE_TF_MIRROR:-$("$root/.venv/bin/gpuplane" toolchain terraform-mirror)} || exit $?
 cli_config=$(mktemp)
 trap 'rm -f "$cli_config"' EXIT
-if [ -n "${GPUPLANE_TF_MIRROR:-}" ]; then
-  printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$GPUPLANE_TF_MIRROR" > "$cli_config"
-fi
+# Every provider from the mirror, none from a network registry: init is offline.
+printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n    include = ["*/*/*"]\n  }\n  direct {\n    exclude = ["*/*/*"]\n  }\n}\n' "$mirror" > "$cli_config"
 export TF_CLI_CONFIG_FILE=$cli_config TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
 
 platform_step() {
   local verb=$1 kubeconfig
   kubeconfig=$("$tf" -chdir="$infra/cluster" output -raw kubeconfig_path)
-  if ! "$tf" -chdir="$infra/platform" init -input=false >/dev/null 2>&1; then
-    echo "infra/platform: the hashicorp/kubernetes provider is not available offline here" >&2
-    echo "(set GPUPLANE_TF_MIRROR to a filesystem mirror holding it); the cluster itself is ${verb/apply/up}." >&2
-    return 3
-  fi
-  local backend device_plugin=true
-  backend=$("$tf" -chdir="$infra/cluster" output -raw backend)
-  [ "$backend" = local ] && device_plugin=false
+  "$tf" -chdir="$infra/platform" init -input=false >/dev/null
   "$tf" -chdir="$infra/platform" "$verb" -auto-approve -input=false \
     -var "kubeconfig_path=$kubeconfig" -var "platform_file=$platform_file" \
-    -var "install_device_plugin=$device_plugin"
+    -var "gpu_enablement_dir=$root/apps/gpu-enablement"
 }
 
 case "$action" in

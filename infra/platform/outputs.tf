@@ -1,14 +1,14 @@
 output "labelled_nodes" {
   description = "Nodes whose declared labels this module manages."
-  value       = sort(keys(kubernetes_labels.node_role))
+  value       = sort(keys(kubectl_manifest.node_labels))
 }
 
 output "namespaces" {
   description = "Platform namespaces and their Pod Security level."
-  value       = { for name, namespace in kubernetes_namespace_v1.platform : name => namespace.metadata[0].labels["pod-security.kubernetes.io/enforce"] }
+  value       = var.namespaces
 }
 
 output "device_plugin_objects" {
   description = "Objects of the NVIDIA device plugin installed by this module."
-  value       = sort(keys(kubernetes_manifest.device_plugin))
+  value       = sort(concat(keys(kubectl_manifest.device_plugin_namespace), keys(kubectl_manifest.device_plugin)))
 }

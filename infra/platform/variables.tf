@@ -35,7 +35,13 @@ variable "namespaces" {
 }
 
 variable "install_device_plugin" {
-  description = "Install the NVIDIA device plugin and RuntimeClass nvidia (real GPU clusters; off for sim)."
+  description = "Install the NVIDIA device plugin and RuntimeClass nvidia (on the local backend a KWOK gpu node runs its pod as a simulation)."
   type        = bool
   default     = true
+}
+
+variable "gpu_enablement_dir" {
+  description = "Directory of the GPU enablement manifests (default: apps/gpu-enablement of this checkout; set it when the module runs from a copy)."
+  type        = string
+  default     = null
 }

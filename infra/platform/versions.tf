@@ -1,9 +1,12 @@
 terraform {
   required_version = ">= 1.5.0"
   required_providers {
-    kubernetes = {
-      source  = "hashicorp/kubernetes"
-      version = ">= 2.23.0" # kubernetes_labels and kubernetes_runtime_class_v1
+    # Builds offline from its Go module (tools/terraform-provider-kubectl); the toolchain
+    # lays it out as a filesystem mirror (scripts/infra.sh). Hosts with registry access
+    # use this module unchanged.
+    kubectl = {
+      source  = "gavinbunney/kubectl"
+      version = "1.19.0"
     }
   }
 }

@@ -5,9 +5,11 @@ get. Each: ``fmt -check`` of both modules;
 ``apply`` with the sim backend, then ``gpuplane verify`` passes on its kubeconfig
 output; a second plan shows no changes; ``destroy`` leaves no process, port or state.
 
-Not run here: init/validate/apply of infra/platform, whose hashicorp/kubernetes >= 2.23
-provider cannot be built offline on these machines (the Go module proxy serves only
-v1.13.4 of it); see infra/README.md.
+Then infra/platform on the gavinbunney/kubectl provider built here (a filesystem
+mirror, so ``init`` is offline): role labels on the Nodes, namespaces, RuntimeClass and the
+device plugin DaemonSet placed on the gpu node only; ``gpuplane verify`` passes; a second
+plan is empty; a label removed by hand comes back; ``destroy`` removes what the module made
+and leaves every Node. A wrong kubeconfig fails with the provider's error.
 """
 
 from __future__ import annotations
@@ -16,12 +18,22 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import DaemonSet
+from lightkube.resources.core_v1 import Namespace, Node, Pod
+from lightkube.resources.node_v1 import RuntimeClass
+from lightkube.types import PatchType
 
 from gpuplane.backends.local.processes import running_pids
 from gpuplane.backends.local.state import LocalState
+from gpuplane.kube import connect
 from gpuplane.toolchain import read_pins
 from tests.integration.conftest import REPO, run_cli, write_platform
 
@@ -60,8 +72,16 @@ def terraform(
 
 @pytest.fixture
 def tf_env(tmp_path: Path) -> dict[str, str]:
+    """The CLI configuration scripts/infra.sh writes: providers from the mirror only."""
+    mirror = run_cli(["toolchain", "terraform-mirror"], dict(os.environ))
+    assert mirror.code == 0, mirror.stderr
     config = tmp_path / "terraformrc"
-    config.write_text("")  # no CLI configuration: nothing from outside the repo
+    config.write_text(
+        "provider_installation {\n"
+        f'  filesystem_mirror {{\n    path = "{mirror.stdout.strip()}"\n'
+        '    include = ["*/*/*"]\n  }\n'
+        '  direct {\n    exclude = ["*/*/*"]\n  }\n}\n'
+    )
     return {
         **os.environ,
         "TF_CLI_CONFIG_FILE": str(config),
@@ -124,11 +144,135 @@ def test_cluster_module_applies_verifies_and_destroys(
     assert_cluster_gone(state, "gpuplane-tf")
 
 
+def node_labels(client: Client) -> dict[str, dict[str, str]]:
+    return {
+        node.metadata.name: dict(node.metadata.labels or {})
+        for node in client.list(Node)
+        if node.metadata is not None and node.metadata.name is not None
+    }
+
+
+def test_platform_module_applies_for_real(
+    binary: str, tmp_path: Path, tf_env: dict[str, str]
+) -> None:
+    cluster, module = tmp_path / "cluster", tmp_path / "platform"
+    shutil.copytree(REPO / "infra" / "cluster", cluster)
+    shutil.copytree(REPO / "infra" / "platform", module)
+    platform = write_platform(tmp_path, "gpuplane-tfp")
+    state = tmp_path / "state"
+    cluster_vars = [
+        f"-var=platform_file={platform}",
+        f"-var=gpuplane_bin={REPO / '.venv' / 'bin' / 'gpuplane'}",
+        f"-var=state_dir={state}",
+    ]
+
+    def tf(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return terraform(binary, [*args, "-input=false", "-no-color"], where, tf_env)
+
+    assert tf(cluster, "init").returncode == 0
+    try:
+        up = tf(cluster, "apply", "-auto-approve", *cluster_vars)
+        assert up.returncode == 0, up.stdout + up.stderr
+        outputs = json.loads(terraform(binary, ["output", "-json"], cluster, tf_env).stdout)
+        kubeconfig = Path(outputs["kubeconfig_path"]["value"])
+        platform_vars = [
+            f"-var=kubeconfig_path={kubeconfig}",
+            f"-var=platform_file={platform}",
+            f"-var=gpu_enablement_dir={REPO / 'apps' / 'gpu-enablement'}",
+        ]
+        init = tf(module, "init")
+        assert init.returncode == 0, init.stdout + init.stderr
+        assert "gavinbunney/kubectl" in init.stdout
+        validate = terraform(binary, ["validate", "-no-color"], module, tf_env)
+        assert validate.returncode == 0, validate.stdout + validate.stderr
+        _check_platform_module(tf, PlatformRun(module, platform, kubeconfig, state, platform_vars))
+    finally:
+        destroy = tf(cluster, "destroy", "-auto-approve", *cluster_vars)
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    assert_cluster_gone(state, "gpuplane-tfp")
+
+
+@dataclass(frozen=True)
+class PlatformRun:
+    module: Path
+    platform: Path
+    kubeconfig: Path
+    state: Path
+    variables: list[str]
+
+
+def _check_platform_module(tf: Any, run: PlatformRun) -> None:
+    module, platform, kubeconfig, state, variables = (
+        run.module, run.platform, run.kubeconfig, run.state, run.variables
+    )  # fmt: skip
+    client = connect(kubeconfig)
+    before = set(node_labels(client))
+    apply = tf(module, "apply", "-auto-approve", *variables)
+    assert apply.returncode == 0, apply.stdout + apply.stderr
+    labels = node_labels(client)
+    assert labels["agent-2"]["node-role.kubernetes.io/gpu"] == "true"
+    assert labels["agent-1"]["node-role.kubernetes.io/infra"] == "true"
+    for name, level in (("infra", "baseline"), ("apps", "restricted")):
+        namespace = client.get(Namespace, name)
+        assert namespace.metadata is not None and namespace.metadata.labels is not None
+        assert namespace.metadata.labels["pod-security.kubernetes.io/enforce"] == level
+    client.get(RuntimeClass, "nvidia")
+    placed = wait_for_pods_on(client, "gpu-operator-resources")
+    assert placed == {"agent-2"}, f"device plugin pods on {placed}, not the gpu node only"
+    env = {**os.environ, "GPUPLANE_STATE": str(state)}
+    verify = run_cli(["-f", str(platform), "verify", "--kubeconfig", str(kubeconfig)], env)
+    assert verify.code == 0, verify.stdout + verify.stderr
+
+    plan = tf(module, "plan", "-detailed-exitcode", *variables)
+    assert plan.returncode == 0, "a second plan must show no changes:\n" + plan.stdout
+    client.patch(
+        Node, "agent-2", {"metadata": {"labels": {"node-role.kubernetes.io/gpu": None}}},
+        patch_type=PatchType.MERGE,
+    )  # fmt: skip
+    drift = tf(module, "plan", "-detailed-exitcode", *variables)
+    assert drift.returncode == 2, "a label removed by hand must show in the plan:\n" + drift.stdout
+    again = tf(module, "apply", "-auto-approve", *variables)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert node_labels(client)["agent-2"]["node-role.kubernetes.io/gpu"] == "true"
+
+    wrong = [*variables[1:], f"-var=kubeconfig_path={module / 'main.tf'}"]
+    broken = tf(module, "plan", *wrong)
+    assert broken.returncode != 0 and broken.stderr.strip(), broken.stdout
+
+    destroy = tf(module, "destroy", "-auto-approve", *variables)
+    assert destroy.returncode == 0, destroy.stdout + destroy.stderr
+    assert set(node_labels(client)) == before  # every Node stays
+    for kind, name in ((RuntimeClass, "nvidia"), (DaemonSet, "nvidia-device-plugin")):
+        with pytest.raises(ApiError):
+            client.get(kind, name, namespace="gpu-operator-resources")
+    for name in ("infra", "apps", "gpu-workloads"):
+        assert gone_or_terminating(client, name), name
+
+
+def wait_for_pods_on(client: Client, namespace: str, timeout: float = 90) -> set[str]:
+    """The nodes the device plugin DaemonSet's pods were placed on, once it placed any."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = list(client.list(Pod, namespace=namespace))
+        nodes = {pod.spec.nodeName for pod in pods if pod.spec and pod.spec.nodeName}
+        if nodes:
+            return {str(node) for node in nodes}
+        time.sleep(1)
+    return set()
+
+
+def gone_or_terminating(client: Client, name: str) -> bool:
+    try:
+        namespace = client.get(Namespace, name)
+    except ApiError:
+        return True
+    return namespace.metadata is not None and namespace.metadata.deletionTimestamp is not None
+
+
 def test_infra_script_runs_the_whole_flow(tmp_path: Path) -> None:
     """`make infra-up` / `infra-down` (scripts/infra.sh) with a throwaway platform, state
-    and module directory. infra/platform is applied where its provider can be had, else
-    the script stops at it with exit 3 and says why; the cluster is up either way, and
-    `down` removes it."""
+    and module directory: both modules apply (the provider from the toolchain's mirror),
+    and `down` removes them and the cluster."""
     platform = write_platform(tmp_path, "gpuplane-infra")
     state = tmp_path / "state"
     env = {
@@ -146,10 +290,8 @@ def test_infra_script_runs_the_whole_flow(tmp_path: Path) -> None:
 
     try:
         up = script("up")
-        assert up.returncode in (0, 3), up.stdout + up.stderr
-        if up.returncode == 3:
-            assert "hashicorp/kubernetes provider is not available offline" in up.stderr
-            assert "the cluster itself is up" in up.stderr
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "kubectl_manifest.node_labels" in up.stdout
         status = run_cli(["-f", str(platform), "status", "-o", "json"], env)
         assert status.code == 0, status.stdout + status.stderr
         assert json.loads(status.stdout)["running"] is True

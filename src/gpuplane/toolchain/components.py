@@ -22,6 +22,7 @@ class WrapperModule(StrEnum):
     CNI = "cni"
     NVIDIA_TOOLKIT = "nvidia-toolkit"
     DEVICE_PLUGIN = "device-plugin"
+    KUBECTL_PROVIDER = "terraform-provider-kubectl"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,15 @@ def components(pins: Pins) -> tuple[Component, ...]:
             "github.com/opentofu/opentofu/cmd/tofu",
             WrapperModule.TOFU,
             pins.tofu,
+            optional=True,
+        ),
+        # The Terraform provider infra/platform uses, laid out as a filesystem mirror
+        # (toolchain.terraform); built on first use of the Terraform flow.
+        Component(
+            "terraform-provider-kubectl",
+            "github.com/gavinbunney/terraform-provider-kubectl",
+            WrapperModule.KUBECTL_PROVIDER,
+            pins.kubectl_provider,
             optional=True,
         ),
         *node_components(pins),

@@ -23,6 +23,7 @@ RUNC_MODULE = "github.com/opencontainers/runc"
 CNI_MODULE = "github.com/containernetworking/plugins"
 NVIDIA_TOOLKIT_MODULE = "github.com/NVIDIA/nvidia-container-toolkit"
 DEVICE_PLUGIN_MODULE = "github.com/NVIDIA/k8s-device-plugin"
+KUBECTL_PROVIDER_MODULE = "github.com/gavinbunney/terraform-provider-kubectl"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Pins:
     cni: str
     nvidia_toolkit: str
     device_plugin: str
+    kubectl_provider: str
 
 
 def tools_dir() -> Path:
@@ -80,6 +82,7 @@ def read_pins(tools: Path | None = None) -> Pins:
             (CNI_MODULE, "cni"),
             (NVIDIA_TOOLKIT_MODULE, "nvidia-toolkit"),
             (DEVICE_PLUGIN_MODULE, "device-plugin"),
+            (KUBECTL_PROVIDER_MODULE, "terraform-provider-kubectl"),
         )
     }
     versions = {
@@ -104,6 +107,7 @@ def read_pins(tools: Path | None = None) -> Pins:
         cni=str(versions[CNI_MODULE]),
         nvidia_toolkit=str(versions[NVIDIA_TOOLKIT_MODULE]),
         device_plugin=str(versions[DEVICE_PLUGIN_MODULE]),
+        kubectl_provider=str(versions[KUBECTL_PROVIDER_MODULE]),
     )
 
 

@@ -20,7 +20,7 @@ from gpuplane.toolchain.build import go_output_name, kubernetes_ldflags
 from gpuplane.toolchain.gocmd import parse_go_version
 from gpuplane.toolchain.modules import staging_modules
 from gpuplane.toolchain.pins import required_version, staging_version
-from gpuplane.toolchain.terraform import on_path, terraform_binary
+from gpuplane.toolchain.terraform import PROVIDER_HOSTS, on_path, provider_mirror, terraform_binary
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -133,6 +133,7 @@ def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
     }
     assert {c.name for c in components(pins) if c.optional} == {
         "tofu",
+        "terraform-provider-kubectl",
         "kube-multicall",
         *node,
         *gpu,
@@ -145,3 +146,20 @@ def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
     assert terraform_binary(REPO / "tools", tmp_path, pins, which=both.get) == Path(
         "/usr/bin/terraform"
     )
+
+
+def test_the_provider_mirror_layout_for_terraform_and_opentofu(tmp_path: Path) -> None:
+    """A filesystem mirror's unpacked layout, under the address each tool gives a bare
+    gavinbunney/kubectl source; the provider binary is linked there, built once."""
+    pins = read_pins(REPO / "tools")
+    assert pins.kubectl_provider == "v1.19.0"
+    provider = component(pins, "terraform-provider-kubectl")
+    provider.path(tmp_path).parent.mkdir(parents=True)
+    provider.path(tmp_path).write_text("#!/bin/sh\n")
+    provider.path(tmp_path).chmod(0o755)
+    mirror = provider_mirror(REPO / "tools", tmp_path, pins)
+    for host in PROVIDER_HOSTS:
+        entry = mirror / host / "gavinbunney/kubectl/1.19.0/linux_amd64"
+        binary = entry / "terraform-provider-kubectl_v1.19.0"
+        assert binary.is_file() and binary.stat().st_ino == provider.path(tmp_path).stat().st_ino
+    assert provider_mirror(REPO / "tools", tmp_path, pins) == mirror  # again: nothing to do

@@ -1,7 +1,10 @@
-"""``gpuplane toolchain status|build|terraform``: the upstream binaries and their cache.
+"""``gpuplane toolchain status|build|terraform|terraform-mirror``: the upstream binaries
+and their cache.
 
 ``terraform`` prints the Terraform-compatible binary to run (terraform or tofu on PATH,
 else OpenTofu built from tools/tofu); ``--opentofu`` insists on the built OpenTofu.
+``terraform-mirror`` prints the filesystem mirror holding infra/platform's provider
+(gavinbunney/kubectl, built from tools/terraform-provider-kubectl on first use).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from gpuplane.toolchain import (
     read_pins,
     tools_dir,
 )
-from gpuplane.toolchain.terraform import terraform_binary
+from gpuplane.toolchain.terraform import provider_mirror, terraform_binary
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser(
         "toolchain", help="upstream binaries: status or build"
     )
-    parser.add_argument("action", choices=["status", "build", "terraform"])
+    parser.add_argument("action", choices=["status", "build", "terraform", "terraform-mirror"])
     parser.add_argument(
         "--opentofu", action="store_true", help="terraform: the OpenTofu built here, not PATH's"
     )
@@ -68,6 +71,10 @@ def run(args: argparse.Namespace, context: Context) -> int:
             "go build " + ", ".join(progress.binaries), progress.compiled, progress.total
         )
 
+    if args.action == "terraform-mirror":
+        # infra/platform's provider (gavinbunney/kubectl), built on first use.
+        context.stdout.write(f"{provider_mirror(tools, cache, pins, report)}\n")
+        return int(ExitCode.OK)
     if args.action == "terraform":
         binary = terraform_binary(tools, cache, pins, report, prefer_built=args.opentofu)
         context.stdout.write(f"{binary}\n")
