@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx2
+import aiohttp
 
 from gpuplane.downscaler.decide import Action, Decision
 from gpuplane.downscaler.kube_api import (
@@ -105,7 +105,7 @@ class Actuator:
                     decision = redecide(deployment)
         except Gone:
             return Outcome(deployment, decision, False, "deleted")
-        except (KubeApiError, httpx2.HTTPError, OSError) as error:
+        except (KubeApiError, aiohttp.ClientError, TimeoutError, OSError) as error:
             return self._failed(deployment, decision, error)
         self.metrics.write_errors.inc()
         return Outcome(deployment, decision, False, f"conflict {ATTEMPTS} times")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx2
+import aiohttp
 
 from gpuplane.downscaler.actuator import Actuator, Outcome
 from gpuplane.downscaler.decide import (
@@ -167,7 +167,14 @@ class PolicyEvaluator:
             try:
                 await self.api.patch_status(self.ref.namespace, self.ref.name, status)
                 self.state.last_status = status
-            except (KubeApiError, Gone, Conflict, httpx2.HTTPError, OSError) as error:
+            except (
+                KubeApiError,
+                Gone,
+                Conflict,
+                aiohttp.ClientError,
+                TimeoutError,
+                OSError,
+            ) as error:
                 # The status is a report: written again next cycle, the actions stand.
                 log.warning("status of %s/%s not written: %s", self.ref.namespace,
                             self.ref.name, error)  # fmt: skip

@@ -5,20 +5,16 @@ and is counted in the operator's metrics."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx2
-
+from gpuplane.downscaler.kube_http import KubeHttp
 from gpuplane.downscaler.ledger import ANNOTATION
-from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.ratelimit import RequestLimits
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, ObjectRef
 
 COMPONENT = "gpuplane-downscaler"
 FIELD_MANAGER = {"fieldManager": COMPONENT}
-MERGE_PATCH = "application/merge-patch+json"
 NOT_FOUND, CONFLICT = 404, 409
 
 
@@ -76,35 +72,28 @@ class KubeApiError(Exception):
 
 
 class KubeApi:
-    """Raw JSON over one HTTP client: a write's answer is read with ``json.loads`` and
+    """JSON in and out over ``KubeHttp``: a write's answer is read with ``json.loads`` and
     never turned into model objects (at 1,000 actions a cycle, that parse was the
     operator's largest cost)."""
 
-    def __init__(self, http: httpx2.AsyncClient, limits: RequestLimits) -> None:
+    def __init__(self, http: KubeHttp, limits: RequestLimits) -> None:
         self._http = http
         self._limits = limits
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, *, merge: bool = False
     ) -> dict[str, Any]:
-        headers = {"Content-Type": MERGE_PATCH if merge else "application/json"}
-        content = None if body is None else json.dumps(body, separators=(",", ":"))
+        async def send() -> tuple[int, Any]:
+            return await self._http.call(method, path, body, merge=merge, params=FIELD_MANAGER)
 
-        async def send() -> httpx2.Response:
-            return await self._http.request(
-                method, path, content=content, headers=headers, params=FIELD_MANAGER
-            )
-
-        response = await self._limits.run(send)
-        if response.status_code == CONFLICT:
-            raise Conflict(_message(response))
-        if response.status_code == NOT_FOUND:
-            raise Gone(_message(response))
-        if response.status_code >= 400:
-            raise KubeApiError(
-                f"{method} {path}: HTTP {response.status_code}: {_message(response)}"
-            )
-        answer: dict[str, Any] = response.json()
+        status, answer = await self._limits.run(send)
+        message = str((answer or {}).get("message", ""))[:500] if isinstance(answer, dict) else ""
+        if status == CONFLICT:
+            raise Conflict(message)
+        if status == NOT_FOUND:
+            raise Gone(message)
+        if status >= 400 or not isinstance(answer, dict):
+            raise KubeApiError(f"{method} {path}: HTTP {status}: {message}")
         return answer
 
     async def patch_deployment(
@@ -154,23 +143,3 @@ class KubeApi:
             "count": 1,
         }
         await self._send("POST", f"/api/v1/namespaces/{involved.namespace}/events", event)
-
-
-def _message(response: httpx2.Response) -> str:
-    try:
-        return str(response.json().get("message", ""))[:500]
-    except ValueError:
-        return response.text[:500]
-
-
-def count_requests(http: httpx2.AsyncClient, metrics: OperatorMetrics) -> None:
-    """Count every request of this client and its bytes both ways."""
-
-    async def on_response(response: httpx2.Response) -> None:
-        await response.aread()
-        request = response.request
-        metrics.kube_requests.labels(request.method).inc()
-        metrics.kube_bytes.labels("sent").inc(len(request.content or b""))
-        metrics.kube_bytes.labels("received").inc(len(response.content or b""))
-
-    http.event_hooks.setdefault("response", []).append(on_response)

@@ -18,16 +18,16 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import httpx2
+import aiohttp
 
 log = logging.getLogger(__name__)
 NOT_FOUND, CONFLICT = 404, 409
 
 
 class LeaseRequests(Protocol):
-    """The HTTP calls the elector makes (an httpx2.AsyncClient; a fake in tests)."""
+    """The calls the elector makes (KubeHttp; a fake in tests): (status, answer JSON)."""
 
-    async def request(self, method: str, url: str, *, json: Any = None) -> httpx2.Response: ...
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]: ...
 
 
 class LeaseError(Exception):
@@ -73,12 +73,11 @@ class LeaderElector:
 
     async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any] | None:
         """The answer, or None for a lost race (404 on read, 409 on write)."""
-        response = await self.http.request(method, path, json=body)
-        if response.status_code in (NOT_FOUND, CONFLICT):
+        status, answer = await self.http.call(method, path, body)
+        if status in (NOT_FOUND, CONFLICT):
             return None
-        if response.status_code >= 400:
-            raise LeaseError(f"{method} {path}: HTTP {response.status_code}: {response.text[:300]}")
-        answer: dict[str, Any] = response.json()
+        if status >= 400 or not isinstance(answer, dict):
+            raise LeaseError(f"{method} {path}: HTTP {status}: {str(answer)[:300]}")
         return answer
 
     async def renew(self) -> bool:
@@ -136,7 +135,7 @@ class LeaderElector:
             await asyncio.sleep(self.renew_seconds)
             try:
                 renewed = await self.renew()
-            except (LeaseError, httpx2.HTTPError, OSError, ValueError) as error:
+            except (LeaseError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
                 log.warning("lease renewal failed: %s", error)
                 self._held = None
                 renewed = False

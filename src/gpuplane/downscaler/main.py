@@ -22,7 +22,8 @@ from gpuplane.downscaler import handlers  # noqa: F401 - importing registers the
 from gpuplane.downscaler.actuator import Actuator
 from gpuplane.downscaler.deployment_cache import DeploymentCache
 from gpuplane.downscaler.handlers import OperatorContext, wake_watch
-from gpuplane.downscaler.kube_api import KubeApi, count_requests
+from gpuplane.downscaler.kube_api import KubeApi
+from gpuplane.downscaler.kube_http import KubeHttp, UnsupportedCredentials
 from gpuplane.downscaler.leader import LeaderElector
 from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.ratelimit import RequestLimits
@@ -57,9 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-in-flight",
         type=int,
         default=20,
-        # httpx keeps 20 connections alive: more in flight would open and close TLS
-        # connections all through a big cycle.
-        help="API requests in flight at most (default: 20)",
+        help="API requests in flight at most, and connections kept (default: 20)",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="DEBUG, and kopf's per-event handler lines"
@@ -81,11 +80,14 @@ async def run(args: argparse.Namespace) -> int:
     if current is None:
         log.error("the kubeconfig has no current context")
         return 2
+    # The operator's requests over aiohttp (kube_http); the Deployment watch's long-lived
+    # streams over an httpx client with the same server, CA and credentials.
+    try:
+        http = KubeHttp(current, metrics, connections=args.max_in_flight)
+    except UnsupportedCredentials as error:
+        log.error("%s", error)  # noqa: TRY400 - the message says it all; no traceback
+        return 2
     params = ConnectionParams(timeout=httpx2.Timeout(30.0), trust_env=False)
-    # Two clients with the cluster's server, CA and credentials: one for requests (every
-    # one counted), one for the Deployment watch's long-lived streams.
-    http = http_client_for(current, params)
-    count_requests(http, metrics)
     watch_http = http_client_for(current, params)
     limits = RequestLimits(args.kube_qps, args.kube_burst, args.max_in_flight)
     api = KubeApi(http, limits)
@@ -128,7 +130,7 @@ async def run(args: argparse.Namespace) -> int:
             task.cancel()
     for prometheus in context.clients.values():
         await prometheus.close()
-    await http.aclose()
+    await http.close()
     await watch_http.aclose()
     return code
 

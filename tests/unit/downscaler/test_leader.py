@@ -10,11 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx2
-
 from gpuplane.downscaler.leader import LeaderElector, micro_time
-
-PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/lease"
 
 
 class LeaseEndpoint:
@@ -25,22 +21,23 @@ class LeaseEndpoint:
         self.version = 0
         self.calls: list[str] = []
 
-    def _store(self, lease: dict[str, Any]) -> httpx2.Response:
+    def _store(self, lease: dict[str, Any]) -> tuple[int, Any]:
         self.version += 1
         self.lease = copy.deepcopy(lease)
         self.lease["metadata"]["resourceVersion"] = str(self.version)
-        return httpx2.Response(200, json=self.lease)
+        return 200, copy.deepcopy(self.lease)
 
-    def handle(self, request: httpx2.Request) -> httpx2.Response:
-        self.calls.append(request.method)
-        body = json.loads(request.content) if request.content else None
-        if request.method == "GET":
-            return httpx2.Response(200, json=self.lease) if self.lease else httpx2.Response(404)
-        if request.method == "POST":
-            return httpx2.Response(409) if self.lease else self._store(body)
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        self.calls.append(method)
+        assert path.startswith("/apis/coordination.k8s.io/v1/namespaces/ns/leases")
+        body = json.loads(json.dumps(body)) if body is not None else None  # over the wire
+        if method == "GET":
+            return (200, copy.deepcopy(self.lease)) if self.lease else (404, None)
+        if method == "POST":
+            return (409, None) if self.lease else self._store(body)
         assert self.lease is not None and body is not None
         if body["metadata"].get("resourceVersion") != self.lease["metadata"]["resourceVersion"]:
-            return httpx2.Response(409)
+            return 409, None
         return self._store(body)
 
     def someone_else(self, holder: str, renewed: datetime) -> None:
@@ -57,12 +54,7 @@ class LeaseEndpoint:
 
 
 def run_with(endpoint: LeaseEndpoint, action: Any) -> Any:
-    async def go() -> Any:
-        transport = httpx2.MockTransport(endpoint.handle)
-        async with httpx2.AsyncClient(transport=transport, base_url="https://api") as http:
-            return await action(LeaderElector(http, "ns", "lease", "me"))
-
-    return asyncio.run(go())
+    return asyncio.run(action(LeaderElector(endpoint, "ns", "lease", "me")))
 
 
 def test_a_renewal_is_one_request() -> None:

@@ -59,15 +59,6 @@ def kwokctl_configuration(
                 ],
             },
             {
-                "name": "kube-controller-manager",
-                "extraArgs": [
-                    # Its default 20 requests a second takes minutes to catch up with a
-                    # thousand Deployments changed at once (a downscaler cycle does that).
-                    {"key": "kube-api-qps", "value": "100"},
-                    {"key": "kube-api-burst", "value": "200"},
-                ],
-            },
-            {
                 "name": "kube-apiserver",
                 "extraArgs": [
                     # NodeRestriction: a kubelet may change only its own Node and pods,
