@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -238,6 +240,13 @@ def _check_platform_module(tf: Any, run: PlatformRun) -> None:
     wrong = [*variables[1:], f"-var=kubeconfig_path={module / 'main.tf'}"]
     broken = tf(module, "plan", *wrong)
     assert broken.returncode != 0 and broken.stderr.strip(), broken.stdout
+    down = kubeconfig.parent / "down.kubeconfig"  # the same cluster, its server gone
+    down.write_text(re.sub(r"https://127\.0\.0\.1:\d+", f"https://127.0.0.1:{free_port()}",
+                           kubeconfig.read_text()))  # fmt: skip
+    down.chmod(0o600)
+    unreachable = tf(module, "plan", *variables[1:], f"-var=kubeconfig_path={down}")
+    assert unreachable.returncode != 0, unreachable.stdout
+    assert "connection refused" in unreachable.stderr, unreachable.stderr
 
     destroy = tf(module, "destroy", "-auto-approve", *variables)
     assert destroy.returncode == 0, destroy.stdout + destroy.stderr
@@ -247,6 +256,12 @@ def _check_platform_module(tf: Any, run: PlatformRun) -> None:
             client.get(kind, name, namespace="gpu-operator-resources")
     for name in ("infra", "apps", "gpu-workloads"):
         assert gone_or_terminating(client, name), name
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again: nothing listens there
 
 
 def wait_for_pods_on(client: Client, namespace: str, timeout: float = 90) -> set[str]:

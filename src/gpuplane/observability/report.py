@@ -15,13 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from gpuplane.durations import parse_duration
 from gpuplane.errors import OperationError
 from gpuplane.observability.promql import api_get
 
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ALLOCATED = 'count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or (count(DCGM_FI_DEV_GPU_UTIL) * 0)'
 POINTS = 300  # per series: enough for a 1,600 px wide figure
-MIN_STEP_SECONDS = 2.0  # the local backend's scrape interval
+# What Prometheus scrapes at when it does not say (its own default): a step finer than
+# the scrape interval only repeats points.
+DEFAULT_SCRAPE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,19 @@ PANELS = (
 )
 
 
-def step_for(seconds: float) -> float:
-    return max(MIN_STEP_SECONDS, seconds / POINTS)
+def step_for(seconds: float, scrape_seconds: float = DEFAULT_SCRAPE_SECONDS) -> float:
+    return max(scrape_seconds, seconds / POINTS)
+
+
+def scrape_interval(config_yaml: str) -> float:
+    """The global scrape interval of a Prometheus configuration (as /api/v1/status/config
+    gives it), or the default when it names none or one finer than a second."""
+    try:
+        document = yaml.safe_load(config_yaml) or {}
+        text = str((document.get("global") or {}).get("scrape_interval", ""))
+        return parse_duration(text).total_seconds() or DEFAULT_SCRAPE_SECONDS
+    except (yaml.YAMLError, AttributeError, ValueError):
+        return DEFAULT_SCRAPE_SECONDS
 
 
 def legend(template: str, labels: dict[str, str]) -> str:
@@ -137,7 +153,8 @@ def range_query(
 
 
 def fetch_panels(base_url: str, start: datetime, end: datetime) -> list[Panel]:
-    step = step_for((end - start).total_seconds())
+    config = api_get(base_url, "/api/v1/status/config", {}).get("yaml", "")
+    step = step_for((end - start).total_seconds(), scrape_interval(str(config)))
     panels = []
     for spec in PANELS:
         series: list[Series] = []

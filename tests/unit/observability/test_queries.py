@@ -12,7 +12,15 @@ import pytest
 from gpuplane.errors import BadInputError
 from gpuplane.observability.promql import finite_samples
 from gpuplane.observability.queries import all_queries, concrete, dashboard_queries
-from gpuplane.observability.report import PANELS, Query, Series, legend, series_of, step_for
+from gpuplane.observability.report import (
+    PANELS,
+    Query,
+    Series,
+    legend,
+    scrape_interval,
+    series_of,
+    step_for,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -90,8 +98,14 @@ def test_report_series_and_legends() -> None:
     assert series.times == (datetime.fromtimestamp(10, UTC),)
     assert series.values == (5.0,)
     assert legend("{{missing}} total", {}) == "total"
-    assert step_for(60) == 2.0  # never finer than a scrape
-    assert step_for(3000) == 10.0  # 300 points
+    assert step_for(60, 2.0) == 2.0  # never finer than a scrape
+    assert step_for(3000, 2.0) == 10.0  # 300 points
+    assert step_for(60) == 15.0  # Prometheus' default scrape interval
+    assert scrape_interval("global:\n  scrape_interval: 2s\n") == 2.0
+    assert scrape_interval("global:\n  scrape_interval: 1m\n") == 60.0
+    assert scrape_interval("global:\n  scrape_interval: 500ms\n") == 15.0
+    assert scrape_interval("scrape_configs: []\n") == 15.0
+    assert scrape_interval(": not yaml [") == 15.0
     assert len(PANELS) == 3
 
 
