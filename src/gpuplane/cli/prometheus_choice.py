@@ -7,6 +7,7 @@ import argparse
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.errors import BadInputError, PrerequisiteError
+from gpuplane.quoting import quoted
 
 
 def add_prometheus_option(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,9 @@ def add_prometheus_option(parser: argparse.ArgumentParser) -> None:
 def prometheus_url(args: argparse.Namespace, context: Context) -> str:
     if args.prometheus:
         if not args.prometheus.startswith(("http://", "https://")):
-            raise BadInputError(f"--prometheus must be an http(s) URL (got {args.prometheus!r})")
+            raise BadInputError(
+                f"--prometheus must be an http(s) URL (got {quoted(args.prometheus)})"
+            )
         return str(args.prometheus)
     platform = load(args)
     if platform.spec.backend != "local":

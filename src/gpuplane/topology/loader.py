@@ -134,12 +134,12 @@ def _problem_from_pydantic(item: Any) -> Problem:
     kind: str = item["type"]
     message: str = item["msg"]
     if kind == "extra_forbidden":
-        message = f"unknown field {path[-1]!r}"
+        message = f"unknown field {quoted(path[-1])}"
     elif kind == "literal_error":
         expected = item.get("ctx", {}).get("expected", "")
         message = f"unknown {path[-1]} {quoted(item['input'])} (expected {expected})"
     elif kind == "missing":
-        message = f"required field {path[-1]!r} is missing"
+        message = f"required field {quoted(path[-1])} is missing"
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     return Problem(path, message)

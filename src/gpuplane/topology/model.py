@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gpuplane.quoting import quoted
 from gpuplane.topology.syntax import (
     Taint,
     dns_label_problem,
@@ -132,7 +133,7 @@ class Spec(_Strict):
         if value is not None and (
             not isinstance(value, str) or not re.fullmatch(r"v1\.\d+\.\d+", value)
         ):
-            raise ValueError(f"{value!r} is not a Kubernetes release like v1.34.2")
+            raise ValueError(f"{quoted(value)} is not a Kubernetes release like v1.34.2")
         return value
 
 

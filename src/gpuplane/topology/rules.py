@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpuplane.quoting import quoted
 from gpuplane.topology.model import ROLE_LABEL, Platform
 
 Path = tuple[str | int, ...]
@@ -31,7 +32,7 @@ def check_rules(platform: Platform) -> list[Problem]:
             problems.append(
                 Problem(
                     (*at, "name"),
-                    f"duplicate node name {node.name!r} "
+                    f"duplicate node name {quoted(node.name)} "
                     f"(already used by spec.nodes[{first_index[node.name]}])",
                 )
             )
@@ -93,7 +94,7 @@ def _runtime_problems(platform: Platform) -> list[Problem]:
         problems.append(
             Problem(
                 ("spec", "nodes", index, "runtime"),
-                f"at most one kubelet node per host ({first!r} is one already): kubelets "
+                f"at most one kubelet node per host ({quoted(first)} is one already): kubelets "
                 "on one host would share /var/lib/kubelet, the pod network and the "
                 "device plugins' socket directory",
             )
