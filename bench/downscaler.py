@@ -64,6 +64,11 @@ def metric_sum(text: str, name: str, label_filter: str = "") -> float:
     return total
 
 
+def grown(before: str, after: str, name: str, label_filter: str = "") -> float:
+    """How much the metric ``name`` went up between two scrapes."""
+    return metric_sum(after, name, label_filter) - metric_sum(before, name, label_filter)
+
+
 def slowest_bucket(before: str, after: str, name: str) -> float | None:
     """The smallest histogram bound that holds every observation made in between."""
     pattern = re.compile(rf'^{name}_bucket\{{le="([^"]+)"\}} (\S+)$', re.MULTILINE)
@@ -178,13 +183,13 @@ class Bench:
         return time.monotonic() - start
 
     def watch_writes(
-        self, name: str, label: str, baseline: float, target: float, timeout: float
+        self, name: str, baseline: float, target: float, timeout: float
     ) -> tuple[float, float]:
         """(seconds to the first write, seconds from the first write to the last)."""
         start = time.monotonic()
         first: float | None = None
         while True:
-            done = metric_sum(self.operator(), name, label) - baseline
+            done = metric_sum(self.operator(), name) - baseline
             now = time.monotonic()
             if done > 0 and first is None:
                 first = now
@@ -195,20 +200,19 @@ class Bench:
                 raise RuntimeError(f"{name} reached {done} of {target}")
             time.sleep(0.2)
 
-    def phase(self, action: Callable[[], tuple[float, float]], actions: int) -> dict[str, Any]:
+    def phase(self, counter: str, actions: int, trigger: Callable[[], None]) -> dict[str, Any]:
+        """``trigger`` the actions, then wait until ``counter`` has grown by ``actions``."""
         before_metrics, before_api = self.operator(), self.api_requests()
-        to_first, spread = action()
+        trigger()
+        baseline = metric_sum(before_metrics, counter)
+        to_first, spread = self.watch_writes(counter, baseline, actions, timeout=180)
         time.sleep(1.0)  # the status patch and Events follow the last write
         after_metrics, after_api = self.operator(), self.api_requests()
-        count = metric_sum(after_metrics, "gpuplane_downscaler_actuation_seconds_count") - (
-            metric_sum(before_metrics, "gpuplane_downscaler_actuation_seconds_count")
-        )
-        seconds = metric_sum(after_metrics, "gpuplane_downscaler_actuation_seconds_sum") - (
-            metric_sum(before_metrics, "gpuplane_downscaler_actuation_seconds_sum")
-        )
+        count = grown(before_metrics, after_metrics, "gpuplane_downscaler_actuation_seconds_count")
+        seconds = grown(before_metrics, after_metrics, "gpuplane_downscaler_actuation_seconds_sum")
         requests = after_api - before_api
-        conflicts = metric_sum(after_metrics, "gpuplane_downscaler_write_conflicts_total") - (
-            metric_sum(before_metrics, "gpuplane_downscaler_write_conflicts_total")
+        conflicts = grown(
+            before_metrics, after_metrics, "gpuplane_downscaler_write_conflicts_total"
         )
         return {
             "actions": actions,
@@ -236,11 +240,10 @@ class Bench:
         intervals = elapsed / INTERVAL_SECONDS
 
         def per_interval(name: str, label: str = "") -> float:
-            delta = metric_sum(after_metrics, name, label) - metric_sum(before_metrics, name, label)
-            return round(delta / intervals, 2)
+            return round(grown(before_metrics, after_metrics, name, label) / intervals, 2)
 
-        evaluations = metric_sum(after_metrics, "gpuplane_downscaler_evaluation_seconds_count") - (
-            metric_sum(before_metrics, "gpuplane_downscaler_evaluation_seconds_count")
+        evaluations = grown(
+            before_metrics, after_metrics, "gpuplane_downscaler_evaluation_seconds_count"
         )
         return {
             "intervals": round(intervals, 1),
@@ -284,23 +287,13 @@ class Bench:
         time.sleep(2 * INTERVAL_SECONDS)  # past the first status writes
         steady = self.steady(cycles)
 
-        baseline = metric_sum(self.operator(), "gpuplane_downscaler_scale_downs_total")
-        self.set_traffic(targets, 0.0)
         down = self.phase(
-            lambda: self.watch_writes(
-                "gpuplane_downscaler_scale_downs_total", "", baseline, size, timeout=180
-            ),
-            size,
+            "gpuplane_downscaler_scale_downs_total", size, lambda: self.set_traffic(targets, 0.0)
         )
         settled["after_scale_down"] = round(self.settle(namespaces), 1)
         # Traffic back: the wake query (or the signal turning Active first) restores each.
-        baseline = metric_sum(self.operator(), "gpuplane_downscaler_restores_total")
-        self.set_traffic(targets, 1.0)
         up = self.phase(
-            lambda: self.watch_writes(
-                "gpuplane_downscaler_restores_total", "", baseline, size, timeout=180
-            ),
-            size,
+            "gpuplane_downscaler_restores_total", size, lambda: self.set_traffic(targets, 1.0)
         )
         _, rss = process_figures(self.operator_pid())
         lost = self.count_lost(namespaces)

@@ -209,6 +209,8 @@ def _check_platform_module(tf: Any, run: PlatformRun) -> None:
     )  # fmt: skip
     client = connect(kubeconfig)
     before = set(node_labels(client))
+    # `gpuplane up` labelled the nodes already: take one away, so the apply must set it.
+    remove_gpu_role(client)
     apply = tf(module, "apply", "-auto-approve", *variables)
     assert apply.returncode == 0, apply.stdout + apply.stderr
     labels = node_labels(client)
@@ -227,10 +229,7 @@ def _check_platform_module(tf: Any, run: PlatformRun) -> None:
 
     plan = tf(module, "plan", "-detailed-exitcode", *variables)
     assert plan.returncode == 0, "a second plan must show no changes:\n" + plan.stdout
-    client.patch(
-        Node, "agent-2", {"metadata": {"labels": {"node-role.kubernetes.io/gpu": None}}},
-        patch_type=PatchType.MERGE,
-    )  # fmt: skip
+    remove_gpu_role(client)
     drift = tf(module, "plan", "-detailed-exitcode", *variables)
     assert drift.returncode == 2, "a label removed by hand must show in the plan:\n" + drift.stdout
     again = tf(module, "apply", "-auto-approve", *variables)
@@ -256,6 +255,14 @@ def _check_platform_module(tf: Any, run: PlatformRun) -> None:
             client.get(kind, name, namespace="gpu-operator-resources")
     for name in ("infra", "apps", "gpu-workloads"):
         assert gone_or_terminating(client, name), name
+
+
+def remove_gpu_role(client: Client) -> None:
+    """A label removed by hand (as a user or a broken controller would)."""
+    client.patch(
+        Node, "agent-2", {"metadata": {"labels": {"node-role.kubernetes.io/gpu": None}}},
+        patch_type=PatchType.MERGE,
+    )  # fmt: skip
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from gpuplane.downscaler.kube_http import KubeHttp
 from gpuplane.downscaler.ledger import ANNOTATION
 from gpuplane.downscaler.ratelimit import RequestLimits
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, ObjectRef
+from gpuplane.downscaler.snapshot import timestamp
 
 COMPONENT = "gpuplane-downscaler"
 FIELD_MANAGER = {"fieldManager": COMPONENT}
@@ -121,7 +122,7 @@ class KubeApi:
         *,
         warning: bool = False,
     ) -> None:
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = timestamp(now)
         event = {
             "apiVersion": "v1",
             "kind": "Event",

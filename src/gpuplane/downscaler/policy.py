@@ -141,7 +141,7 @@ def parse_policy(spec: dict[str, Any]) -> Policy:
     )
     loss = _mapping(spec.get("onMetricsLoss"), "spec.onMetricsLoss")
     action = loss.get("action", "Restore")
-    if action not in {item.value for item in MetricsLossAction}:
+    if action not in [item.value for item in MetricsLossAction]:  # a list: action may be any type
         raise PolicyError(f"spec.onMetricsLoss.action: {quoted(action)} is not Restore or Hold")
     labels = _mapping(selector.get("matchLabels"), "spec.selector.matchLabels")
     expressions = selector.get("matchExpressions") or []

@@ -24,6 +24,11 @@ class DeploymentSnapshot:
     resource_version: str = ""  # what a conditional write is guarded by
 
 
+def timestamp(moment: datetime) -> str:
+    """The API's time format, the inverse of ``parse_time`` (seconds, UTC)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None

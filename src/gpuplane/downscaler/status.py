@@ -12,14 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from gpuplane.downscaler.decide import Action, Decision, Memory, TargetState
-from gpuplane.downscaler.snapshot import parse_time
+from gpuplane.downscaler.snapshot import parse_time, timestamp
 
 REASON_CHARS = 120
 MESSAGE_CHARS = 1024
-
-
-def timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -39,8 +39,11 @@ def test_mutated_specs_parse_or_are_invalid(spec: dict[str, object]) -> None:
     except POLICY_ERRORS as error:
         assert len(str(error)) <= 600
         return
-    # A usable policy also selects without raising.
-    assert selector_matches(policy, {"tier": "gpu"}) in (True, False)
+    # A policy it accepts is one a cycle can run: signals, a positive interval, idleFor
+    # at least the interval, and a selector that evaluates.
+    assert policy.signals and policy.interval > timedelta(0)
+    assert policy.idle_for >= policy.interval
+    selector_matches(policy, {"tier": "gpu"})
 
 
 @given(st.dictionaries(st.text(max_size=12), json_like, max_size=6))
@@ -72,11 +75,15 @@ def test_durations_round_trip(hours: int, minutes: int, seconds: int) -> None:
 @given(st.integers(min_value=100, max_value=599), st.text(max_size=300))
 def test_prometheus_answers_of_any_text(status: int, text: str) -> None:
     answer = answer_of(status, text, "deployment")
-    assert answer.error is not None or answer.values is not None
+    # Values only from a 200 that is a success vector; anything else names its error.
+    assert answer.error is not None or (status == 200 and text.lstrip().startswith("{"))
 
 
 @given(st.integers(min_value=100, max_value=599), json_like)
 def test_prometheus_answers_of_any_json(status: int, payload: object) -> None:
-    answer_of(status, json.dumps(payload), "deployment")
+    plain = answer_of(status, json.dumps(payload), "deployment")
+    assert plain.error is not None or status == 200
     shaped = {"status": "success", "data": {"resultType": "vector", "result": payload}}
-    answer_of(status, json.dumps(shaped), "deployment")
+    answer = answer_of(status, json.dumps(shaped), "deployment")
+    assert answer.error is not None or status == 200
+    assert all(isinstance(value, float) for value, _ in answer.values.values())
