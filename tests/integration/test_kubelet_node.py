@@ -32,8 +32,9 @@ from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CG
 from gpuplane.backends.local.processes import pid_alive
 from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.kube import connect
+from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import http_client
-from gpuplane.toolchain.images import TOOLBOX_NAME
+from gpuplane.toolchain.images import INFERENCE_NAME, TOOLBOX_NAME
 from gpuplane.topology import load_platform
 from tests.integration.conftest import CliResult, SimCluster, run_cli, write_platform
 
@@ -194,9 +195,14 @@ def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_pat
     built = kubelet_cluster.cli("image", "build", "-o", "json")
     assert built.code == 0, built.stderr
     images = {image["name"]: image for image in json.loads(built.stdout)}
-    assert set(images) == {"pause", "toolbox"}
+    assert set(images) == {"pause", "toolbox", "inference"}
     assert "registry.k8s.io/pause:3.10" in images["pause"]["names"]
-    # `up` imported them already: a second load imports nothing.
+    assert images["inference"]["names"] == [INFERENCE_NAME]
+    # `up` imported the platform's own; the first load adds the inference service's...
+    first = kubelet_cluster.cli("image", "load", "-o", "json")
+    assert first.code == 0, first.stderr
+    assert json.loads(first.stdout) == {NODE: ["inference"]}
+    # ...and a second load imports nothing.
     again = kubelet_cluster.cli("image", "load", "-o", "json")
     assert again.code == 0, again.stderr
     assert json.loads(again.stdout) == {NODE: []}
@@ -205,6 +211,51 @@ def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_pat
     refused = kubelet_cluster.cli("image", "load", str(broken))
     assert refused.code == 2
     assert "not an OCI layout tar" in refused.stderr
+
+
+def test_the_inference_service_runs_on_the_real_app_node(kubelet_cluster: SimCluster) -> None:
+    """apps/inference applied as it is: the CPU variant runs for real on the kubelet app
+    node (its image imported by `image load`), answers embeddings on its pod IP and says
+    it runs on the CPU; the GPU variant goes to the gpu node, which is KWOK here."""
+    client = kubelet_cluster.client
+    loaded = kubelet_cluster.cli("image", "load", "-o", "json")
+    assert loaded.code == 0, loaded.stderr
+    apply_files(client, sorted((REPO / "apps" / "inference").rglob("*.yaml")))
+    try:
+        deadline = time.monotonic() + 180
+        ready: list[Pod] = []
+        while time.monotonic() < deadline and not ready:
+            pods = client.list(Pod, namespace="ml", labels={"app.kubernetes.io/name": "inference"})
+            ready = [p for p in pods if is_ready(p) and p.spec and p.spec.nodeName == NODE]
+            time.sleep(0.5)
+        assert ready, [(p.metadata.name, p.status) for p in pods]  # type: ignore[union-attr]
+        placement = {
+            (p.metadata.labels or {})["app.kubernetes.io/component"]: p.spec.nodeName
+            for p in client.list(
+                Pod, namespace="ml", labels={"app.kubernetes.io/name": "inference"}
+            )
+            if p.metadata and p.spec
+        }
+        assert placement == {"cpu": NODE, "gpu": "agent-2"}
+        url = f"http://{ready[0].status.podIP}:8000"  # type: ignore[union-attr]
+        with httpx2.Client(trust_env=False, timeout=30) as http:
+            body = {"model": "all-MiniLM-L6-v2", "input": ["a GPU node", "a CPU node"]}
+            answer = http.post(f"{url}/v1/embeddings", json=body)
+            assert answer.status_code == 200, answer.text
+            assert [len(item["embedding"]) for item in answer.json()["data"]] == [384, 384]
+            metrics = http.get(f"{url}/metrics").text
+        assert 'device="cpu"' in metrics
+        assert (
+            'http_requests_total{code="200",deployment="inference-cpu",method="POST",namespace="ml"'
+            in metrics
+        )
+    finally:
+        client.delete(Namespace, "ml")
+
+
+def is_ready(pod: Pod) -> bool:
+    conditions = pod.status.conditions if pod.status else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 
 
 def test_device_plugin_daemonset_skips_the_cpu_kubelet_node(kubelet_cluster: SimCluster) -> None:

