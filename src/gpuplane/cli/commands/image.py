@@ -27,16 +27,22 @@ def register(verbs: Any) -> argparse.ArgumentParser:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser(
         "build",
-        help="(re)build pause, toolbox (and the device plugin's), and the inference service's "
-        "image as OCI layouts",
+        help="(re)build pause, toolbox (and the device plugin's), and gpuplane's service "
+        "images (inference, gpu-exporter) as OCI layouts",
     )
     build.add_argument("-o", "--output", choices=["table", "json"], default="table")
     build.add_argument(
         "--python",
         type=Path,
         default=Path(sys.executable),
-        help="the interpreter whose environment the inference image is assembled from "
+        help="the interpreter whose environment the service images are assembled from "
         "(default: this one; on a GPU host, one with torch)",
+    )
+    build.add_argument(
+        "--services",
+        action="store_true",
+        help="only the service images: a GPU host without Go or busybox keeps its packed "
+        "platform images",
     )
     build.add_argument(
         "--python-path",
@@ -48,8 +54,8 @@ def register(verbs: Any) -> argparse.ArgumentParser:
     )
     loader = actions.add_parser(
         "load",
-        help="import images into every kubelet node (default: the platform's own and the "
-        "inference service's, built from this interpreter when missing)",
+        help="import images into every kubelet node (default: the platform's own and "
+        "gpuplane's services', built from this interpreter when missing)",
     )
     loader.add_argument("files", nargs="*", type=Path, metavar="OCI_LAYOUT_TAR")
     loader.add_argument("-o", "--output", choices=["table", "json"], default="table")
@@ -83,9 +89,9 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.action == "build":
         if not args.python.is_file():
             raise BadInputError(f"--python {args.python}: no such interpreter")
-        images = backend.build_images(platform, rebuild=True)
-        context.reporter().step(f"assembling the inference image from {args.python}")
-        images.append(backend.build_inference_image(platform, args.python, tuple(args.python_path)))
+        images = [] if args.services else backend.build_images(platform, rebuild=True)
+        context.reporter().step(f"assembling the service images from {args.python}")
+        images += backend.build_service_images(platform, args.python, tuple(args.python_path))
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)
@@ -99,7 +105,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         images = _given(args.files)
     else:
         python = Path(sys.executable)
-        images = [*backend.build_images(platform), backend.build_inference_image(platform, python)]
+        images = [*backend.build_images(platform), *backend.build_service_images(platform, python)]
     loaded = backend.load_images(platform, images)
     if args.output == "json":
         print_json(context, loaded)

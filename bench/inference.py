@@ -1,0 +1,148 @@
+"""Throughput and latency of the embeddings service (gpuplane-inference) at client batch
+sizes 1, 8, 32 and 128: requests/s, texts/s, p50/p99 latency, with the service's own
+device and cold-start phases read back from its /metrics. Prints JSON.
+
+Without --url it starts the service here on 127.0.0.1 (CPU: numpy). With --url it
+measures a running one, which must be on loopback: on a kubelet node, run this inside the
+pod's network namespace (nsenter -t PID -n), as tests/e2e/test_gpu_node.py does.
+Goal (issue: the inference service): GPU texts/s at least 20x this machine's CPU figure.
+Run: .venv/bin/python bench/inference.py [--seconds 5] [--concurrency 8] [-o FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx2
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+MODEL = "all-MiniLM-L6-v2"
+# Sentences of everyday length (10-20 tokens), varied so no cache could help.
+WORDS = "the GPU node runs a small model that turns each sentence into a vector".split()  # noqa: SIM905
+
+
+def sentence(i: int) -> str:
+    return " ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(8 + i % 7)) + f" {i}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def measure(url: str, batch: int, seconds: float, concurrency: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(http: httpx2.AsyncClient) -> None:
+        nonlocal errors, counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            body = {"model": MODEL, "input": [sentence(counter * batch + k) for k in range(batch)]}
+            start = time.perf_counter()
+            answer = await http.post(f"{url}/v1/embeddings", json=body)
+            if answer.status_code == 200:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors += 1
+
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx2.AsyncClient(trust_env=False, timeout=120, limits=limits) as http:
+        await http.post(f"{url}/v1/embeddings", json={"model": MODEL, "input": ["warm"] * batch})
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "batch_size": batch,
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "requests_per_second": round(len(latencies) / elapsed, 2),
+        "texts_per_second": round(len(latencies) * batch / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+    }
+
+
+def service_facts(url: str) -> dict[str, Any]:
+    text = httpx2.get(f"{url}/metrics", trust_env=False, timeout=10).text
+    facts: dict[str, Any] = {"cold_start_phases_s": {}}
+    for line in text.splitlines():
+        device = re.match(r'inference_device_info\{.*device="([^"]*)",device_name="([^"]*)"', line)
+        if device:
+            facts["device"], facts["device_name"] = device.group(1), device.group(2)
+        phase = re.match(r'inference_startup_phase_seconds\{.*phase="([^"]+)"\} (\S+)', line)
+        if phase:
+            facts["cold_start_phases_s"][phase.group(1)] = round(float(phase.group(2)), 3)
+        total = re.match(r"inference_startup_seconds\{.*\} (\S+)", line)
+        if total:
+            facts["cold_start_s"] = round(float(total.group(1)), 3)
+    return facts
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def local_service(max_batch: int) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "gpuplane.inference.main", "--port", str(port),
+               f"--max-batch-size={max_batch}", "--max-queue=8192", "--max-wait-ms=5"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx2.TransportError):
+                if httpx2.get(f"{url}/readyz", trust_env=False).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="a running service on loopback (default: start one here)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per batch size")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch-sizes", default="1,8,32,128")
+    parser.add_argument("--server-max-batch", type=int, default=128)
+    parser.add_argument("-o", "--output", type=Path)
+    args = parser.parse_args()
+    if args.url and urlparse(args.url).hostname not in LOOPBACK:
+        parser.error(f"--url {args.url}: load goes to loopback only (127.0.0.1 or ::1)")
+    sizes = [int(s) for s in args.batch_sizes.split(",")]
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(local_service(args.server_max_batch))
+        results = [asyncio.run(measure(url, b, args.seconds, args.concurrency)) for b in sizes]
+        report = {"model": MODEL, "url": url, **service_facts(url), "results": results}
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
