@@ -247,7 +247,8 @@ def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
         pytest.skip(f"not run: no Python with torch at {python} (GPUPLANE_TORCH_PYTHON)")
     site = os.environ.get("GPUPLANE_SERVICE_SITE")
     start = time.monotonic()
-    build = ["image", "build", "--services", "--python", str(python), "-o", "json"]
+    build = ["image", "build", "--service", "inference", "--service", "gpu-exporter",
+             "--python", str(python), "-o", "json"]  # fmt: skip
     code, out, err = cluster.run(*build, *(["--python-path", site] if site else []))
     timed("service_images_build_seconds", start)
     assert code == 0, err

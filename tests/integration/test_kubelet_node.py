@@ -196,13 +196,13 @@ def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_pat
     built = kubelet_cluster.cli("image", "build", "-o", "json")
     assert built.code == 0, built.stderr
     images = {image["name"]: image for image in json.loads(built.stdout)}
-    assert set(images) == {"pause", "toolbox", "inference", "gpu-exporter"}
+    assert set(images) == {"pause", "toolbox", "inference", "activator", "gpu-exporter"}
     assert "registry.k8s.io/pause:3.10" in images["pause"]["names"]
     assert images["inference"]["names"] == [INFERENCE_NAME]
     # `up` imported the platform's own; the first load adds gpuplane's services'...
     first = kubelet_cluster.cli("image", "load", "-o", "json")
     assert first.code == 0, first.stderr
-    assert sorted(json.loads(first.stdout)[NODE]) == ["gpu-exporter", "inference"]
+    assert sorted(json.loads(first.stdout)[NODE]) == ["activator", "gpu-exporter", "inference"]
     # ...and a second load imports nothing.
     again = kubelet_cluster.cli("image", "load", "-o", "json")
     assert again.code == 0, again.stderr

@@ -122,6 +122,8 @@ def test_every_dashboard_query_returns_data(sim_cluster: SimCluster, story: str)
     panels = {row["where"] for row in data}
     assert {row["source"] for row in data} == {"gpu.json", "downscaler.json", "inference.json"}
     assert any("Cold start by phase" in where for where in panels)
+    # The inference service runs in this story: its panels were checked, not skipped.
+    assert not any(row["detail"].startswith("skipped") for row in data)
     assert any("Wake latency" in where for where in panels)
     assert any("GPU utilisation per pod" in where for where in panels)
     assert all(row["check"] == "parse" for row in rows if row["source"].endswith(".yaml"))

@@ -27,7 +27,7 @@ def test_rules_are_valid() -> None:
         "check", "rules", *sorted(str(p) for p in (OBSERVABILITY / "rules").glob("*.yaml"))
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_every_alert_has_a_passing_unit_test() -> None:

@@ -19,6 +19,7 @@ from gpuplane import __version__
 from gpuplane.backends.state_root import default_state_root
 from gpuplane.cli.backend_choice import add_backend_option
 from gpuplane.cli.commands import (
+    activator,
     doctor,
     down,
     gpu_exporter,
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backend_option(parser, default=None)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     verb_modules = (up, down, status, kubeconfig, verify, doctor, render, report, observability)
-    for module in (*verb_modules, image, sim, toolchain, gpu_exporter):
+    for module in (*verb_modules, image, sim, toolchain, gpu_exporter, activator):
         # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.
         _add_platform_file(module.register(verbs), argparse.SUPPRESS)
     return parser

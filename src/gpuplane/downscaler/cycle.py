@@ -40,6 +40,8 @@ from gpuplane.downscaler.snapshot import DeploymentSnapshot
 from gpuplane.downscaler.status import PolicyState, policy_status
 from gpuplane.downscaler.wake import WakeTracker
 
+# Restores whose time to ready is the wake latency (traffic is waiting for them).
+WOKEN = (RestoreCause.WAKE, RestoreCause.REQUEST)
 log = logging.getLogger(__name__)
 
 
@@ -133,7 +135,9 @@ class PolicyEvaluator:
                     deployment.recorded, self.state.status_ledger.get(deployment.name)
                 ),
             )
-            seen = Observation(readings, wake, self.state.metrics_lost_since)
+            seen = Observation(
+                readings, wake, self.state.metrics_lost_since, deployment.wake_requested
+            )
             memory = self.state.memory.get(deployment.name, Memory())
             return decide(target, seen, policy, memory, now)
 
@@ -191,7 +195,7 @@ class PolicyEvaluator:
     ) -> None:
         planned = [(d, decisions[d.name]) for d in ordered if decisions[d.name].action is not None]
         for deployment, decision in planned:
-            if decision.cause is RestoreCause.WAKE and not policy.dry_run:
+            if decision.cause in WOKEN and not policy.dry_run:
                 # The clock starts before the write: the watch may show the replicas
                 # ready before this coroutine resumes.
                 replicas = decision.restore_to or 0

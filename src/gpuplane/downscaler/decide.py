@@ -32,6 +32,7 @@ class RestoreCause(StrEnum):
     """Why a ScaledDown target comes back (the restores_total label)."""
 
     WAKE = "wake"
+    REQUEST = "request"  # the activator holds requests for it (wake_request)
     ACTIVE = "active"
     METRICS = "metrics"
     POLICY_DELETED = "policy-deleted"
@@ -60,6 +61,7 @@ class Observation:
     readings: tuple[SignalReading, ...]
     wake: WakeReading | None  # None: the policy has no wake query
     metrics_lost_since: datetime | None  # Prometheus unreachable since then
+    wake_requested: datetime | None = None  # the activator's annotation
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,12 @@ def _restore_cause(
     seen: Observation, policy: Policy, *, verdict: Verdict, inputs: Inputs, now: datetime
 ) -> tuple[RestoreCause | None, str]:
     """The first cause that brings a ScaledDown target back, with its readings."""
+    if seen.wake_requested is not None:
+        # Requests are being held right now: no need to wait for a scrape.
+        return (
+            RestoreCause.REQUEST,
+            f"wake requested by the activator at {seen.wake_requested:%H:%M:%S}",
+        )
     if seen.wake is not None and seen.wake.woken:
         return RestoreCause.WAKE, f"wake: {seen.wake.describe()}"
     if verdict is Verdict.ACTIVE:

@@ -4,9 +4,11 @@ work is in ``cycle``, ``decide`` and ``actuator``."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,12 @@ class OperatorContext:
     default_prometheus_url: str
     wakes: WakeTracker
     clients: dict[str, PrometheusClient] = field(default_factory=dict)
+    # Per namespace: set when a ScaledDown Deployment there gets a wake request, so its
+    # policies evaluate now instead of at their next interval.
+    requested: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def wake_requested(self, namespace: str) -> asyncio.Event:
+        return self.requested.setdefault(namespace, asyncio.Event())
 
     def prometheus(self, url: str | None) -> PrometheusClient:
         key = url or self.default_prometheus_url
@@ -59,11 +67,24 @@ def _context(memo: Any) -> OperatorContext:
     return context
 
 
-def wake_watch(wakes: WakeTracker, metrics: OperatorMetrics) -> OnChange:
-    """The Deployment cache's callback: stop a wake's clock the moment the watch shows
-    every replica ready. Only a woken Deployment costs more than a dict lookup."""
+def wake_watch(
+    wakes: WakeTracker,
+    metrics: OperatorMetrics,
+    requested: Callable[[str], asyncio.Event] | None = None,
+) -> OnChange:
+    """The Deployment cache's callback: a wake request on a ScaledDown Deployment makes
+    its namespace's policies evaluate at once (``requested``); a wake's clock stops the
+    moment the watch shows every replica ready. Only a woken or requested Deployment
+    costs more than a dict lookup."""
 
     def on_change(item: DeploymentSnapshot | None, namespace: str, name: str) -> None:
+        if (
+            requested is not None
+            and item is not None
+            and item.wake_requested is not None
+            and item.recorded is not None
+        ):
+            requested(namespace).set()
         if not wakes.pending(namespace, name):
             return
         if item is None:
@@ -123,7 +144,22 @@ async def evaluate_policy(
             if selector_matches(policy, item.labels)
         ]
         await evaluator.cycle(policy, context.prometheus(policy.prometheus_url), targets)
-        await stopped.wait(policy.interval.total_seconds())
+        await _pause(stopped, context.wake_requested(namespace), policy.interval.total_seconds())
+
+
+async def _pause(stopped: kopf.DaemonStopped, requested: asyncio.Event, seconds: float) -> None:
+    """Until the next cycle: the interval, or less when a wake is requested."""
+    waits = {
+        asyncio.ensure_future(stopped.wait(seconds)),
+        asyncio.ensure_future(requested.wait()),
+    }
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in pending:
+        waiting.cancel()
+    # Every policy of the namespace looks: the one selecting the Deployment acts, the
+    # others find nothing to do. Cleared after the pause, so a request during the cycle
+    # is not lost.
+    requested.clear()
 
 
 def _conditions_differ(new: dict[str, Any], old: dict[str, Any] | None) -> bool:

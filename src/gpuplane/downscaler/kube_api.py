@@ -13,6 +13,7 @@ from gpuplane.downscaler.ledger import ANNOTATION
 from gpuplane.downscaler.ratelimit import RequestLimits
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, ObjectRef
 from gpuplane.downscaler.snapshot import timestamp
+from gpuplane.downscaler.wake_request import WAKE_REQUEST_ANNOTATION
 
 COMPONENT = "gpuplane-downscaler"
 FIELD_MANAGER = {"fieldManager": COMPONENT}
@@ -30,7 +31,8 @@ class Gone(Exception):
 def deployment_patch(
     resource_version: str, *, replicas: int | None, ledger: int | None
 ) -> dict[str, Any]:
-    """One merge patch: the ledger annotation (None removes it) and, when given, replicas.
+    """One merge patch: the ledger annotation (None removes it) and, when given, replicas;
+    any wake request is cleared in the same write (it is answered, or predates this action).
 
     The resourceVersion makes it conditional: the API server applies it only to the
     object that was decided on, or answers 409.
@@ -38,7 +40,10 @@ def deployment_patch(
     patch: dict[str, Any] = {
         "metadata": {
             "resourceVersion": resource_version,
-            "annotations": {ANNOTATION: None if ledger is None else str(ledger)},
+            "annotations": {
+                ANNOTATION: None if ledger is None else str(ledger),
+                WAKE_REQUEST_ANNOTATION: None,
+            },
         }
     }
     if replicas is not None:

@@ -92,7 +92,12 @@ async def run(args: argparse.Namespace) -> int:
     limits = RequestLimits(args.kube_qps, args.kube_burst, args.max_in_flight)
     api = KubeApi(http, limits)
     wakes = WakeTracker()
-    cache = DeploymentCache(watch_http, args.namespace, wake_watch(wakes, metrics))
+    requested: dict[str, asyncio.Event] = {}
+
+    def wake_requested(namespace: str) -> asyncio.Event:
+        return requested.setdefault(namespace, asyncio.Event())
+
+    cache = DeploymentCache(watch_http, args.namespace, wake_watch(wakes, metrics, wake_requested))
     host, port = _split(args.metrics_address)
     start_http_server(port, host, registry=metrics.registry)
     lost = asyncio.Event()
@@ -103,7 +108,13 @@ async def run(args: argparse.Namespace) -> int:
         holder = asyncio.create_task(elector.hold(lost))
     following = asyncio.create_task(cache.run())
     context = OperatorContext(
-        api, Actuator(api, metrics), cache, metrics, args.prometheus_url, wakes=wakes
+        api,
+        Actuator(api, metrics),
+        cache,
+        metrics,
+        args.prometheus_url,
+        wakes=wakes,
+        requested=requested,
     )
     stop = asyncio.Event()
     health_host, health_port = _split(args.health_address)

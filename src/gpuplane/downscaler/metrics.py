@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Label values known up front, so every series exists (at 0) from the first scrape and
 # dashboards show a flat line instead of "no data".
 VERDICTS = ("Active", "Idle", "Unknown")
-RESTORE_CAUSES = ("wake", "active", "metrics", "policy-deleted")
+RESTORE_CAUSES = ("wake", "request", "active", "metrics", "policy-deleted")
 
 
 class OperatorMetrics:

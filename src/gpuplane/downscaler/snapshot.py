@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpuplane.downscaler.ledger import parse_annotation
+from gpuplane.downscaler.wake_request import parse_wake_request
 from gpuplane.kube.nodes import GPU_RESOURCE
 
 
@@ -22,6 +23,7 @@ class DeploymentSnapshot:
     gpus_per_replica: int
     ready_replicas: int = 0
     resource_version: str = ""  # what a conditional write is guarded by
+    wake_requested: datetime | None = None  # the activator's annotation (wake_request)
 
 
 def timestamp(moment: datetime) -> str:
@@ -58,4 +60,5 @@ def snapshot(body: dict[str, Any]) -> DeploymentSnapshot:
         gpus_per_replica=gpus,
         ready_replicas=int((body.get("status") or {}).get("readyReplicas") or 0),
         resource_version=str(metadata.get("resourceVersion") or ""),
+        wake_requested=parse_wake_request(metadata.get("annotations")),
     )

@@ -31,6 +31,7 @@ TOOLBOX_NAME = f"gpuplane.io/toolbox:{TOOLBOX_VERSION}"
 DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 MULTIARCH = "x86_64-linux-gnu"
 INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
+ACTIVATOR_NAME = "gpuplane.io/activator:0.1.0"
 GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
 # What gpuplane-inference imports; torch where the interpreter has it (the GPU host).
 INFERENCE_DISTRIBUTIONS = (
@@ -215,6 +216,17 @@ SERVICE_IMAGES = {
         env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
         # torch's compiler backend (hundreds of MB); eager inference never imports it.
         skip=("triton",),
+    ),
+    "activator": ServiceImage(
+        kind="activator",
+        name=ACTIVATOR_NAME,
+        package="activator",
+        distributions=("aiohttp", "prometheus-client", "httpx2", "lightkube", "pyyaml"),
+        arguments=(
+            "--config=/etc/activator/routes.yaml",
+            "--listen=0.0.0.0:8080",
+            "--metrics-address=0.0.0.0:9091",
+        ),
     ),
     "gpu-exporter": ServiceImage(
         kind="gpu-exporter",

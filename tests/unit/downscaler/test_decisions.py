@@ -21,6 +21,7 @@ from gpuplane.downscaler.decide import (
     decide,
     decide_on_delete,
 )
+from gpuplane.downscaler.kube_api import deployment_patch
 from gpuplane.downscaler.ledger import parse_annotation, restore_target, value_to_record
 from gpuplane.downscaler.policy import (
     MetricsLossAction,
@@ -39,6 +40,7 @@ from gpuplane.downscaler.readings import (
     vector_values,
     verdict_of,
 )
+from gpuplane.downscaler.wake_request import WAKE_REQUEST_ANNOTATION, parse_wake_request
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SPEC = {
@@ -274,3 +276,27 @@ def test_policy_deletion_restores_or_releases_exactly_the_ledger() -> None:
     release = decide_on_delete(Target("llm", 2, OLD, 4), "idle")
     assert release.action is Action.RELEASE and release.restore_to is None
     assert decide_on_delete(Target("llm", 0, OLD, None), "idle").action is None
+
+
+def test_a_wake_request_restores_at_once_even_blind() -> None:
+    down = Target("llm", 0, OLD, 3)
+    blind = (reading("requests", None), reading("gpu", None))
+    asked = Observation(blind, None, None, wake_requested=T0 - timedelta(seconds=1))
+    decision = decide(down, asked, POLICY, Memory(), T0)
+    assert decision.action is Action.RESTORE and decision.restore_to == 3
+    assert decision.cause is RestoreCause.REQUEST
+    assert decision.reason == "restored 3 replica(s): request"
+    # A running Deployment with a request left on it is not touched by it.
+    running = decide(Target("llm", 2, OLD, None), asked, POLICY, Memory(), T0)
+    assert running.action is None
+
+
+def test_every_action_clears_a_wake_request_and_broken_ones_are_none() -> None:
+    for ledger in (3, None):
+        patch = deployment_patch("7", replicas=0 if ledger else 3, ledger=ledger)
+        assert patch["metadata"]["annotations"][WAKE_REQUEST_ANNOTATION] is None
+    assert parse_wake_request({WAKE_REQUEST_ANNOTATION: "2026-11-28T09:00:00Z"}) == datetime(
+        2026, 11, 28, 9, 0, tzinfo=UTC
+    )
+    assert parse_wake_request({WAKE_REQUEST_ANNOTATION: "soon"}) is None
+    assert parse_wake_request({}) is None

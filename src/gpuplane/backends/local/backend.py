@@ -140,15 +140,16 @@ class LocalBackend:
         return fleet.images(LocalToolchain.of(platform, self._cache), rebuild=rebuild)
 
     def build_service_images(
-        self, platform: Platform, python: Path, extra_path: tuple[Path, ...] = ()
+        self,
+        platform: Platform,
+        python: Path,
+        extra_path: tuple[Path, ...] = (),
+        kinds: tuple[str, ...] = tuple(SERVICE_IMAGES),
     ) -> list[BuiltImage]:
-        """gpuplane's own services (inference, gpu-exporter) from ``python``'s environment,
-        into the cache."""
+        """gpuplane's own services (inference, activator, gpu-exporter) from ``python``'s
+        environment, into the cache."""
         cache = LocalToolchain.of(platform, self._cache).cache
-        return [
-            build_service_image(kind, cache / "images", python, extra_path)
-            for kind in SERVICE_IMAGES
-        ]
+        return [build_service_image(kind, cache / "images", python, extra_path) for kind in kinds]
 
     def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
         """Import ``images`` into every running kubelet node; return what each took."""

@@ -16,7 +16,7 @@ from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode
-from gpuplane.toolchain.images import BuiltImage
+from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
 from gpuplane.toolchain.oci_layout import layout_names
 
 
@@ -43,6 +43,13 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="only the service images: a GPU host without Go or busybox keeps its packed "
         "platform images",
+    )
+    build.add_argument(
+        "--service",
+        action="append",
+        choices=sorted(SERVICE_IMAGES),
+        default=[],
+        help="only this service's image (repeatable; implies --services)",
     )
     build.add_argument(
         "--python-path",
@@ -89,9 +96,13 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.action == "build":
         if not args.python.is_file():
             raise BadInputError(f"--python {args.python}: no such interpreter")
-        images = [] if args.services else backend.build_images(platform, rebuild=True)
+        only = args.services or bool(args.service)
+        images = [] if only else backend.build_images(platform, rebuild=True)
         context.reporter().step(f"assembling the service images from {args.python}")
-        images += backend.build_service_images(platform, args.python, tuple(args.python_path))
+        kinds = tuple(args.service) or tuple(SERVICE_IMAGES)
+        images += backend.build_service_images(
+            platform, args.python, tuple(args.python_path), kinds
+        )
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)

@@ -1,0 +1,268 @@
+"""The activator's cost and capacity on the local platform (its own cluster, brought up and
+down here): added latency p50/p99 against calling the backend directly at 100 and 500
+requests/s (open loop, 127.0.0.1 only); how many requests one activator holds before the
+first failure; and, on a wake from zero, the time from the first held request to its
+response. Prints JSON. Goal: p99 added <= 2 ms on this machine.
+Run: .venv/bin/python bench/activator.py [--seconds 10] [--held 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import yaml
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace
+
+from gpuplane.backends.local.services import Services
+from gpuplane.backends.local.state import LocalState
+from gpuplane.backends.local.tokens import mint_token
+from gpuplane.downscaler.resource import DownscalePolicy
+from gpuplane.kube import connect
+from gpuplane.kube.apply import apply_documents, apply_files
+from gpuplane.kube.files import user_kubeconfig, write_private
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = "gpuplane-bench-activator"
+NS = "bench"
+BACKEND = """
+import sys
+from aiohttp import web
+async def echo(request):
+    return web.Response(body=await request.read() or b"ok")
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", echo)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait(what: str, condition: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {what} did not happen in {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def answers(url: str) -> bool:
+    with contextlib.suppress(httpx2.TransportError):
+        return httpx2.get(url, trust_env=False, timeout=2).status_code == 200
+    return False
+
+
+def manifests(name: str, replicas: int, selected: bool) -> list[dict[str, Any]]:
+    labels = {"app.kubernetes.io/name": name}
+    if selected:
+        labels["app.kubernetes.io/part-of"] = "bench"
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [
+        {"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}  # fmt: skip
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": name, "namespace": NS, "labels": labels},
+         "spec": {"replicas": replicas,
+                  "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                  "template": template}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
+         "spec": {"selector": {"app.kubernetes.io/name": name}, "ports": [{"port": 80}]}},
+    ]  # fmt: skip
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> list[float]:
+    """Requests at a fixed rate whatever the answers' speed; each one's latency."""
+    latencies: list[float] = []
+    limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx2.AsyncClient(trust_env=False, timeout=30, limits=limits) as http:
+
+        async def one() -> None:
+            start = time.perf_counter()
+            answer = await http.post(url, content=b"x" * 64)
+            if answer.status_code == 200:
+                latencies.append(time.perf_counter() - start)
+
+        tasks = []
+        begin = time.perf_counter()
+        for index in range(int(rate * seconds)):
+            delay = begin + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def quantiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]  # noqa: E731
+    return {"p50_ms": round(pick(0.5) * 1000, 3), "p99_ms": round(pick(0.99) * 1000, 3),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 3), "n": len(ordered)}  # fmt: skip
+
+
+async def hold_many(url: str, metrics: str, count: int) -> dict[str, Any]:
+    """``count`` requests to a backend that never becomes ready: how many are held at once."""
+    limits = httpx2.Limits(max_connections=count + 10)
+    async with httpx2.AsyncClient(trust_env=False, timeout=120, limits=limits) as http:
+        tasks = [asyncio.create_task(http.get(url)) for _ in range(count)]
+        peak, deadline = 0.0, time.monotonic() + 60
+        while time.monotonic() < deadline and peak < count:
+            await asyncio.sleep(0.5)
+            text = (await http.get(metrics)).text
+            held = [line for line in text.splitlines()
+                    if line.startswith("gpuplane_activator_held_requests{")]  # fmt: skip
+            peak = max(peak, sum(float(line.rsplit(" ", 1)[1]) for line in held))
+            if any(task.done() for task in tasks):
+                break
+        failed = sum(1 for task in tasks if task.done())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"asked": count, "held_at_peak": int(peak), "failed_before_peak": failed}
+
+
+@contextlib.contextmanager
+def process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        running = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield running
+    finally:
+        running.terminate()
+        running.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--held", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        platform = work / "platform.yaml"
+        platform.write_text(
+            (REPO / "platform.yaml").read_text().replace("name: gpuplane", f"name: {CLUSTER}", 1)
+        )
+        cli = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(platform)]
+        subprocess.run([*cli, "up"], check=True, capture_output=True, timeout=600)
+        try:
+            print(json.dumps(run(cli, work, args), indent=2))
+        finally:
+            subprocess.run([*cli, "down"], check=False, capture_output=True, timeout=300)
+
+
+def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
+    kubeconfig = Path(
+        subprocess.run(
+            [*cli, "kubeconfig"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
+    state = LocalState(kubeconfig.parent.parent, CLUSTER)
+    client = connect(kubeconfig)
+    client.create(Namespace.from_dict({"metadata": {"name": NS}}))
+    apply_files(client, [REPO / "deploy" / "activator" / "rbac.yaml"])
+    own = work / "activator.kubeconfig"
+    token = mint_token(client, "gpuplane-system", "gpuplane-activator")
+    write_private(own, user_kubeconfig(kubeconfig, "gpuplane-activator", {"token": token}))
+    apply_documents(
+        client, manifests("echo", 1, selected=True) + manifests("ghost", 0, selected=False)
+    )
+    backend_port, port, metrics_port = free_port(), free_port(), free_port()
+    routes = {"limits": {"maxHeld": args.held * 2, "maxHoldSeconds": 120}, "backends": [
+        {"name": name, "namespace": NS, "deployment": name, "service": name,
+         "upstream": f"http://127.0.0.1:{backend_port}", "match": {"pathPrefix": f"/{name}/"},
+         "stripPrefix": True} for name in ("echo", "ghost")]}  # fmt: skip
+    (work / "routes.yaml").write_text(yaml.safe_dump(routes))
+    backend_cmd = [sys.executable, "-c", BACKEND, str(backend_port)]
+    activator_cmd = [sys.executable, "-m", "gpuplane.activator.main",
+                     "--config", str(work / "routes.yaml"),
+                     "--kubeconfig", str(own), "--listen", f"127.0.0.1:{port}",
+                     "--metrics-address", f"127.0.0.1:{metrics_port}"]  # fmt: skip
+    direct, proxied = f"http://127.0.0.1:{backend_port}/x", f"http://127.0.0.1:{port}/echo/x"
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    report: dict[str, Any] = {"cluster": CLUSTER}
+    with process(activator_cmd, work / "activator.log"):
+        wait("activator synced", lambda: answers(f"http://127.0.0.1:{metrics_port}/healthz"))
+        with process(backend_cmd, work / "backend.log") as backend:
+            wait("backend", lambda: answers(direct))
+            wait("echo ready", lambda: answers(proxied))
+            for rate in (100, 500):
+                plain = quantiles(asyncio.run(open_loop(direct, rate, args.seconds)))
+                via = quantiles(asyncio.run(open_loop(proxied, rate, args.seconds)))
+                report[f"{rate}_rps"] = {"direct": plain, "activator": via,
+                    "added_p50_ms": round(via["p50_ms"] - plain["p50_ms"], 3),
+                    "added_p99_ms": round(via["p99_ms"] - plain["p99_ms"], 3)}  # fmt: skip
+            report["held"] = asyncio.run(
+                hold_many(f"http://127.0.0.1:{port}/ghost/x", metrics, args.held)
+            )
+            # The wake: the downscaler scales echo to zero on the activator's counter.
+            Services(state).add_scrape_target("bench-activator", f"127.0.0.1:{metrics_port}", {})
+            counter = f'gpuplane_activator_requests_total{{namespace="{NS}"}}'
+            signal = f"sum by (deployment) (rate({counter}[6s]))"
+            spec = {
+                "selector": {"matchLabels": {"app.kubernetes.io/part-of": "bench"}},
+                "interval": "1s",
+                "idleFor": "4s",
+                "gracePeriod": "1s",
+                "signals": [{"name": "requests", "query": signal, "idleBelow": 0.05}],
+            }
+            policy = {"apiVersion": "gpuplane.io/v1alpha1", "kind": "DownscalePolicy",
+                      "metadata": {"name": "idle", "namespace": NS}, "spec": spec}  # fmt: skip
+            client.create(DownscalePolicy.from_dict(policy))
+
+            def scaled() -> int:
+                spec = client.get(Deployment, "echo", namespace=NS).spec
+                return int(spec.replicas or 0) if spec else 0
+
+            wait("scale to zero", lambda: scaled() == 0, 180)
+            backend.terminate()
+            backend.wait(5)
+        ready = threading.Event()
+
+        def kubelet_stand_in() -> None:  # the backend runs again once a replica is ready
+            def is_ready() -> bool:
+                status = client.get(Deployment, "echo", namespace=NS).status
+                return bool(status and status.readyReplicas)
+
+            wait("echo ready again", is_ready, 120)
+            ready.set()
+
+        with contextlib.ExitStack() as stack:
+            thread = threading.Thread(target=kubelet_stand_in, daemon=True)
+            started = time.perf_counter()
+            thread.start()
+
+            async def first() -> int:
+                async with httpx2.AsyncClient(trust_env=False, timeout=120) as http:
+                    task = asyncio.create_task(http.post(proxied, content=b"wake"))
+                    await asyncio.to_thread(ready.wait, 120)
+                    stack.enter_context(process(backend_cmd, work / "backend2.log"))
+                    return (await task).status_code
+
+            code = asyncio.run(first())
+            took = round(time.perf_counter() - started, 3)
+            report["wake"] = {"status": code, "first_held_to_response_s": took,
+                              "replicas_after": scaled()}  # fmt: skip
+    client.delete(Namespace, NS)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The activator's process. Exit codes: 0 on a signal, 2 bad flags or routes file, 3 no
+cluster credentials."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import aiohttp
+import httpx2
+from aiohttp import web
+from lightkube import ConfigError as KubeConfigError
+from lightkube import KubeConfig
+from lightkube.config.client_adapter import AsyncClient as http_client_for
+from lightkube.config.client_adapter import ConnectionParams
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gpuplane.activator.config import ConfigError, Routes, load_routes
+from gpuplane.activator.endpoints import EndpointWatch, Readiness
+from gpuplane.activator.flags import add_arguments
+from gpuplane.activator.metrics import ActivatorMetrics
+from gpuplane.activator.proxy import BackendState, Proxy
+from gpuplane.activator.waker import Waker
+
+log = logging.getLogger("gpuplane.activator")
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _kube(kubeconfig: str | None) -> httpx2.AsyncClient:
+    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+    current = config.get()
+    if current is None:
+        raise KubeConfigError("the kubeconfig has no current context")
+    params = ConnectionParams(timeout=httpx2.Timeout(30.0), trust_env=False)
+    return http_client_for(current, params)
+
+
+async def serve(args: argparse.Namespace, routes: Routes, kube: httpx2.AsyncClient) -> int:
+    metrics = ActivatorMetrics()
+    states: dict[str, BackendState] = {}
+    watches = []
+    for backend in routes.backends:
+        gauge = metrics.ready_endpoints.labels(backend.namespace, backend.deployment)
+        # The series exists from the start: "no requests yet" is a rate of 0 (Idle to a
+        # DownscalePolicy), not an absent series (Unknown, which never scales down).
+        metrics.requests.labels(backend.namespace, backend.deployment, "200")
+        readiness = Readiness(gauge.set)
+        states[backend.name] = BackendState(backend, readiness)
+        watches.append(EndpointWatch(kube, backend, readiness))
+    following = [asyncio.create_task(watch.run()) for watch in watches]
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0)
+    # No decompression: bodies pass through as the backend encoded them.
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        proxy = Proxy(routes, states, session, wake=Waker(kube, metrics), metrics=metrics)
+        app = web.Application(client_max_size=0)
+        app.router.add_route("*", "/{tail:.*}", proxy.handle)
+        status = web.Application()
+
+        async def metrics_page(request: web.Request) -> web.Response:
+            body = generate_latest(metrics.registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def healthz(request: web.Request) -> web.Response:
+            synced = all(watch.synced.is_set() for watch in watches)
+            return web.json_response({"synced": synced}, status=200 if synced else 503)
+
+        status.router.add_get("/metrics", metrics_page)
+        status.router.add_get("/healthz", healthz)
+        # handler_cancellation: a client that goes away cancels its handler, which frees
+        # its held slot at once.
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        status_runner = web.AppRunner(status, access_log=None)
+        await runner.setup()
+        await status_runner.setup()
+        await web.TCPSite(runner, *_split(args.listen)).start()
+        await web.TCPSite(status_runner, *_split(args.metrics_address)).start()
+        names = ", ".join(b.name for b in routes.backends)
+        log.info("proxying %s on %s; metrics on %s", names, args.listen, args.metrics_address)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for task in following:
+                task.cancel()
+            await runner.cleanup()
+            await status_runner.cleanup()
+            await kube.aclose()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        routes = load_routes(args.config)
+    except ConfigError as error:
+        print(f"activator: {error}", file=sys.stderr)
+        return 2
+    try:
+        kube = _kube(str(args.kubeconfig) if args.kubeconfig else None)
+    except (KubeConfigError, OSError) as error:
+        print(f"activator: no cluster credentials: {error}", file=sys.stderr)
+        return 3
+    return asyncio.run(serve(args, routes, kube))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gpuplane activator", description=__doc__)
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""The activator with real processes on the sim cluster: the activator (its own
+least-privilege token), the downscaler `gpuplane up` started, Prometheus scraping the
+activator, and a backend process that runs only while its Deployment has ready replicas.
+Covers: 50 requests held at zero all answered after a wake, 0 lost, the Deployment back at
+exactly its ledger count; a backend that never becomes ready answers 503 after the max
+hold; clients that leave free their slots; Server-Sent Events pass event by event; the
+activator's token can request a wake and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment
+
+from gpuplane.kube import connect
+from tests.integration.activator_kit import (
+    Activator,
+    activator_kubeconfig,
+    routes_file,
+    running_activator,
+    service,
+    stand_in,
+)
+from tests.integration.conftest import SimCluster
+from tests.integration.downscaler_kit import (
+    deployment,
+    events,
+    ledger,
+    policy,
+    replicas,
+    services,
+    wait_for,
+)
+
+CLUSTER = "gpuplane-it"
+WAKE_ANNOTATION = "gpuplane.io/wake-requested"
+
+
+def activator_signal(namespace: str) -> str:
+    selector = f'gpuplane_activator_requests_total{{namespace="{namespace}"}}'
+    return f"sum by (deployment) (rate({selector}[6s]))"
+
+
+def backend(namespace: str, name: str, upstream_port: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "deployment": name,
+        "service": name,
+        "upstream": f"http://127.0.0.1:{upstream_port}",
+        "match": {"pathPrefix": f"/{namespace}/{name}/"},
+        "stripPrefix": True,
+        **extra,
+    }
+
+
+@pytest.fixture
+def kubeconfig(sim_cluster: SimCluster, tmp_path: Path) -> Path:
+    return activator_kubeconfig(
+        sim_cluster.client, sim_cluster.kubeconfig, tmp_path / "activator.kubeconfig"
+    )
+
+
+def held(activator: Activator, namespace: str, name: str) -> float:
+    return activator.metric(
+        "gpuplane_activator_held_requests", namespace=namespace, deployment=name
+    )
+
+
+def test_requests_held_at_zero_are_all_served_after_one_wake(
+    sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
+) -> None:
+    client = sim_cluster.client
+    client.create(deployment(ns, "echo", 2))
+    client.create(service(ns, "echo"))
+    with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
+        routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
+        with running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator:
+            registry = services(sim_cluster.env, CLUSTER)
+            port = activator.metrics_url.rsplit(":", 1)[1]
+            registry.add_scrape_target(f"{ns}-activator", f"127.0.0.1:{port}", {})
+            try:
+                signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
+                wake = {"query": activator_signal(ns), "above": 0.05}
+                client.create(policy(ns, signals=[signal], wake=wake))
+                wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+                assert ledger(client, ns, "echo") == "2"
+                wait_for("no ready endpoint", lambda: activator.metric(
+                    "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
+                started = time.monotonic()
+                answers = asyncio.run(burst(activator.url, ns, 50))
+                elapsed = time.monotonic() - started
+            finally:
+                registry.remove_scrape_target(f"{ns}-activator")
+            assert [a[0] for a in answers] == [200] * 50, answers[:3]
+            assert all(a[1]["body"] == f"request {i}" for i, a in enumerate(answers))
+            assert all(a[1]["path"] == "/echo" for a in answers)
+            assert replicas(client, ns, "echo") == 2  # exactly the ledger's count
+            assert ledger(client, ns, "echo") is None
+            live = client.get(Deployment, "echo", namespace=ns)
+            assert WAKE_ANNOTATION not in (
+                (live.metadata.annotations if live.metadata else None) or {}
+            )
+            assert activator.metric("gpuplane_activator_lost_requests_total") == 0
+            assert held(activator, ns, "echo") == 0
+            holds = activator.metric("gpuplane_activator_hold_seconds_count", namespace=ns)
+            assert holds == 50
+            restores = [m for _, m in events(client, ns, "Restore") if "wake requested" in m]
+            assert restores, events(client, ns, "Restore")
+            print(f"50 held requests answered in {elapsed:.2f}s")
+
+
+async def burst(url: str, namespace: str, count: int) -> list[tuple[int, Any]]:
+    async with httpx2.AsyncClient(trust_env=False, timeout=120) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post(f"{url}/{namespace}/echo/echo", content=f"request {i}")
+                for i in range(count)
+            )
+        )
+    return [(a.status_code, a.json() if a.status_code == 200 else a.text) for a in answers]
+
+
+@pytest.fixture
+def ghost(sim_cluster: SimCluster, ns: str) -> Iterator[str]:
+    """A Deployment at zero that nothing wakes (no policy, no ledger): never ready."""
+    sim_cluster.client.create(deployment(ns, "ghost", 0))
+    sim_cluster.client.create(service(ns, "ghost"))
+    yield "ghost"
+
+
+def test_a_backend_that_never_becomes_ready_gets_503_after_max_hold(
+    ns: str, ghost: str, tmp_path: Path, kubeconfig: Path
+) -> None:
+    routes = routes_file(tmp_path, [backend(ns, ghost, 9)], maxHoldSeconds=2)
+    with running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator:
+
+        async def ten() -> list[httpx2.Response]:
+            async with httpx2.AsyncClient(trust_env=False, timeout=30) as http:
+                return list(
+                    await asyncio.gather(
+                        *(http.get(f"{activator.url}/{ns}/ghost/x") for _ in range(10))
+                    )
+                )
+
+        started = time.monotonic()
+        answers = asyncio.run(ten())
+        elapsed = time.monotonic() - started
+        assert [a.status_code for a in answers] == [503] * 10
+        assert all(a.headers["Retry-After"] for a in answers)
+        assert 2 <= elapsed < 8, elapsed  # held for the max hold, then answered: nothing hangs
+        assert activator.metric("gpuplane_activator_lost_requests_total", reason="timeout") == 10
+        assert held(activator, ns, ghost) == 0
+
+
+def test_clients_that_leave_free_their_slots(
+    ns: str, ghost: str, tmp_path: Path, kubeconfig: Path
+) -> None:
+    routes = routes_file(tmp_path, [backend(ns, ghost, 9)], maxHeld=5, maxHoldSeconds=60)
+    with running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator:
+
+        async def leave_then_fill() -> tuple[float, int]:
+            async with httpx2.AsyncClient(trust_env=False, timeout=60) as http:
+                leaving = [
+                    asyncio.create_task(http.get(f"{activator.url}/{ns}/ghost/a")) for _ in range(5)
+                ]
+                await wait_async(lambda: held(activator, ns, ghost) == 5)
+                for task in leaving:
+                    task.cancel()
+                await wait_async(lambda: held(activator, ns, ghost) == 0)
+                staying = [
+                    asyncio.create_task(http.get(f"{activator.url}/{ns}/ghost/b")) for _ in range(5)
+                ]
+                await wait_async(lambda: held(activator, ns, ghost) == 5)
+                extra = await http.get(f"{activator.url}/{ns}/ghost/c")
+                filled = held(activator, ns, ghost)
+                for task in staying:
+                    task.cancel()
+                return filled, extra.status_code
+
+        filled, extra = asyncio.run(leave_then_fill())
+        assert filled == 5
+        assert extra == 503  # the sixth is over maxHeld: refused at once
+        assert activator.metric("gpuplane_activator_lost_requests_total", reason="rejected") == 1
+
+
+async def wait_async(condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.1)
+
+
+def test_server_sent_events_pass_event_by_event(
+    sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
+) -> None:
+    client = sim_cluster.client
+    client.create(deployment(ns, "events", 1))
+    client.create(service(ns, "events"))
+    with stand_in(client, ns, "events", tmp_path / "backend.log") as backend_process:
+        routes = routes_file(tmp_path, [backend(ns, "events", backend_process.port)])
+        with running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator:
+            wait_for("backend up", lambda: backend_process.starts >= 1, 30)
+            arrivals: list[tuple[float, str]] = []
+            started = time.monotonic()
+            with (
+                httpx2.Client(trust_env=False, timeout=30) as http,
+                http.stream("GET", f"{activator.url}/{ns}/events/sse") as stream,
+            ):
+                assert stream.status_code == 200
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        arrivals.append((time.monotonic() - started, line))
+    assert [line for _, line in arrivals] == [f"data: event {i}" for i in range(5)]
+    # Each event arrives as sent (0.3 s apart), not all at the end of the stream.
+    assert arrivals[-1][0] - arrivals[0][0] >= 1.0, arrivals
+
+
+def test_the_activator_token_may_request_a_wake_and_nothing_else(
+    sim_cluster: SimCluster, ns: str, kubeconfig: Path
+) -> None:
+    sim_cluster.client.create(deployment(ns, "guarded", 1))
+    own: Client = connect(kubeconfig)
+    own.patch(
+        Deployment,
+        "guarded",
+        {"metadata": {"annotations": {WAKE_ANNOTATION: "2026-11-28T10:00:00Z"}}},
+        namespace=ns,
+    )
+    for forbidden in (
+        {"spec": {"replicas": 5}},
+        {"metadata": {"annotations": {"gpuplane.io/original-replicas": "9"}}},
+        {"metadata": {"labels": {"app.kubernetes.io/part-of": "other"}}},
+    ):
+        with pytest.raises(ApiError) as refused:
+            own.patch(Deployment, "guarded", forbidden, namespace=ns)
+        assert refused.value.status.code in (403, 422), forbidden
+    assert replicas(sim_cluster.client, ns, "guarded") == 1
+    with pytest.raises(ApiError) as scale:
+        own.patch(Deployment.Scale, "guarded", {"spec": {"replicas": 0}}, namespace=ns)
+    assert scale.value.status.code == 403
