@@ -11,25 +11,17 @@ and one snapshot.
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import httpx2
 
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
+from gpuplane.listwatch import ListWatch
 
-log = logging.getLogger(__name__)
-GONE = 410
-WATCH_SECONDS = 300
 RETRY_SECONDS = 2.0
 
 OnChange = Callable[[DeploymentSnapshot | None, str, str], None]
-
-
-class WatchExpired(Exception):
-    """The resourceVersion is too old (410): list again."""
 
 
 def collection_path(namespace: str | None) -> str:
@@ -80,52 +72,13 @@ class DeploymentCache:
             self.synced.set()
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._follow(scope) for scope in self._scopes))
+        await asyncio.gather(*(self._watcher(scope).run() for scope in self._scopes))
 
-    async def _follow(self, scope: str | None) -> None:
-        while True:
-            try:
-                version = await self._list(scope)
-                while True:
-                    version = await self._watch(scope, version)
-            except WatchExpired:
-                log.debug("deployment watch of %s expired; listing again", scope or "cluster")
-            except (httpx2.HTTPError, OSError, ValueError) as error:
-                log.warning("deployment watch of %s failed: %s", scope or "cluster", error)
-                await asyncio.sleep(RETRY_SECONDS)
-
-    async def _list(self, scope: str | None) -> str:
-        response = await self._http.get(collection_path(scope))
-        response.raise_for_status()
-        answer = response.json()
-        self.replace(scope, list(answer.get("items") or []))
-        return str((answer.get("metadata") or {}).get("resourceVersion", ""))
-
-    async def _watch(self, scope: str | None, version: str) -> str:
-        """Follow one watch request; the resourceVersion to resume from when it ends."""
-        params = {
-            "watch": "1",
-            "resourceVersion": version,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(WATCH_SECONDS),
-        }
-        timeout = httpx2.Timeout(10.0, read=WATCH_SECONDS + 30.0)
-        async with self._http.stream(
-            "GET", collection_path(scope), params=params, timeout=timeout
-        ) as response:
-            if response.status_code == GONE:
-                raise WatchExpired
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line:
-                    continue
-                event = json.loads(line)
-                kind, body = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":
-                    if body.get("code") == GONE:
-                        raise WatchExpired
-                    raise ValueError(f"watch error: {body.get('message')}")
-                version = str((body.get("metadata") or {}).get("resourceVersion") or version)
-                if kind != "BOOKMARK":
-                    self.apply(str(kind), body)
-        return version
+    def _watcher(self, scope: str | None) -> ListWatch:
+        return ListWatch(
+            self._http,
+            collection_path(scope),
+            on_list=lambda items: self.replace(scope, items),
+            on_event=self.apply,
+            retry_seconds=RETRY_SECONDS,
+        )

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from gpuplane.activator.config import ConfigError, parse_routes
+from gpuplane.activator.endpoints import Readiness, ready_endpoints
+from gpuplane.activator.waker import WAKE_REQUEST_ANNOTATION, wake_patch
+from gpuplane.downscaler.wake_request import WAKE_REQUEST_ANNOTATION as DOWNSCALER_READS
+
+GOOD: dict[str, Any] = {
+    "limits": {"maxHeld": 10, "maxHoldSeconds": 60},
+    "backends": [
+        {"name": "emb", "namespace": "ml", "deployment": "inference", "service": "inference",
+         "upstream": "http://inference.ml.svc:8000/", "match": {"pathPrefix": "/ml/inference/"},
+         "stripPrefix": True},
+        {"name": "chat", "namespace": "ml", "deployment": "chat", "service": "chat",
+         "upstream": "http://chat.ml.svc", "match": {"host": "chat.example"}, "maxHeld": 3},
+    ],
+}  # fmt: skip
+
+
+def test_routes_by_prefix_then_host_with_per_backend_limits() -> None:
+    routes = parse_routes(GOOD)
+    emb = routes.route("anything:8080", "/ml/inference/v1/embeddings")
+    assert emb is not None and emb.name == "emb"
+    assert emb.upstream == "http://inference.ml.svc:8000"
+    assert emb.upstream_path("/ml/inference/v1/embeddings") == "/v1/embeddings"
+    assert (emb.max_held, emb.max_hold_seconds) == (10, 60.0)
+    chat = routes.route("chat.example:443", "/v1/chat")
+    assert chat is not None and chat.max_held == 3
+    assert routes.route("other.example", "/v1/chat") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            {"upstream": "inference:8000"},
+            "backends[0]: upstream 'inference:8000' is not an http(s) URL",
+        ),
+        ({"match": {}}, "backends[0]: 'match' needs a host or a pathPrefix"),
+        ({"match": {"pathPrefix": "ml/"}}, "pathPrefix 'ml/' must start with '/'"),
+        ({"service": ""}, "backends[0]: 'service' must be a non-empty string"),
+        ({"maxHeld": 0}, "'maxHeld' must be a positive number"),
+        ({"name": "chat"}, "name 'chat' is used twice"),
+    ],
+)
+def test_bad_routes_name_the_entry(change: dict[str, Any], fragment: str) -> None:
+    document = {**GOOD, "backends": [{**GOOD["backends"][0], **change}, GOOD["backends"][1]]}
+    with pytest.raises(ConfigError) as caught:
+        parse_routes(document, "routes.yaml")
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith("routes.yaml: ")
+
+
+def slice_of(name: str, *ready: bool | None) -> dict[str, Any]:
+    endpoints = [{"conditions": {} if r is None else {"ready": r}} for r in ready]
+    return {"metadata": {"name": name}, "endpoints": endpoints}
+
+
+def test_readiness_counts_ready_endpoints_across_slices() -> None:
+    assert ready_endpoints(slice_of("a", True, False, None)) == 2  # no condition: ready
+
+    async def follow() -> list[int]:
+        seen: list[int] = []
+        readiness = Readiness(seen.append)
+        readiness.replace([slice_of("a", False)])
+        assert not readiness.ready.is_set()
+        readiness.apply("MODIFIED", slice_of("a", True))
+        assert readiness.ready.is_set()
+        readiness.apply("ADDED", slice_of("b", True, True))
+        readiness.apply("DELETED", slice_of("a"))
+        readiness.apply("MODIFIED", slice_of("b", False, False))
+        assert not readiness.ready.is_set()
+        return seen
+
+    assert asyncio.run(follow()) == [0, 1, 3, 2, 0]
+
+
+def test_the_wake_patch_is_the_annotation_the_downscaler_reads() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    assert WAKE_REQUEST_ANNOTATION == DOWNSCALER_READS
+    patch = wake_patch(datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC))
+    assert patch == {"metadata": {"annotations": {WAKE_REQUEST_ANNOTATION: "2026-11-28T10:00:05Z"}}}
