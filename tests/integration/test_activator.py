@@ -248,3 +248,50 @@ def test_the_activator_token_may_request_a_wake_and_nothing_else(
     with pytest.raises(ApiError) as scale:
         own.patch(Deployment.Scale, "guarded", {"spec": {"replicas": 0}}, namespace=ns)
     assert scale.value.status.code == 403
+
+
+def test_an_activator_killed_while_holding_still_wakes_the_deployment_once(
+    sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
+) -> None:
+    """The wake request is written before anything is answered: SIGKILL the activator
+    while it holds requests, and its clients see the connection drop, while the Deployment
+    is restored exactly once, to its ledger count."""
+    client = sim_cluster.client
+    client.create(deployment(ns, "echo", 3))
+    client.create(service(ns, "echo"))
+    signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
+    # Scaled down by the downscaler first (no traffic: the activator's counter reads 0).
+    with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
+        routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
+        with running_activator(routes, kubeconfig, tmp_path / "first.log") as activator:
+            registry = services(sim_cluster.env, CLUSTER)
+            port = activator.metrics_url.rsplit(":", 1)[1]
+            registry.add_scrape_target(f"{ns}-activator", f"127.0.0.1:{port}", {})
+            try:
+                client.create(policy(ns, signals=[signal]))  # its wake: gateway, silent here
+                wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+            finally:
+                registry.remove_scrape_target(f"{ns}-activator")
+        # Keep the backend down: the restore must not depend on anything being served.
+        backend_process.close()
+        with running_activator(routes, kubeconfig, tmp_path / "second.log") as activator:
+
+            async def hold_then_kill() -> list[BaseException | httpx2.Response]:
+                async with httpx2.AsyncClient(trust_env=False, timeout=60) as http:
+                    calls = [
+                        asyncio.create_task(http.get(f"{activator.url}/{ns}/echo/echo"))
+                        for _ in range(5)
+                    ]
+                    await wait_async(lambda: held(activator, ns, "echo") == 5)
+                    activator.process.kill()
+                    return list(await asyncio.gather(*calls, return_exceptions=True))
+
+            outcomes = asyncio.run(hold_then_kill())
+    assert all(isinstance(outcome, httpx2.TransportError) for outcome in outcomes), outcomes
+    wait_for("the wake", lambda: replicas(client, ns, "echo") == 3, 30)
+    time.sleep(5)  # several cycles later: still one restore, still 3
+    assert replicas(client, ns, "echo") == 3
+    assert ledger(client, ns, "echo") is None
+    restores = [m for kind, m in events(client, ns, "Restore") if kind == "Deployment"]
+    assert len(restores) == 1, events(client, ns, "Restore")
+    assert "wake requested by the activator" in restores[0]
