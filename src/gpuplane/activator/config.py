@@ -15,6 +15,7 @@ import yaml
 
 DEFAULT_MAX_HELD = 1000
 DEFAULT_MAX_HOLD_SECONDS = 300.0  # GPU model servers take minutes to become ready
+ENDPOINTS = "endpoints:"
 
 
 class ConfigError(ValueError):
@@ -27,7 +28,10 @@ class Backend:
     namespace: str
     deployment: str
     service: str  # whose EndpointSlices say when it is ready
-    upstream: str  # where requests go: the Service's address in a cluster
+    # Where requests go: a fixed URL (the Service's address, through kube-proxy), or, with
+    # ``endpoints:PORT``, the ready endpoints' own addresses, round robin (no kube-proxy
+    # needed: what the local backend's kubelet nodes have).
+    upstream: str
     host: str = ""
     path_prefix: str = ""
     strip_prefix: bool = False
@@ -38,6 +42,13 @@ class Backend:
         if self.host and host.split(":", 1)[0] != self.host:
             return False
         return not self.path_prefix or path.startswith(self.path_prefix)
+
+    @property
+    def endpoint_port(self) -> int | None:
+        """The port of ``endpoints:PORT`` upstreams; None for a fixed URL."""
+        if not self.upstream.startswith(ENDPOINTS):
+            return None
+        return int(self.upstream.removeprefix(ENDPOINTS))
 
     def upstream_path(self, path: str) -> str:
         if self.strip_prefix and self.path_prefix:
@@ -88,9 +99,16 @@ def parse_routes(document: Any, source: str = "routes") -> Routes:
             raise ConfigError(f"{where}: name {name!r} is used twice")
         names.add(name)
         upstream = _text(entry, "upstream", where)
-        parsed = urlparse(upstream)
-        if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-            raise ConfigError(f"{where}: upstream {upstream!r} is not an http(s) URL")
+        if upstream.startswith(ENDPOINTS):
+            port = upstream.removeprefix(ENDPOINTS)
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"{where}: upstream {upstream!r}: endpoints:PORT needs a port")
+        else:
+            parsed = urlparse(upstream)
+            if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+                raise ConfigError(
+                    f"{where}: upstream {upstream!r} is neither an http(s) URL nor endpoints:PORT"
+                )
         match = entry.get("match") or {}
         if not isinstance(match, dict):
             raise ConfigError(f"{where}: 'match' must be a mapping")

@@ -16,37 +16,52 @@ from gpuplane.activator.config import Backend
 from gpuplane.listwatch import ListWatch
 
 
-def ready_endpoints(slice_body: dict[str, Any]) -> int:
-    return sum(
-        1
+def ready_addresses(slice_body: dict[str, Any]) -> list[str]:
+    """The first address of each ready endpoint (one pod, one address)."""
+    return [
+        str(endpoint["addresses"][0])
         for endpoint in slice_body.get("endpoints") or []
         if (endpoint.get("conditions") or {}).get("ready") is not False
-    )
+        and endpoint.get("addresses")
+    ]
+
+
+def ready_endpoints(slice_body: dict[str, Any]) -> int:
+    return len(ready_addresses(slice_body))
 
 
 class Readiness:
     """Ready endpoints of one backend, and an event set while there are any."""
 
     def __init__(self, on_change: Callable[[int], None] = lambda count: None) -> None:
-        self._slices: dict[str, int] = {}
+        self._slices: dict[str, list[str]] = {}
         self.ready = asyncio.Event()
         self._on_change = on_change
+        self._turn = 0
 
     @property
     def count(self) -> int:
-        return sum(self._slices.values())
+        return sum(len(addresses) for addresses in self._slices.values())
+
+    def next_address(self) -> str | None:
+        """Ready endpoints' addresses in turn (None while there is none)."""
+        addresses = [a for _, found in sorted(self._slices.items()) for a in found]
+        if not addresses:
+            return None
+        self._turn = (self._turn + 1) % len(addresses)
+        return addresses[self._turn]
 
     def apply(self, kind: str, body: dict[str, Any]) -> None:
         name = str((body.get("metadata") or {}).get("name", ""))
         if kind == "DELETED":
             self._slices.pop(name, None)
         else:
-            self._slices[name] = ready_endpoints(body)
+            self._slices[name] = ready_addresses(body)
         self._changed()
 
     def replace(self, bodies: list[dict[str, Any]]) -> None:
         self._slices = {
-            str((b.get("metadata") or {}).get("name", "")): ready_endpoints(b) for b in bodies
+            str((b.get("metadata") or {}).get("name", "")): ready_addresses(b) for b in bodies
         }
         self._changed()
 

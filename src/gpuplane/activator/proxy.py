@@ -28,6 +28,9 @@ HOP_BY_HOP = frozenset(
 WAKE_REPEAT_SECONDS = 5.0  # a lost or refused wake request is asked again while holding
 CONNECT_RETRY_SECONDS = 0.1  # a just-ready endpoint may not accept for a moment
 CLIENT_GONE = 499  # nginx's code for a client that closed before the answer
+# An answer with a length up to this is relayed in one write; longer ones, chunked ones
+# and event streams are relayed chunk by chunk as they arrive.
+WHOLE_BODY_BYTES = 256 * 1024
 
 
 @dataclass
@@ -89,7 +92,7 @@ class Proxy:
         held = not state.readiness.ready.is_set()
         if held:
             await self._hold(state, deadline)
-        upstream = await self._connect(request, backend, deadline if held else started)
+        upstream = await self._connect(request, state, deadline if held else started)
         if held:
             self.metrics.hold_seconds.labels(backend.namespace, backend.deployment).observe(
                 self.clock() - started
@@ -132,11 +135,11 @@ class Proxy:
         task.add_done_callback(self._wakes.discard)
 
     async def _connect(
-        self, request: web.Request, backend: Backend, retry_until: float
+        self, request: web.Request, state: BackendState, retry_until: float
     ) -> aiohttp.ClientResponse:
         """Send the request upstream; a connection refused right after the endpoint turned
         ready is retried until ``retry_until`` (nothing of the body was read yet)."""
-        url = backend.upstream + backend.upstream_path(request.path)
+        backend = state.backend
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         headers += [
             ("X-Forwarded-For", request.remote or ""),
@@ -144,6 +147,7 @@ class Proxy:
             ("X-Forwarded-Proto", request.scheme),
         ]
         while True:
+            url = self._base(state) + backend.upstream_path(request.path)
             try:
                 return await self.session.request(
                     request.method,
@@ -158,15 +162,36 @@ class Proxy:
                     raise Unavailable("upstream_error", f"{backend.name}: {error}") from error
                 await asyncio.sleep(CONNECT_RETRY_SECONDS)
 
+    @staticmethod
+    def _base(state: BackendState) -> str:
+        port = state.backend.endpoint_port
+        if port is None:
+            return state.backend.upstream
+        address = state.readiness.next_address()
+        if address is None:
+            raise Unavailable("upstream_error", f"{state.backend.name}: no ready endpoint")
+        host = f"[{address}]" if ":" in address else address
+        return f"http://{host}:{port}"
+
     async def _relay(
         self, request: web.Request, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         """The answer as it comes: chunked bodies and Server-Sent Events pass through
-        chunk by chunk, never buffered whole."""
+        chunk by chunk, never buffered whole; a small answer of known length goes in one
+        write (the common case, and a third of the proxy's cost per request)."""
+        headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
+        length = upstream.content_length
+        if length is not None and length <= WHOLE_BODY_BYTES:
+            whole = web.Response(
+                status=upstream.status, reason=upstream.reason, body=await upstream.read()
+            )
+            for key, value in headers:
+                if key.lower() != "content-length":
+                    whole.headers.add(key, value)
+            return whole
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for key, value in upstream.headers.items():
-            if key.lower() not in HOP_BY_HOP:
-                response.headers.add(key, value)
+        for key, value in headers:
+            response.headers.add(key, value)
         await response.prepare(request)
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)

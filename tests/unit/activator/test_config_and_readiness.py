@@ -39,7 +39,7 @@ def test_routes_by_prefix_then_host_with_per_backend_limits() -> None:
     [
         (
             {"upstream": "inference:8000"},
-            "backends[0]: upstream 'inference:8000' is not an http(s) URL",
+            "backends[0]: upstream 'inference:8000' is neither an http(s) URL",
         ),
         ({"match": {}}, "backends[0]: 'match' needs a host or a pathPrefix"),
         ({"match": {"pathPrefix": "ml/"}}, "pathPrefix 'ml/' must start with '/'"),
@@ -57,7 +57,10 @@ def test_bad_routes_name_the_entry(change: dict[str, Any], fragment: str) -> Non
 
 
 def slice_of(name: str, *ready: bool | None) -> dict[str, Any]:
-    endpoints = [{"conditions": {} if r is None else {"ready": r}} for r in ready]
+    endpoints = [
+        {"addresses": [f"10.0.{len(name)}.{i}"], "conditions": {} if r is None else {"ready": r}}
+        for i, r in enumerate(ready)
+    ]
     return {"metadata": {"name": name}, "endpoints": endpoints}
 
 
@@ -78,6 +81,20 @@ def test_readiness_counts_ready_endpoints_across_slices() -> None:
         return seen
 
     assert asyncio.run(follow()) == [0, 1, 3, 2, 0]
+
+
+def test_endpoint_upstreams_take_ready_addresses_in_turn() -> None:
+    document = {**GOOD, "backends": [{**GOOD["backends"][0], "upstream": "endpoints:8000"}]}
+    (backend,) = parse_routes(document).backends
+    assert backend.endpoint_port == 8000
+
+    async def turns() -> list[str | None]:
+        readiness = Readiness()
+        empty = readiness.next_address()
+        readiness.replace([slice_of("a", True, False, True)])
+        return [empty, *(readiness.next_address() for _ in range(4))]
+
+    assert asyncio.run(turns()) == [None, "10.0.1.2", "10.0.1.0", "10.0.1.2", "10.0.1.0"]
 
 
 def test_the_wake_patch_is_the_annotation_the_downscaler_reads() -> None:
