@@ -361,7 +361,7 @@ def test_a_request_held_at_zero_wakes_the_gpu_inference(cluster: Cluster) -> Non
     apply_files(client, sorted((REPO / "charts" / "downscaler" / "crds").glob("*.yaml")))
     apply_files(client, [REPO / "deploy" / "activator" / "rbac.yaml"])
     token = mint_token(client, "gpuplane-system", "gpuplane-activator")
-    own = OUT / "activator.kubeconfig"
+    own = cluster.kubeconfig.parent / "activator.kubeconfig"  # removed by down
     write_private(own, user_kubeconfig(cluster.kubeconfig, "gpuplane-activator", {"token": token}))
     policy = {
         "apiVersion": "gpuplane.io/v1alpha1", "kind": "DownscalePolicy",
@@ -373,6 +373,13 @@ def test_a_request_held_at_zero_wakes_the_gpu_inference(cluster: Cluster) -> Non
         },
     }  # fmt: skip
     apply_documents(client, [policy])
+    # The CPU variant runs on a KWOK node here (simulated, no address behind it) and shares
+    # the Service: removed, so the only endpoint is the real GPU pod's.
+    client.delete(Deployment, "inference-cpu", namespace="ml")
+    cpu = {"app.kubernetes.io/name": "inference", "app.kubernetes.io/component": "cpu"}
+    wait_until(
+        "the CPU variant gone", lambda: not list(client.list(Pod, namespace="ml", labels=cpu)), 60
+    )
     scale_down = {"metadata": {"annotations": {"gpuplane.io/original-replicas": "1"}},
                   "spec": {"replicas": 0}}  # fmt: skip
     client.patch(Deployment, "inference", scale_down, namespace="ml")
