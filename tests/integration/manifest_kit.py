@@ -22,8 +22,11 @@ def run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProces
     )
 
 
-def helm_template(env: dict[str, str], chart: str, namespace: str, *sets: str) -> str:
-    """``chart`` rendered by the product's own helm call; ``sets`` as KEY=VALUE."""
+def helm_template(
+    env: dict[str, str], chart: str, namespace: str, *sets: str, values_file: str = ""
+) -> str:
+    """``chart`` rendered by the product's own helm call; ``sets`` as KEY=VALUE, and a
+    values file relative to the repository."""
     values = dict(item.split("=", 1) for item in sets)
     return render(
         binary("helm", env),
@@ -32,6 +35,7 @@ def helm_template(env: dict[str, str], chart: str, namespace: str, *sets: str) -
         namespace=namespace,
         kube_version=read_pins().kubernetes,
         values=values,
+        values_files=(REPO / values_file,) if values_file else (),
     )
 
 

@@ -106,6 +106,24 @@ def test_downscaler_chart_renders_the_contract(sim_cluster: SimCluster) -> None:
     assert not verbs & {"delete", "deletecollection", "*", "escalate", "bind", "impersonate"}
 
 
+ACTIVATOR_EXAMPLE = "charts/downscaler/examples/inference-behind-activator.yaml"
+
+
+def test_the_charts_policy_example_reads_the_activators_counter(sim_cluster: SimCluster) -> None:
+    plain = documents(helm_template(sim_cluster.env, "charts/downscaler", "gpuplane-system"))
+    assert "DownscalePolicy" not in {document["kind"] for document in plain}  # none by default
+    rendered = documents(
+        helm_template(
+            sim_cluster.env, "charts/downscaler", "gpuplane-system", values_file=ACTIVATOR_EXAMPLE
+        )
+    )
+    (policy,) = [document for document in rendered if document["kind"] == "DownscalePolicy"]
+    assert policy["metadata"]["namespace"] == "ml"
+    assert "gpuplane_activator_requests_total" in policy["spec"]["wake"]["query"]
+    requests = next(s for s in policy["spec"]["signals"] if s["name"] == "requests")
+    assert "gpuplane_activator_requests_total" in requests["query"]
+
+
 def test_every_manifest_passes_server_side_dry_run(with_crds: SimCluster) -> None:
     env, kubeconfig = with_crds.env, with_crds.kubeconfig
     rendered = {
@@ -113,6 +131,9 @@ def test_every_manifest_passes_server_side_dry_run(with_crds: SimCluster) -> Non
             env, "charts/downscaler", "gpuplane-system", "serviceMonitor.enabled=true"
         ),
         "observability": helm_template(env, "observability", "monitoring"),
+        "charts/downscaler with examples/inference-behind-activator.yaml": helm_template(
+            env, "charts/downscaler", "gpuplane-system", values_file=ACTIVATOR_EXAMPLE
+        ),
     }
     for name, text in rendered.items():
         result = kubectl(env, kubeconfig, "apply", "--dry-run=server", "-f", "-", stdin=text)

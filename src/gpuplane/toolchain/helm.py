@@ -50,6 +50,7 @@ def helm_template(
     kube_version: str,
     values: Mapping[str, str] | None = None,
     show_only: tuple[str, ...] = (),
+    values_files: tuple[Path, ...] = (),
 ) -> str:
     """The chart rendered offline for ``kube_version`` (helm's own default is old)."""
     if not helm.is_file():
@@ -58,6 +59,8 @@ def helm_template(
         str(helm), "template", release, str(chart),
         "--namespace", namespace, "--kube-version", kube_version,
     ]  # fmt: skip
+    for file in values_files:
+        command += ["--values", str(file)]
     for key, value in sorted((values or {}).items()):
         command += ["--set", f"{key}={value}"]
     for template in show_only:
