@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import yaml
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace
 
-from gpuplane.backends.local.services import Services
+from gpuplane.backends.local.services import Services, free_port
 from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.downscaler.resource import DownscalePolicy
@@ -49,12 +48,6 @@ app = web.Application()
 app.router.add_route("*", "/{tail:.*}", echo)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait(what: str, condition: Any, timeout: float = 120.0) -> None:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx2
+
+from gpuplane.backends.local.services import free_port
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MODEL = "all-MiniLM-L6-v2"
@@ -94,12 +95,6 @@ def service_facts(url: str) -> dict[str, Any]:
         if total:
             facts["cold_start_s"] = round(float(total.group(1)), 3)
     return facts
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

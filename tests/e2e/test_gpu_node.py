@@ -29,6 +29,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node, Pod
 
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, NVIDIA_CDI_SPEC
+from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.cli.main import main
 from gpuplane.kube import connect
@@ -317,12 +318,6 @@ def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
     ]  # fmt: skip
     assert held and 'namespace="ml"' in held[0] and 'container="server"' in held[0], exported
     assert "gpuplane_gpu_exporter_pod_resources_up 1" in exported
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def started(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -21,10 +21,11 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Service
 
+from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.files import user_kubeconfig, write_private
-from tests.integration.inference_kit import free_port
+from tests.integration.inference_kit import sample_sum
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "gpuplane-activator"
@@ -109,11 +110,7 @@ class Activator:
 
     def metric(self, name: str, **labels: str) -> float:
         text = httpx2.get(f"{self.metrics_url}/metrics", trust_env=False, timeout=5).text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return sample_sum(text, name, **labels)
 
 
 def routes_file(directory: Path, backends: list[dict[str, Any]], **limits: float) -> Path:

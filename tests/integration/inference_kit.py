@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpuplane.backends.local.services import free_port
 
 MODEL = "all-MiniLM-L6-v2"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def sample_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples called ``name`` whose labels include ``labels`` (Prometheus'
+    text format, read by prometheus_client's own parser)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 @dataclass
@@ -33,12 +39,7 @@ class Service:
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of ``name`` whose labels include ``labels``."""
         text = httpx2.get(f"{self.url}/metrics", timeout=5, trust_env=False).text
-        total = 0.0
-        for line in text.splitlines():
-            match = re.match(rf"^{re.escape(name)}(\{{.*\}})? (\S+)$", line)
-            if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
-                total += float(match.group(2))
-        return total
+        return sample_sum(text, name, **labels)
 
 
 @contextlib.contextmanager

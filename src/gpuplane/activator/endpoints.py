@@ -35,21 +35,22 @@ class Readiness:
 
     def __init__(self, on_change: Callable[[int], None] = lambda count: None) -> None:
         self._slices: dict[str, list[str]] = {}
+        # Flattened when a slice changes, not on every proxied request.
+        self._addresses: list[str] = []
         self.ready = asyncio.Event()
         self._on_change = on_change
         self._turn = 0
 
     @property
     def count(self) -> int:
-        return sum(len(addresses) for addresses in self._slices.values())
+        return len(self._addresses)
 
     def next_address(self) -> str | None:
         """Ready endpoints' addresses in turn (None while there is none)."""
-        addresses = [a for _, found in sorted(self._slices.items()) for a in found]
-        if not addresses:
+        if not self._addresses:
             return None
-        self._turn = (self._turn + 1) % len(addresses)
-        return addresses[self._turn]
+        self._turn = (self._turn + 1) % len(self._addresses)
+        return self._addresses[self._turn]
 
     def apply(self, kind: str, body: dict[str, Any]) -> None:
         name = str((body.get("metadata") or {}).get("name", ""))
@@ -66,6 +67,7 @@ class Readiness:
         self._changed()
 
     def _changed(self) -> None:
+        self._addresses = [a for _, found in sorted(self._slices.items()) for a in found]
         if self.count > 0:
             self.ready.set()
         else:

@@ -36,6 +36,17 @@ POLICY_ERROR_RETRY_SECONDS = 30.0
 POLICY_ERRORS = (PolicyError,)
 
 
+class WakeRequests:
+    """One event per namespace, shared by the Deployment watch (sets) and the policy
+    daemons (wait, then clear)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def __call__(self, namespace: str) -> asyncio.Event:
+        return self._events.setdefault(namespace, asyncio.Event())
+
+
 @dataclass
 class OperatorContext:
     """Shared by every handler (kopf's memo)."""
@@ -49,10 +60,7 @@ class OperatorContext:
     clients: dict[str, PrometheusClient] = field(default_factory=dict)
     # Per namespace: set when a ScaledDown Deployment there gets a wake request, so its
     # policies evaluate now instead of at their next interval.
-    requested: dict[str, asyncio.Event] = field(default_factory=dict)
-
-    def wake_requested(self, namespace: str) -> asyncio.Event:
-        return self.requested.setdefault(namespace, asyncio.Event())
+    requested: WakeRequests = field(default_factory=WakeRequests)
 
     def prometheus(self, url: str | None) -> PrometheusClient:
         key = url or self.default_prometheus_url
@@ -144,7 +152,7 @@ async def evaluate_policy(
             if selector_matches(policy, item.labels)
         ]
         await evaluator.cycle(policy, context.prometheus(policy.prometheus_url), targets)
-        await _pause(stopped, context.wake_requested(namespace), policy.interval.total_seconds())
+        await _pause(stopped, context.requested(namespace), policy.interval.total_seconds())
 
 
 async def _pause(stopped: kopf.DaemonStopped, requested: asyncio.Event, seconds: float) -> None:

@@ -13,7 +13,7 @@ from gpuplane.downscaler.ledger import ANNOTATION
 from gpuplane.downscaler.ratelimit import RequestLimits
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, ObjectRef
 from gpuplane.downscaler.snapshot import timestamp
-from gpuplane.downscaler.wake_request import WAKE_REQUEST_ANNOTATION
+from gpuplane.wake_annotation import WAKE_REQUEST_ANNOTATION
 
 COMPONENT = "gpuplane-downscaler"
 FIELD_MANAGER = {"fieldManager": COMPONENT}

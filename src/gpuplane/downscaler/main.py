@@ -21,7 +21,7 @@ from prometheus_client import start_http_server
 from gpuplane.downscaler import handlers  # noqa: F401 - importing registers the kopf handlers
 from gpuplane.downscaler.actuator import Actuator
 from gpuplane.downscaler.deployment_cache import DeploymentCache
-from gpuplane.downscaler.handlers import OperatorContext, wake_watch
+from gpuplane.downscaler.handlers import OperatorContext, WakeRequests, wake_watch
 from gpuplane.downscaler.kube_api import KubeApi
 from gpuplane.downscaler.kube_http import KubeHttp, UnsupportedCredentials
 from gpuplane.downscaler.leader import LeaderElector
@@ -92,12 +92,8 @@ async def run(args: argparse.Namespace) -> int:
     limits = RequestLimits(args.kube_qps, args.kube_burst, args.max_in_flight)
     api = KubeApi(http, limits)
     wakes = WakeTracker()
-    requested: dict[str, asyncio.Event] = {}
-
-    def wake_requested(namespace: str) -> asyncio.Event:
-        return requested.setdefault(namespace, asyncio.Event())
-
-    cache = DeploymentCache(watch_http, args.namespace, wake_watch(wakes, metrics, wake_requested))
+    requested = WakeRequests()
+    cache = DeploymentCache(watch_http, args.namespace, wake_watch(wakes, metrics, requested))
     host, port = _split(args.metrics_address)
     start_http_server(port, host, registry=metrics.registry)
     lost = asyncio.Event()

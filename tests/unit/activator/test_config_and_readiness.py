@@ -7,8 +7,8 @@ import pytest
 
 from gpuplane.activator.config import ConfigError, parse_routes
 from gpuplane.activator.endpoints import Readiness, ready_endpoints
-from gpuplane.activator.waker import WAKE_REQUEST_ANNOTATION, wake_patch
-from gpuplane.downscaler.wake_request import WAKE_REQUEST_ANNOTATION as DOWNSCALER_READS
+from gpuplane.activator.waker import wake_patch
+from gpuplane.wake_annotation import WAKE_REQUEST_ANNOTATION, parse_wake_request
 
 GOOD: dict[str, Any] = {
     "limits": {"maxHeld": 10, "maxHoldSeconds": 60},
@@ -97,9 +97,10 @@ def test_endpoint_upstreams_take_ready_addresses_in_turn() -> None:
     assert asyncio.run(turns()) == [None, "10.0.1.2", "10.0.1.0", "10.0.1.2", "10.0.1.0"]
 
 
-def test_the_wake_patch_is_the_annotation_the_downscaler_reads() -> None:
+def test_the_wake_patch_is_what_the_downscaler_reads_back() -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    assert WAKE_REQUEST_ANNOTATION == DOWNSCALER_READS
-    patch = wake_patch(datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC))
+    moment = datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC)
+    patch = wake_patch(moment)
     assert patch == {"metadata": {"annotations": {WAKE_REQUEST_ANNOTATION: "2026-11-28T10:00:05Z"}}}
+    assert parse_wake_request(patch["metadata"]["annotations"]) == moment  # type: ignore[index]

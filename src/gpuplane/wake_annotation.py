@@ -1,16 +1,16 @@
-"""A wake request: the activator's annotation on a Deployment it holds requests for.
-
-The activator may write only this annotation (a ValidatingAdmissionPolicy refuses any
-other change from its account); the downscaler, still the only writer of replicas, sees it
-through its Deployment watch at once, restores the ledger's count, and clears the
-annotation in that same write (and in every write it makes, so a request left from an
-earlier episode never wakes a later scale-down)."""
+"""The wake request between the activator and the downscaler: one annotation on the
+Deployment. A leaf module (no gpuplane import), so both processes read and write the
+same name and time format while neither imports the other."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 WAKE_REQUEST_ANNOTATION = "gpuplane.io/wake-requested"
+
+
+def wake_request_value(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_wake_request(annotations: dict[str, str] | None) -> datetime | None:
