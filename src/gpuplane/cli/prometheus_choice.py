@@ -1,4 +1,5 @@
-"""Which Prometheus a verb reads: ``--prometheus URL``, else the local cluster's own."""
+"""Which Prometheus a verb reads (``--prometheus URL``, else the local cluster's own) and
+how far back (``--since``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
+from gpuplane.durations import parse_duration
 from gpuplane.errors import BadInputError, PrerequisiteError
 from gpuplane.quoting import quoted
 
@@ -38,3 +40,22 @@ def prometheus_url(args: argparse.Namespace, context: Context) -> str:
             f"the Prometheus of local cluster {platform.name!r} is not running (gpuplane up)"
         )
     return url
+
+
+def add_since_option(parser: argparse.ArgumentParser, default: str, what: str) -> None:
+    parser.add_argument(
+        "--since",
+        default=default,
+        metavar="DURATION",
+        help=f"{what}: how far back, e.g. 90s, 15m, 2h (default {default})",
+    )
+
+
+def since_seconds(args: argparse.Namespace) -> int:
+    try:
+        seconds = int(parse_duration(args.since).total_seconds())
+    except ValueError as error:
+        raise BadInputError(f"--since: {error}") from None
+    if seconds <= 0:
+        raise BadInputError(f"--since: {quoted(args.since)} is not longer than 0s")
+    return seconds

@@ -103,6 +103,12 @@ def instant_query(base_url: str, expr: str) -> dict[str, Any]:
     return api_get(base_url, "/api/v1/query", {"query": expr})
 
 
+def range_query(base_url: str, expr: str, start: float, end: float, step: float) -> dict[str, Any]:
+    """``expr`` evaluated every ``step`` seconds from ``start`` to ``end`` (Unix times)."""
+    params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    return api_get(base_url, "/api/v1/query_range", params)
+
+
 def scalar_or_zero(base_url: str, expr: str) -> float:
     """The one value of an aggregate like ``sum(x)``; 0 while the series does not exist."""
     result = instant_query(base_url, expr).get("result") or []
@@ -119,18 +125,45 @@ def finite_samples(data: dict[str, Any]) -> int:
     return sum(math.isfinite(float(value)) for value in values)
 
 
-def data_checks(
-    queries: list[NamedQuery], base_url: str, optional: dict[str, str] | None = None
-) -> list[QueryCheck]:
-    """One result per query: ok when the server answers with at least one number.
+def finite_series(data: dict[str, Any]) -> int:
+    """How many series of a range answer hold at least one number."""
+    return sum(
+        any(math.isfinite(float(value)) for _, value in series.get("values") or [])
+        for series in data.get("result") or []
+    )
 
+
+@dataclass(frozen=True)
+class Window:
+    """The time range a dashboard shows: data anywhere in it counts, as on the screen."""
+
+    end: float  # Unix time
+    seconds: float
+    points: int = 120
+
+    def query(self, base_url: str, expr: str) -> int:
+        """Series of ``expr`` with a number somewhere in the window."""
+        step = max(self.seconds / self.points, 1.0)
+        return finite_series(range_query(base_url, expr, self.end - self.seconds, self.end, step))
+
+
+def data_checks(
+    queries: list[NamedQuery],
+    base_url: str,
+    window: Window,
+    optional: dict[str, str] | None = None,
+) -> list[QueryCheck]:
+    """One result per query: ok when it draws at least one number in ``window``.
+
+    A window, not an instant: a rate over the last minute is empty a minute after the
+    event it counts (a wake), yet a dashboard of the last 15 minutes still shows it.
     ``optional`` maps a dashboard of a workload that may not run on this platform (the
     inference service) to the series that says it runs: without that series, its queries
     are reported as skipped, not failed."""
     absent = {
         source
         for source, presence in (optional or {}).items()
-        if finite_samples(instant_query(base_url, presence)) == 0
+        if window.query(base_url, presence) == 0
     }
     checks = []
     for query in queries:
@@ -139,9 +172,9 @@ def data_checks(
             checks.append(QueryCheck(query, True, f"skipped: no {presence} (not running here)"))
             continue
         try:
-            samples = finite_samples(instant_query(base_url, query.expr))
+            found = window.query(base_url, query.expr)
         except ValueError as error:
             checks.append(QueryCheck(query, False, f"server error: {error}"))
             continue
-        checks.append(QueryCheck(query, samples > 0, f"{samples} sample(s)"))
+        checks.append(QueryCheck(query, found > 0, f"{found} series with data"))
     return checks

@@ -20,6 +20,7 @@ import yaml
 
 from gpuplane.durations import parse_duration
 from gpuplane.errors import OperationError
+from gpuplane.observability import promql
 from gpuplane.observability.promql import api_get
 
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -153,14 +154,8 @@ def series_of(query: Query, data: dict[str, Any]) -> list[Series]:
 def range_query(
     base_url: str, expr: str, start: datetime, end: datetime, step: float
 ) -> dict[str, Any]:
-    params = {
-        "query": expr,
-        "start": f"{start.timestamp():.3f}",
-        "end": f"{end.timestamp():.3f}",
-        "step": f"{step:g}",
-    }
     try:
-        return api_get(base_url, "/api/v1/query_range", params)
+        return promql.range_query(base_url, expr, start.timestamp(), end.timestamp(), step)
     except ValueError as error:
         raise OperationError(f"Prometheus rejected {expr!r}: {error}") from error
 

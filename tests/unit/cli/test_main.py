@@ -52,3 +52,16 @@ def test_backend_sim_is_read_as_local_with_a_warning(
         platform = load_platform(file)
     assert platform.spec.backend == "local"
     assert "backend 'sim' is deprecated, read as 'local'" in caplog.text
+
+
+@pytest.mark.parametrize("since", ["0s", "soon"])
+def test_a_bad_since_is_named_before_prometheus_is_looked_for(tmp_path: Path, since: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main.main(
+        ["-f", str(REPO / "platform.yaml"), "observability", "check", "--live", "--since", since],
+        stdout=out,
+        stderr=err,
+        env={"GPUPLANE_STATE": str(tmp_path)},
+    )
+    assert code == ExitCode.BAD_INPUT == 2
+    assert "--since" in err.getvalue() and repr(since) in err.getvalue()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gpuplane.errors import BadInputError
-from gpuplane.observability.promql import finite_samples
+from gpuplane.observability.promql import finite_samples, finite_series
 from gpuplane.observability.queries import all_queries, concrete, dashboard_queries
 from gpuplane.observability.report import (
     PANELS,
@@ -86,6 +86,15 @@ def test_finite_samples_ignore_nan() -> None:
     assert finite_samples(vector) == 1
     assert finite_samples({"resultType": "vector", "result": []}) == 0
     assert finite_samples({"resultType": "scalar", "result": [1, "+Inf"]}) == 0
+
+
+def test_a_series_counts_with_one_number_anywhere_in_the_range() -> None:
+    # A wake's rate: NaN before and after the minute it happened, a number during it.
+    woke = {"values": [[1, "NaN"], [2, "0.4"], [3, "NaN"]]}
+    never = {"values": [[1, "NaN"], [2, "NaN"]]}
+    assert finite_series({"resultType": "matrix", "result": [woke, never]}) == 1
+    assert finite_series({"resultType": "matrix", "result": [never]}) == 0
+    assert finite_series({"resultType": "matrix", "result": []}) == 0
 
 
 def test_report_series_and_legends() -> None:

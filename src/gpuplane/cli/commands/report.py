@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from gpuplane.cli.context import Context
-from gpuplane.cli.prometheus_choice import add_prometheus_option, prometheus_url
+from gpuplane.cli.prometheus_choice import (
+    add_prometheus_option,
+    add_since_option,
+    prometheus_url,
+    since_seconds,
+)
 from gpuplane.cli.render import print_json
-from gpuplane.durations import parse_duration
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.observability.report import fetch_panels, render_png
-from gpuplane.quoting import quoted
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
@@ -22,9 +25,7 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         "report", help="render GPU and downscaler panels from Prometheus to a PNG"
     )
     parser.add_argument("--png", required=True, type=Path, metavar="FILE", help="PNG to write")
-    parser.add_argument(
-        "--since", default="30m", help="how far back, e.g. 90s, 15m, 2h (default 30m)"
-    )
+    add_since_option(parser, "30m", "the report's time range")
     add_prometheus_option(parser)
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
@@ -32,12 +33,7 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    try:
-        seconds = int(parse_duration(args.since).total_seconds())
-    except ValueError as error:
-        raise BadInputError(f"--since: {error}") from None
-    if seconds <= 0:
-        raise BadInputError(f"--since: {quoted(args.since)} is not longer than 0s")
+    seconds = since_seconds(args)
     if not args.png.parent.is_dir():
         raise BadInputError(f"--png: directory {args.png.parent} does not exist")
     if importlib.util.find_spec("matplotlib") is None:
