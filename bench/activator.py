@@ -24,17 +24,15 @@ from typing import Any
 
 import aiohttp
 import httpx2
-import yaml
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace
 
-from gpuplane.backends.local.services import Services, free_port
+from gpuplane.backends.local.activator_service import start_activator, stop_activator
+from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.state import LocalState
-from gpuplane.backends.local.tokens import mint_token
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
-from gpuplane.kube.apply import apply_documents, apply_files
-from gpuplane.kube.files import user_kubeconfig, write_private
+from gpuplane.kube.apply import apply_documents
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = "gpuplane-bench-activator"
@@ -174,29 +172,24 @@ def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:
     state = LocalState(kubeconfig.parent.parent, CLUSTER)
     client = connect(kubeconfig)
     client.create(Namespace.from_dict({"metadata": {"name": NS}}))
-    apply_files(client, [REPO / "deploy" / "activator" / "rbac.yaml"])
-    own = work / "activator.kubeconfig"
-    token = mint_token(client, "gpuplane-system", "gpuplane-activator")
-    write_private(own, user_kubeconfig(kubeconfig, "gpuplane-activator", {"token": token}))
     apply_documents(
         client, manifests("echo", 1, selected=True) + manifests("ghost", 0, selected=False)
     )
-    backend_port, port, metrics_port = free_port(), free_port(), free_port()
-    routes = {"limits": {"maxHeld": args.held * 2, "maxHoldSeconds": 120}, "backends": [
+    backend_port = free_port()
+    backends = [
         {"name": name, "namespace": NS, "deployment": name, "service": name,
          "upstream": f"http://127.0.0.1:{backend_port}", "match": {"pathPrefix": f"/{name}/"},
-         "stripPrefix": True} for name in ("echo", "ghost")]}  # fmt: skip
-    (work / "routes.yaml").write_text(yaml.safe_dump(routes))
+         "stripPrefix": True} for name in ("echo", "ghost")]  # fmt: skip
     backend_cmd = [sys.executable, "-c", BACKEND, str(backend_port)]
-    activator_cmd = [sys.executable, "-m", "gpuplane.activator.main",
-                     "--config", str(work / "routes.yaml"),
-                     "--kubeconfig", str(own), "--listen", f"127.0.0.1:{port}",
-                     "--metrics-address", f"127.0.0.1:{metrics_port}"]  # fmt: skip
-    direct, proxied = f"http://127.0.0.1:{backend_port}/x", f"http://127.0.0.1:{port}/echo/x"
-    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
     report: dict[str, Any] = {"cluster": CLUSTER}
-    with process(activator_cmd, work / "activator.log"):
-        wait("activator synced", lambda: answers(f"http://127.0.0.1:{metrics_port}/healthz"))
+    # The activator as the local backend runs it (the demo's too): supervised, its own
+    # token, on 127.0.0.1, scraped by the cluster's Prometheus.
+    address = start_activator(
+        state, client, backends, {"maxHeld": args.held * 2, "maxHoldSeconds": 120}
+    )
+    direct, proxied = f"http://127.0.0.1:{backend_port}/x", f"{address.url}/echo/x"
+    metrics = f"{address.metrics_url}/metrics"
+    try:
         with process(backend_cmd, work / "backend.log") as backend:
             wait("backend", lambda: answers(direct))
             wait("echo ready", lambda: answers(proxied))
@@ -206,11 +199,8 @@ def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:
                 report[f"{rate}_rps"] = {"direct": plain, "activator": via,
                     "added_p50_ms": round(via["p50_ms"] - plain["p50_ms"], 3),
                     "added_p99_ms": round(via["p99_ms"] - plain["p99_ms"], 3)}  # fmt: skip
-            report["held"] = asyncio.run(
-                hold_many(f"http://127.0.0.1:{port}/ghost/x", metrics, args.held)
-            )
+            report["held"] = asyncio.run(hold_many(f"{address.url}/ghost/x", metrics, args.held))
             # The wake: the downscaler scales echo to zero on the activator's counter.
-            Services(state).add_scrape_target("bench-activator", f"127.0.0.1:{metrics_port}", {})
             counter = f'gpuplane_activator_requests_total{{namespace="{NS}"}}'
             signal = f"sum by (deployment) (rate({counter}[6s]))"
             spec = {
@@ -257,6 +247,8 @@ def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:
             took = round(time.perf_counter() - started, 3)
             report["wake"] = {"status": code, "first_held_to_response_s": took,
                               "replicas_after": scaled()}  # fmt: skip
+    finally:
+        stop_activator(state)
     client.delete(Namespace, NS)
     return report
 

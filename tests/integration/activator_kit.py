@@ -25,7 +25,7 @@ from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.files import user_kubeconfig, write_private
-from tests.integration.inference_kit import sample_sum
+from gpuplane.metrics_text import sample_sum
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "gpuplane-activator"

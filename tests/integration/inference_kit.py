@@ -12,22 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from prometheus_client.parser import text_string_to_metric_families
 
 from gpuplane.backends.local.services import free_port
+from gpuplane.metrics_text import sample_sum
 
 MODEL = "all-MiniLM-L6-v2"
-
-
-def sample_sum(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called ``name`` whose labels include ``labels`` (Prometheus'
-    text format, read by prometheus_client's own parser)."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 @dataclass

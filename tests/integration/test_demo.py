@@ -28,6 +28,11 @@ def test_demo_story_end_to_end(sim_cluster: SimCluster) -> None:
         positions = [demo.stdout.find(step) for step in STEPS]
         assert -1 not in positions, demo.stdout
         assert positions == sorted(positions), demo.stdout
+        # Every node is KWOK here: the real service's wake act says it did not run.
+        assert "the zero-loss wake (the real service behind the activator): not run" in (
+            demo.stdout
+        )
+        assert "held 20" not in demo.stdout
         check = sim_cluster.cli("observability", "check", "--live", "-o", "json")
         failed = [row for row in json.loads(check.stdout) if not row["ok"]]
         assert check.code == 0 and not failed, json.dumps(failed, indent=2)

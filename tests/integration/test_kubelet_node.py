@@ -23,7 +23,7 @@ import httpx2
 import pytest
 import yaml
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.apps_v1 import DaemonSet
+from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Node, Pod
 
 from gpuplane.backends.gpu_enablement import NAMESPACE, PLUGIN_DAEMONSET, apply_gpu_enablement
@@ -35,9 +35,17 @@ from gpuplane.gpu_exporter.podresources import list_pod_resources
 from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import http_client
+from gpuplane.observability.promql import finite_samples, instant_query
 from gpuplane.toolchain.images import INFERENCE_NAME, TOOLBOX_NAME
 from gpuplane.topology import load_platform
-from tests.integration.conftest import CliResult, SimCluster, run_cli, write_platform
+from tests.integration.conftest import (
+    CliResult,
+    SimCluster,
+    delete_namespace,
+    run_cli,
+    write_platform,
+)
+from tests.integration.downscaler_kit import services
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "gpuplane-kubelet"
@@ -256,7 +264,7 @@ def test_the_inference_service_runs_on_the_real_app_node(kubelet_cluster: SimClu
             in metrics
         )
     finally:
-        client.delete(Namespace, "ml")
+        delete_namespace(client, "ml")
 
 
 def is_ready(pod: Pod) -> bool:
@@ -321,6 +329,44 @@ def run_as_nobody(scratch: Path) -> None:
     assert result.returncode == 3, result.stderr
     assert "kubelet node 'agent-0'" in result.stderr and "runs as root" in result.stderr
     assert not (state / "not-root").exists()
+
+
+def test_the_demo_wakes_the_real_service_through_the_activator_losing_nothing(
+    kubelet_cluster: SimCluster,
+) -> None:
+    """`sim demo` where the app node is real: after the KWOK GPU story, the real embeddings
+    service runs on the kubelet node behind the activator, is scaled to zero on the
+    activator's counter, and 20 requests that arrive at zero are held, wake it through the
+    annotation (restore cause "request", not the Prometheus query) and are all answered."""
+    client = kubelet_cluster.client
+    demo = kubelet_cluster.cli("sim", "demo")
+    assert demo.code == 0, demo.stdout + demo.stderr
+    out = demo.stdout
+    print(out)  # the story's timings, in the report of a passing run (pytest -rP)
+    act_two = out[out.index("the zero-loss wake") :]
+    assert "story complete" in out[: out.index("the zero-loss wake")]
+    for step in (
+        f"starts on {NODE}, a kubelet node",
+        "10 requests through the activator, all answered",
+        "inference-cpu scaled to 0",
+        "20 requests arrive at zero",
+        "held 20, answered 20, lost 0",
+        "inference-cpu back at 1 replica(s)",
+        "wake act complete",
+    ):
+        assert step in act_two, out
+    supervised = services(kubelet_cluster.env, CLUSTER)
+    ports = supervised.ports()
+    assert ports is not None
+    restores = instant_query(
+        ports.prometheus_url, 'sum(gpuplane_downscaler_restores_total{cause="request"})'
+    )
+    assert finite_samples(restores) == 1 and float(restores["result"][0]["value"][1]) >= 1
+    # The act cleans up after itself: no activator left, its policy and Deployment gone.
+    assert supervised.pid("activator") is None and not supervised.running("activator")
+    assert not (supervised.targets_dir / "activator.json").exists()
+    left = client.list(Deployment, namespace="ml", labels={"app.kubernetes.io/name": "inference"})
+    assert list(left) == []
 
 
 def test_down_leaves_nothing_behind(kubelet_cluster: SimCluster) -> None:

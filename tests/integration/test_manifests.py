@@ -6,6 +6,7 @@ the Prometheus operator's CRDs installed from the pinned upstream modules (tools
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,32 @@ def test_gitops_structure(with_crds: SimCluster) -> None:
             assert (
                 "RespectIgnoreDifferences=true" in application["spec"]["syncPolicy"]["syncOptions"]
             )
+
+
+def test_the_root_application_syncs_exactly_one_gpu_exporter() -> None:
+    """dcgm-exporter and gpu-exporter export the same series: the root Application leaves
+    one of the two out, and the switch is that one glob."""
+    root = yaml.safe_load((REPO / "gitops/bootstrap/root-application.yaml").read_text())
+    excluded = root["spec"]["source"]["directory"]["exclude"]
+    synced = {
+        path.name
+        for path in (REPO / "gitops" / "apps").glob("*.yaml")
+        if not fnmatch.fnmatch(path.name, excluded)
+    }
+    exporters = {"dcgm-exporter.yaml", "gpu-exporter.yaml"}
+    assert synced & exporters == {"dcgm-exporter.yaml"}
+    assert len(synced) == len(list((REPO / "gitops" / "apps").glob("*.yaml"))) - 1
+    # Both go to the gpu node's namespace in the same wave, so a switch is one sync.
+    apps = {
+        name: yaml.safe_load((REPO / "gitops" / "apps" / name).read_text()) for name in exporters
+    }
+    assert {a["spec"]["destination"]["namespace"] for a in apps.values()} == {
+        "gpu-operator-resources"
+    }
+    waves = {a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] for a in apps.values()}
+    assert waves == {"2"}
+    paths = {source["path"] for source in apps["gpu-exporter.yaml"]["spec"]["sources"]}
+    assert paths == {"apps/gpu-exporter", "gitops/monitors/gpu-exporter"}
 
 
 def test_observability_chart_ships_the_files_unchanged(sim_cluster: SimCluster) -> None:

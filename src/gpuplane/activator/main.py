@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from gpuplane.activator.flags import add_arguments
 from gpuplane.activator.metrics import ActivatorMetrics
 from gpuplane.activator.proxy import BackendState, Proxy
 from gpuplane.activator.waker import Waker
+from gpuplane.stop_signals import stop_event
 
 log = logging.getLogger("gpuplane.activator")
 
@@ -84,10 +84,7 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: httpx2.AsyncClie
         await web.TCPSite(status_runner, *_split(args.metrics_address)).start()
         names = ", ".join(b.name for b in routes.backends)
         log.info("proxying %s on %s; metrics on %s", names, args.listen, args.metrics_address)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        stop = stop_event()
         try:
             await stop.wait()
         finally:

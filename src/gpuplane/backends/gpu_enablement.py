@@ -19,6 +19,7 @@ from lightkube import Client
 
 from gpuplane.kube.apply import apply_documents, read_documents
 from gpuplane.kube.node_wait import wait_nodes
+from gpuplane.kube.nodes import GPU_RESOURCE
 from gpuplane.topology import Platform
 
 RUNTIME_CLASS_MANIFEST = "apps/gpu-enablement/runtimeclass.yaml"
@@ -38,7 +39,7 @@ def device_plugin_config(platform: Platform) -> dict[str, Any]:
     if replicas:
         config["sharing"] = {
             "timeSlicing": {
-                "resources": [{"name": "nvidia.com/gpu", "replicas": max(replicas)}],
+                "resources": [{"name": GPU_RESOURCE, "replicas": max(replicas)}],
             }
         }
     return config

@@ -29,7 +29,10 @@ class CommandOutput:
 Runner = Callable[[list[str]], CommandOutput]
 
 
-def run_command(argv: list[str], timeout: float = 20.0) -> CommandOutput:
+def probe_command(argv: list[str], timeout: float = 20.0) -> CommandOutput:
+    """Run a probe of the host (``nvidia-smi``, ``docker info``): unlike
+    ``commands.run_command`` it never raises, since a missing program or a failure is
+    itself the fact ``doctor`` reports."""
     binary = shutil.which(argv[0])
     if binary is None:
         return CommandOutput(found=False)
@@ -54,7 +57,7 @@ class HostFacts:
     cgroup_v2: bool
 
 
-def collect_facts(run: Runner = run_command, root: Path = Path("/")) -> HostFacts:
+def collect_facts(run: Runner = probe_command, root: Path = Path("/")) -> HostFacts:
     terraform = run(["terraform", "version", "-json"])
     if not terraform.found:
         terraform = run(["tofu", "version", "-json"])

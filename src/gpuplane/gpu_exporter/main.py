@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from gpuplane.gpu_exporter.podresources import (
     holders_by_gpu,
     list_pod_resources,
 )
+from gpuplane.stop_signals import stop_event
 
 log = logging.getLogger("gpuplane.gpu_exporter")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -90,10 +90,7 @@ async def serve(args: argparse.Namespace) -> int:
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     log.info("serving %s:%d for %s (driver %s)", args.host, args.port, args.hostname, nvml.driver)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_event()
     try:
         await stop.wait()
     finally:

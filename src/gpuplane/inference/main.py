@@ -15,7 +15,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -35,6 +34,7 @@ from gpuplane.inference.model import (  # noqa: E402
 from gpuplane.inference.ops import choose_ops  # noqa: E402
 from gpuplane.inference.server import ServiceState, make_app  # noqa: E402
 from gpuplane.inference.weights import WeightsError  # noqa: E402
+from gpuplane.stop_signals import stop_event  # noqa: E402
 
 log = logging.getLogger("gpuplane.inference")
 WARMUP_TEXT = "A warm-up sentence so the first real request pays no first-call costs."
@@ -131,10 +131,7 @@ async def serve(args: argparse.Namespace) -> int:
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     log.info("listening on %s:%d; loading the model", args.host, args.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_event()
     loading = asyncio.create_task(start(args, state))
     code = 0
     try:

@@ -18,7 +18,7 @@ from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.types import CascadeType
 
 from gpuplane.errors import OperationError
@@ -60,6 +60,16 @@ def _job_exists(client: Client) -> bool:
     return True
 
 
+def _terminating(client: Client) -> bool:
+    try:
+        namespace = client.get(Namespace, NAMESPACE)
+    except ApiError as error:
+        if error.status.code == 404:
+            return False
+        raise
+    return namespace.status is not None and namespace.status.phase == "Terminating"
+
+
 class Observed(Protocol):
     """What Prometheus has scraped: the story ends once the dashboards can show it all."""
 
@@ -93,6 +103,8 @@ def run_story(
                 raise OperationError(f"demo: {what} did not happen within {timeout:.0f}s")
             time.sleep(0.5)
 
+    # A namespace being deleted refuses new objects: let an earlier deletion finish.
+    wait("the namespace ml being deleted to go", lambda: not _terminating(client))
     # A job left by an earlier run would hold the GPU: remove it and its pods first.
     with contextlib.suppress(ApiError):
         client.delete(Job, TRAINING, namespace=NAMESPACE, cascade=CascadeType.FOREGROUND)

@@ -6,12 +6,12 @@ backend applies them, and ``gpuplane render deploy-files --check`` proves they m
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.commands import run_command
+from gpuplane.errors import PrerequisiteError
 
 HELM_TIMEOUT_SECONDS = 120.0
 DOWNSCALER_RELEASE = "gpuplane-downscaler"
@@ -65,15 +65,7 @@ def helm_template(
         command += ["--set", f"{key}={value}"]
     for template in show_only:
         command += ["--show-only", template]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=HELM_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired as error:
-        raise OperationError(f"helm template {chart} took over {error.timeout:.0f}s") from error
-    if result.returncode != 0:
-        raise OperationError(f"helm template {chart} failed: {result.stderr.strip()}")
-    return result.stdout
+    return run_command(command, timeout=HELM_TIMEOUT_SECONDS, what=f"helm template {chart}")
 
 
 def render_deploy_files(helm: Path, chart: Path, kube_version: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ from gpuplane.toolchain.python_image import (
     MULTIARCH,
     PythonImage,
     build_python_image,
+    package_sources,
     probe_environment,
 )
 
@@ -207,7 +208,11 @@ class ServiceImage:
     user: str = "65532:65532"
     skip: tuple[str, ...] = ()
     """Declared dependencies the service never loads (left out of the image)."""
+    modules: tuple[str, ...] = ()
+    """Leaf modules of gpuplane the service imports besides its own package."""
 
+
+GPUPLANE_PACKAGE = Path(__file__).resolve().parents[1]
 
 SERVICE_IMAGES = {
     "inference": ServiceImage(
@@ -218,11 +223,13 @@ SERVICE_IMAGES = {
         env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
         # torch's compiler backend (hundreds of MB); eager inference never imports it.
         skip=("triton",),
+        modules=("stop_signals",),
     ),
     "activator": ServiceImage(
         name=ACTIVATOR_NAME,
         package="activator",
         distributions=("aiohttp", "prometheus-client", "httpx2", "lightkube", "pyyaml", "?uvloop"),
+        modules=("listwatch", "stop_signals"),
         arguments=(
             "--config=/etc/activator/routes.yaml",
             "--listen=0.0.0.0:8080",
@@ -233,6 +240,7 @@ SERVICE_IMAGES = {
         name=GPU_EXPORTER_NAME,
         package="gpu_exporter",
         distributions=("aiohttp", "nvidia-ml-py", "grpcio"),
+        modules=("stop_signals",),
         arguments=("--host=0.0.0.0", "--port=9400"),
         # The kubelet's pod-resources socket is root's: the exporter runs as root, with
         # no capabilities and a read-only root filesystem.
@@ -249,7 +257,7 @@ def build_service_image(
     never moved, so its layer stays uncompressed."""
     service = SERVICE_IMAGES[kind]
     environment = probe_environment(python, service.distributions, extra_path, service.skip)
-    package = Path(__file__).resolve().parents[1] / service.package
+    sources = package_sources(GPUPLANE_PACKAGE / service.package, service.modules)
     image = PythonImage(
         names=(service.name,),
         module=f"gpuplane.{service.package}.main",
@@ -258,7 +266,7 @@ def build_service_image(
         user=service.user,
     )
     with_torch = "torch" in environment.versions
-    file = build_python_image(image, environment, package, images, kind, compress=not with_torch)
+    file = build_python_image(image, environment, sources, images, kind, compress=not with_torch)
     return BuiltImage(kind, (service.name,), file)
 
 

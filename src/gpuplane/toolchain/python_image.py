@@ -201,14 +201,22 @@ class PythonImage:
     user: str = "65532:65532"
 
 
-def _content_key(image: PythonImage, environment: Environment, package: Path) -> str:
+def package_sources(package: Path, modules: tuple[str, ...] = ()) -> list[Path]:
+    """The sources an image carries of gpuplane: the parent package's ``__init__``, the
+    leaf ``modules`` of it the service imports (``listwatch``), and the service's package."""
+    parent = package.parent
+    leaves = [parent / f"{module}.py" for module in modules]
+    return [parent / "__init__.py", *leaves, *sorted(package.rglob("*.py"))]
+
+
+def _content_key(image: PythonImage, environment: Environment, sources: list[Path]) -> str:
     """What the image is made of: the builder, how it starts (names, module, arguments,
     environment, user), the interpreter and every distribution's version, the sources."""
     key = hashlib.sha256(BUILDER_VERSION.encode())
     started = [image.names, image.module, image.arguments, image.env, image.user]
     facts = [str(environment.executable), environment.versions, started]
     key.update(json.dumps(facts, sort_keys=True).encode())
-    for source in sorted(package.rglob("*.py")):
+    for source in sources:
         key.update(source.read_bytes())
     return key.hexdigest()[:12]
 
@@ -270,12 +278,11 @@ def _site(environment: Environment) -> tuple[list[Entry], list[Path], set[Path]]
     return entries, binaries, roots
 
 
-def _package(package: Path) -> list[Entry]:
-    """The service's package and its parent package's ``__init__`` (nothing else of it)."""
-    parent = package.parent
-    sources = [parent / "__init__.py", *sorted(package.rglob("*.py"))]
+def _package(sources: list[Path]) -> list[Entry]:
+    """``sources`` (see :func:`package_sources`) under the image's site directory."""
+    site_root = sources[0].parent.parent  # the directory that holds gpuplane/
     return [
-        Entry(f"{SITE}/{source.relative_to(parent.parent).as_posix()}", source=source)
+        Entry(f"{SITE}/{source.relative_to(site_root).as_posix()}", source=source)
         for source in sources
     ]
 
@@ -293,14 +300,14 @@ def _libraries(libraries: dict[str, Path]) -> list[Entry]:
     return entries
 
 
-def python_image_entries(environment: Environment, package: Path) -> tuple[Entry, ...]:
-    """Every path of the image; ``package`` is the service's package directory."""
+def python_image_entries(environment: Environment, sources: list[Path]) -> tuple[Entry, ...]:
+    """Every path of the image; ``sources`` are gpuplane's files it carries."""
     interpreter, interpreter_binaries = _interpreter(environment)
     site, site_binaries, roots = _site(environment)
     libraries = shared_libraries(interpreter_binaries + site_binaries, (*roots, environment.stdlib))
     entries: dict[str, Entry] = {}
     for entry in (
-        *_skeleton(environment.version), *interpreter, *site, *_package(package),
+        *_skeleton(environment.version), *interpreter, *site, *_package(sources),
         *_libraries(libraries),
     ):  # fmt: skip
         entries[entry.path] = entry
@@ -316,7 +323,7 @@ def python_image_entries(environment: Environment, package: Path) -> tuple[Entry
 def build_python_image(
     image: PythonImage,
     environment: Environment,
-    package: Path,
+    sources: list[Path],
     images: Path,
     stem: str,
     *,
@@ -324,12 +331,12 @@ def build_python_image(
 ) -> Path:
     """Write the image (once per content: the interpreter, the distributions' versions and
     the package's sources make the file name) and return its OCI layout tar."""
-    target = images / f"{stem}-{_content_key(image, environment, package)}.oci.tar"
+    target = images / f"{stem}-{_content_key(image, environment, sources)}.oci.tar"
     if target.is_file():
         return target
     spec = ImageSpec(
         names=image.names,
-        entries=python_image_entries(environment, package),
+        entries=python_image_entries(environment, sources),
         entrypoint=(f"/usr/local/bin/python{environment.version}", "-m", image.module),
         command=image.arguments,
         env=(

@@ -8,7 +8,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from gpuplane.downscaler.kube_api import Conflict, Gone
+from gpuplane.downscaler.kube_api import Conflict, Gone, KubeApiError
 from gpuplane.downscaler.ledger import ANNOTATION
 from gpuplane.downscaler.resource import ObjectRef
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
@@ -42,6 +42,7 @@ class FakeApiServer:
         self.events: list[tuple[str, str, str]] = []  # (kind, reason, message)
         self.requests: list[str] = []
         self.version = 1
+        self.refusing = False  # every Deployment write answered 403 (RBAC taken away)
 
     def add(self, namespace: str, name: str, replicas: int, gpus: int = 0) -> None:
         self.objects[(namespace, name)] = deployment_body(namespace, name, replicas, gpus)
@@ -71,6 +72,8 @@ class FakeApiServer:
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
         self.requests.append(f"PATCH {namespace}/{name}")
+        if self.refusing:
+            raise KubeApiError(f"403: deployments {name} is forbidden")
         body = self.objects.get((namespace, name))
         if body is None:
             raise Gone(name)

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
 from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
+from gpuplane.backends.local.activator_service import (
+    ActivatorAddress,
+    start_activator,
+    stop_activator,
+)
 from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
@@ -156,6 +162,17 @@ class LocalBackend:
         toolchain = LocalToolchain.of(platform, self._cache)
         binaries = toolchain.built(needed_components(platform, toolchain.pins))
         return KubeletFleet(platform, self._state(platform)).load_images(binaries, images)
+
+    def start_activator(
+        self, platform: Platform, backends: list[dict[str, Any]], limits: dict[str, float]
+    ) -> ActivatorAddress:
+        """The activator as a host process for ``backends`` (routes-file entries), on
+        127.0.0.1, scraped by the cluster's Prometheus; replaces one already running."""
+        state = self._state(platform)
+        return start_activator(state, connect(state.kubeconfig), backends, limits)
+
+    def stop_activator(self, platform: Platform) -> None:
+        stop_activator(self._state(platform))
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""

@@ -22,6 +22,8 @@ from gpuplane.errors import OperationError, PrerequisiteError
 from gpuplane.toolchain import repo_root
 
 SERVICES = ("prometheus", "traffic", "downscaler")
+# Started on demand by a verb (the demo's wake act), not by `up`; `down` stops it too.
+ACTIVATOR = "activator"
 SCRAPE_INTERVAL = "2s"
 
 
@@ -200,7 +202,7 @@ class Services(Supervisor):
                 time.sleep(0.1)
 
     def stop_all(self) -> None:
-        self.stop(SERVICES)
+        self.stop((*SERVICES, ACTIVATOR))
 
     def statuses(self) -> tuple[ComponentStatus, ...]:
         ports = self.ports()

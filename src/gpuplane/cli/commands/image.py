@@ -14,6 +14,7 @@ from rich.table import Table
 from gpuplane.backends.local import LocalBackend
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
+from gpuplane.cli.python_choice import add_python_option, chosen_python
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode
 from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
@@ -31,13 +32,7 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         "images (inference, gpu-exporter) as OCI layouts",
     )
     build.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    build.add_argument(
-        "--python",
-        type=Path,
-        default=Path(sys.executable),
-        help="the interpreter whose environment the service images are assembled from "
-        "(default: this one; on a GPU host, one with torch)",
-    )
+    add_python_option(build, "the service images are assembled from")
     build.add_argument(
         "--services",
         action="store_true",
@@ -94,15 +89,12 @@ def _given(files: list[Path]) -> list[BuiltImage]:
 def run(args: argparse.Namespace, context: Context) -> int:
     backend, platform = _local(args, context)
     if args.action == "build":
-        if not args.python.is_file():
-            raise BadInputError(f"--python {args.python}: no such interpreter")
+        python = chosen_python(args)
         only = args.services or bool(args.service)
         images = [] if only else backend.build_images(platform, rebuild=True)
-        context.reporter().step(f"assembling the service images from {args.python}")
+        context.reporter().step(f"assembling the service images from {python}")
         kinds = tuple(args.service) or tuple(SERVICE_IMAGES)
-        images += backend.build_service_images(
-            platform, args.python, tuple(args.python_path), kinds
-        )
+        images += backend.build_service_images(platform, python, tuple(args.python_path), kinds)
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from gpuplane.backends.local import LocalBackend
+from gpuplane.backends.local.activator_service import ActivatorAddress
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
+from gpuplane.cli.python_choice import add_python_option, chosen_python
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
 from gpuplane.observability.promql import scalar_or_zero
 from gpuplane.simulation.demo_story import Step, run_story
 from gpuplane.simulation.traffic_client import TrafficClient, parse_target
+from gpuplane.simulation.wake_story import choose_variant, run_wake_story
 from gpuplane.toolchain import repo_root
 from gpuplane.topology import Platform
 
@@ -32,21 +37,25 @@ def register(verbs: Any) -> argparse.ArgumentParser:
     setter.add_argument("rps", type=float)
     lister = actions.add_parser("list", help="list the rates")
     lister.add_argument("-o", "--output", choices=["table", "json"], default="table")
-    topics.add_parser(
-        "demo", help="the downscaler story: idle GPU inference -> zero -> training -> restored"
+    story = topics.add_parser(
+        "demo",
+        help="the downscaler story: idle GPU inference -> zero -> training -> restored; "
+        "where a kubelet node runs, then the real service's zero-loss wake through the activator",
     )
+    add_python_option(story, "the real service's image is assembled from (kubelet nodes)")
     parser.set_defaults(run=run)
     return parser
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
+    python = chosen_python(args) if args.topic == "demo" else None  # bad input first
     platform = load(args)
     backend = backend_for(platform, context)
     if not isinstance(backend, LocalBackend):
         raise BadInputError("gpuplane sim only applies to the local backend")
     client = TrafficClient(backend.traffic_url(platform))
-    if args.topic == "demo":
-        return demo(context, backend, platform, client)
+    if python is not None:
+        return demo(context, backend, platform, client, python)
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
         if args.rps < 0:
@@ -84,8 +93,25 @@ class PrometheusSeen:
         return scalar_or_zero(self.url, f"count(DCGM_FI_DEV_GPU_UTIL{{{selector}}})") > 0
 
 
+class BackendActivator:
+    """The wake act's activator: a host process the local backend supervises."""
+
+    def __init__(self, backend: LocalBackend, platform: Platform) -> None:
+        self.backend, self.platform = backend, platform
+
+    def start(self, backends: list[dict[str, Any]], limits: dict[str, float]) -> ActivatorAddress:
+        return self.backend.start_activator(self.platform, backends, limits)
+
+    def stop(self) -> None:
+        self.backend.stop_activator(self.platform)
+
+
 def demo(
-    context: Context, backend: LocalBackend, platform: Platform, traffic: TrafficClient
+    context: Context,
+    backend: LocalBackend,
+    platform: Platform,
+    traffic: TrafficClient,
+    python: Path,
 ) -> int:
     context.console.print(
         "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
@@ -104,4 +130,26 @@ def demo(
     client = connect(backend.kubeconfig(platform))
     steps = run_story(client, traffic, apps, say, PrometheusSeen(url))
     context.console.print(f"story complete in {steps[-1].seconds:.0f}s", highlight=False)
+    variant = choose_variant(platform)
+    if variant is None:
+        context.console.print(
+            "the zero-loss wake (the real service behind the activator): not run, every node "
+            "is KWOK here (it needs a node with runtime: kubelet in platform.yaml)",
+            highlight=False,
+        )
+        return int(ExitCode.OK)
+    context.console.print(
+        f"the zero-loss wake: the real service on {variant.node}, behind the activator",
+        highlight=False,
+    )
+    context.reporter().step(f"the inference image from {python}, imported into the node")
+    images = backend.build_service_images(platform, python, kinds=("inference",))
+    backend.load_images(platform, images)
+    start = time.monotonic()
+
+    def note(text: str) -> None:
+        say(Step(time.monotonic() - start, text))
+
+    run_wake_story(client, repo_root() / "apps", variant, BackendActivator(backend, platform), note)
+    context.console.print(f"wake act complete in {time.monotonic() - start:.0f}s", highlight=False)
     return int(ExitCode.OK)

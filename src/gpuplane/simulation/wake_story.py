@@ -1,0 +1,212 @@
+"""The demo's second act, where a real (kubelet) node exists: the real embeddings service
+(``apps/inference``) runs there behind the activator instead of a KWOK placeholder. It
+serves, goes idle, is scaled to zero, and requests that arrive at zero are held, wake it
+at once and are all answered: the story prints how many were held, how many were lost
+(0) and how long the wake took.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx2
+from lightkube import Client
+from lightkube.resources.apps_v1 import Deployment
+
+from gpuplane.errors import OperationError
+from gpuplane.kube.apply import apply_files, delete_files
+from gpuplane.metrics_text import sample_sum
+from gpuplane.topology import Platform
+
+NAMESPACE = "ml"
+SERVICE = "inference"
+PORT = 8000
+ROUTE = "/ml/inference/"
+HELD_REQUESTS = 20
+WARM_REQUESTS = 10
+MODEL = "all-MiniLM-L6-v2"
+EMBEDDING_SIZE = 384
+# A held request may wait for a whole cold start (image already on the node).
+REQUEST_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which manifest of ``apps/inference`` runs on which real node."""
+
+    node: str
+    manifest: str
+    deployment: str
+
+
+def choose_variant(platform: Platform) -> Variant | None:
+    """The GPU variant where the gpu node is real, else the CPU one where the app node is;
+    ``None`` on an all-KWOK platform (the act is skipped)."""
+    real = {node.role: node.name for node in platform.kubelet_nodes}
+    if "gpu" in real:
+        return Variant(real["gpu"], "server-gpu.yaml", "inference-gpu")
+    if "app" in real:
+        return Variant(real["app"], "server-cpu.yaml", "inference-cpu")
+    return None
+
+
+def routes(variant: Variant) -> list[dict[str, Any]]:
+    """The activator's one backend: the service's ready pods, called on their own
+    addresses (the local backend runs no kube-proxy)."""
+    return [
+        {
+            "name": "embeddings",
+            "namespace": NAMESPACE,
+            "deployment": variant.deployment,
+            "service": SERVICE,
+            "upstream": f"endpoints:{PORT}",
+            "match": {"pathPrefix": ROUTE},
+            "stripPrefix": True,
+        }
+    ]
+
+
+class ActivatorAddress(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def metrics_url(self) -> str: ...
+
+
+class ActivatorControl(Protocol):
+    """Starts and stops the activator beside the cluster (the backend knows how)."""
+
+    def start(self, backends: list[dict[str, Any]], limits: dict[str, float]) -> ActivatorAddress:
+        """Run the activator for ``backends``; return once it has synced."""
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: int  # 0: no HTTP answer (connection error, timeout)
+    seconds: float  # from sending to the whole answer
+    embeddings: int  # embeddings of the right size in a 200 answer
+
+
+@dataclass(frozen=True)
+class WakeOutcome:
+    held: int  # requests the activator held (its hold-time histogram)
+    answered: int
+    lost: int
+    first_answer_seconds: float  # from the requests' arrival at zero
+    last_answer_seconds: float
+    replicas: int  # after the wake: the ledger's count
+
+
+def _replicas(client: Client, deployment: str) -> int:
+    spec = client.get(Deployment, deployment, namespace=NAMESPACE).spec
+    return int(spec.replicas or 0) if spec else 0
+
+
+def _ready(client: Client, deployment: str) -> int:
+    status = client.get(Deployment, deployment, namespace=NAMESPACE).status
+    return int(status.readyReplicas or 0) if status else 0
+
+
+def _wait(what: str, condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise OperationError(f"demo: {what} did not happen within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def _post(http: httpx2.Client, url: str, text: str) -> Answer:
+    start = time.monotonic()
+    try:
+        answer = http.post(url, json={"model": MODEL, "input": [text]})
+    except httpx2.HTTPError:
+        return Answer(0, time.monotonic() - start, 0)
+    seconds = time.monotonic() - start
+    if answer.status_code != 200:
+        return Answer(answer.status_code, seconds, 0)
+    data = answer.json().get("data") or []
+    right = sum(len(item.get("embedding") or []) == EMBEDDING_SIZE for item in data)
+    return Answer(200, seconds, right)
+
+
+def _answered(answers: list[Answer]) -> int:
+    return sum(a.code == 200 and a.embeddings == 1 for a in answers)
+
+
+def _held_total(http: httpx2.Client, activator: ActivatorAddress, variant: Variant) -> float:
+    text = http.get(f"{activator.metrics_url}/metrics").text
+    labels = {"namespace": NAMESPACE, "deployment": variant.deployment}
+    return sample_sum(text, "gpuplane_activator_hold_seconds_count", **labels)
+
+
+def run_wake_story(
+    client: Client,
+    apps: Path,
+    variant: Variant,
+    activator: ActivatorControl,
+    note: Callable[[str], None],
+) -> WakeOutcome:
+    demo, inference = apps / "demo", apps / "inference"
+    # The first act's policy selects every Deployment of the inference family, and its
+    # placeholder holds the GPU: both go first.
+    delete_files(
+        client, [demo / "policy.yaml", demo / "training-job.yaml", demo / "inference.yaml"]
+    )
+    apply_files(client, [inference / "namespace.yaml", inference / variant.manifest])
+    apply_files(client, [inference / "service.yaml"])
+    note(
+        f"{variant.deployment}: the real embeddings service (apps/inference) starts on "
+        f"{variant.node}, a kubelet node"
+    )
+    _wait("the service to be ready", lambda: _ready(client, variant.deployment) >= 1, 300)
+    address = activator.start(routes(variant), {"maxHeld": 100, "maxHoldSeconds": REQUEST_TIMEOUT})
+    try:
+        url = f"{address.url}{ROUTE}v1/embeddings"
+        apply_files(client, [demo / "wake-policy.yaml"])
+        with httpx2.Client(trust_env=False, timeout=REQUEST_TIMEOUT) as http:
+            warm = [_post(http, url, f"request {i}") for i in range(WARM_REQUESTS)]
+            if _answered(warm) != WARM_REQUESTS:
+                raise OperationError(f"demo: the service answered {warm} through the activator")
+            note(f"{WARM_REQUESTS} requests through the activator, all answered; then none")
+            _wait("the scale-down", lambda: _replicas(client, variant.deployment) == 0, 180)
+            note(
+                f"downscaler: idle on the activator's counter -> {variant.deployment} "
+                "scaled to 0 (its count in the ledger)"
+            )
+            before = _held_total(http, address, variant)
+            note(f"{HELD_REQUESTS} requests arrive at zero: the activator holds them, asks a wake")
+            with ThreadPoolExecutor(HELD_REQUESTS) as pool:
+                texts = [f"held request {i}" for i in range(HELD_REQUESTS)]
+                answers = list(pool.map(lambda text: _post(http, url, text), texts))
+            held = int(_held_total(http, address, variant) - before)
+        answered = _answered(answers)
+        outcome = WakeOutcome(
+            held=held,
+            answered=answered,
+            lost=HELD_REQUESTS - answered,
+            first_answer_seconds=min(a.seconds for a in answers),
+            last_answer_seconds=max(a.seconds for a in answers),
+            replicas=_replicas(client, variant.deployment),
+        )
+        note(
+            f"wake: held {outcome.held}, answered {outcome.answered}, lost {outcome.lost}; "
+            f"first answer after {outcome.first_answer_seconds:.1f}s, last after "
+            f"{outcome.last_answer_seconds:.1f}s (restore + cold start); "
+            f"{variant.deployment} back at {outcome.replicas} replica(s)"
+        )
+        if outcome.lost:
+            codes = sorted({a.code for a in answers if a.code != 200})
+            raise OperationError(f"demo: {outcome.lost} held request(s) lost (codes {codes})")
+        return outcome
+    finally:
+        activator.stop()
+        # Leave the namespace as the first act expects it on the next run.
+        delete_files(client, [demo / "wake-policy.yaml", inference / variant.manifest])
