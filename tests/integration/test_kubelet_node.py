@@ -36,7 +36,12 @@ from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import http_client
 from gpuplane.observability.promql import finite_samples, instant_query
-from gpuplane.toolchain.images import INFERENCE_NAME, TOOLBOX_NAME
+from gpuplane.toolchain.images import (
+    ACTIVATOR_NAME,
+    GPU_EXPORTER_NAME,
+    INFERENCE_NAME,
+    TOOLBOX_NAME,
+)
 from gpuplane.topology import load_platform
 from tests.integration.conftest import (
     CliResult,
@@ -265,6 +270,34 @@ def test_the_inference_service_runs_on_the_real_app_node(kubelet_cluster: SimClu
         )
     finally:
         delete_namespace(client, "ml")
+
+
+@pytest.mark.parametrize(
+    ("image", "service"),
+    [
+        (ACTIVATOR_NAME, "gpuplane.activator.main"),
+        (GPU_EXPORTER_NAME, "gpuplane.gpu_exporter.main"),
+    ],
+)
+def test_a_service_image_starts_its_entry_point_in_a_pod(
+    kubelet_cluster: SimCluster, image: str, service: str
+) -> None:
+    """The images that do not run as pods elsewhere here (the activator needs the API
+    server from inside the pod, the exporter NVML): their entry point imports its whole
+    module tree in the container and answers --help."""
+    loaded = kubelet_cluster.cli("image", "load", "-o", "json")
+    assert loaded.code == 0, loaded.stderr
+    name = f"help-{service.split('.')[1].replace('_', '-')}"
+    kubelet_cluster.client.create(
+        pod(name, [], image=image, imagePullPolicy="IfNotPresent", args=["--help"])
+    )
+    done = wait_pod(
+        kubelet_cluster, name, lambda p: p.status and p.status.phase in ("Succeeded", "Failed")
+    )
+    log = "\n".join(kubelet_cluster.client.log(name, namespace="default"))
+    kubelet_cluster.client.delete(Pod, name, namespace="default")
+    assert done.status is not None and done.status.phase == "Succeeded", log
+    assert "usage:" in log and "--help" in log, log
 
 
 def is_ready(pod: Pod) -> bool:

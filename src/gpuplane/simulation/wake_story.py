@@ -19,7 +19,7 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 
 from gpuplane.errors import OperationError
-from gpuplane.kube.apply import apply_files, delete_files
+from gpuplane.kube.apply import apply_files, delete_files, read_documents
 from gpuplane.metrics_text import sample_sum
 from gpuplane.topology import Platform
 
@@ -44,14 +44,19 @@ class Variant:
     deployment: str
 
 
-def choose_variant(platform: Platform) -> Variant | None:
+def choose_variant(platform: Platform, inference: Path) -> Variant | None:
     """The GPU variant where the gpu node is real, else the CPU one where the app node is;
-    ``None`` on an all-KWOK platform (the act is skipped)."""
+    ``None`` on an all-KWOK platform (the act is skipped). ``inference`` is
+    ``apps/inference``: the Deployment's name is read from the manifest."""
     real = {node.role: node.name for node in platform.kubelet_nodes}
-    if "gpu" in real:
-        return Variant(real["gpu"], "server-gpu.yaml", "inference-gpu")
-    if "app" in real:
-        return Variant(real["app"], "server-cpu.yaml", "inference-cpu")
+    for role, manifest in (("gpu", "server-gpu.yaml"), ("app", "server-cpu.yaml")):
+        if role in real:
+            (deployment,) = [
+                document["metadata"]["name"]
+                for document in read_documents([inference / manifest])
+                if document.get("kind") == "Deployment"
+            ]
+            return Variant(real[role], manifest, str(deployment))
     return None
 
 

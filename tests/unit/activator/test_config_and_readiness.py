@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gpuplane.activator.config import ConfigError, parse_routes
 from gpuplane.activator.endpoints import Readiness, ready_endpoints
@@ -104,3 +106,27 @@ def test_the_wake_patch_is_what_the_downscaler_reads_back() -> None:
     patch = wake_patch(moment)
     assert patch == {"metadata": {"annotations": {WAKE_REQUEST_ANNOTATION: "2026-11-28T10:00:05Z"}}}
     assert parse_wake_request(patch["metadata"]["annotations"]) == moment  # type: ignore[index]
+
+
+def test_the_shipped_routes_name_a_deployment_and_service_of_apps() -> None:
+    """deploy/activator's ConfigMap parses, and each backend's Deployment and Service exist
+    in the repository's manifests (a wake request for a Deployment that is not there
+    would never wake anything)."""
+    repo = Path(__file__).resolve().parents[3]
+    documents = [
+        document
+        for path in sorted((repo / "deploy" / "activator").glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    ]
+    (config_map,) = [d for d in documents if d["kind"] == "ConfigMap"]
+    routes = parse_routes(yaml.safe_load(config_map["data"]["routes.yaml"]))
+    shipped = {
+        (document["kind"], document["metadata"].get("namespace"), document["metadata"]["name"])
+        for path in sorted((repo / "apps").rglob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+    }
+    for backend in routes.backends:
+        assert ("Deployment", backend.namespace, backend.deployment) in shipped, backend
+        assert ("Service", backend.namespace, backend.service) in shipped, backend

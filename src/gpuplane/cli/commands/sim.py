@@ -130,7 +130,7 @@ def demo(
     client = connect(backend.kubeconfig(platform))
     steps = run_story(client, traffic, apps, say, PrometheusSeen(url))
     context.console.print(f"story complete in {steps[-1].seconds:.0f}s", highlight=False)
-    variant = choose_variant(platform)
+    variant = choose_variant(platform, repo_root() / "apps" / "inference")
     if variant is None:
         context.console.print(
             "the zero-loss wake (the real service behind the activator): not run, every node "
