@@ -28,8 +28,8 @@ HOP_BY_HOP = frozenset(
 WAKE_REPEAT_SECONDS = 5.0  # a lost or refused wake request is asked again while holding
 CONNECT_RETRY_SECONDS = 0.1  # a just-ready endpoint may not accept for a moment
 CLIENT_GONE = 499  # nginx's code for a client that closed before the answer
-# An answer with a length up to this is relayed in one write; longer ones, chunked ones
-# and event streams are relayed chunk by chunk as they arrive.
+# A body (request or answer) with a length up to this is relayed in one write; longer
+# ones, chunked ones and event streams are relayed chunk by chunk as they arrive.
 WHOLE_BODY_BYTES = 256 * 1024
 
 
@@ -146,6 +146,13 @@ class Proxy:
             ("X-Forwarded-Host", request.host),
             ("X-Forwarded-Proto", request.scheme),
         ]
+        # A small body of known length is read whole and sent as bytes: streaming it costs
+        # more than the request itself. Chunked and large bodies stream as they arrive.
+        data: bytes | aiohttp.StreamReader | None = None
+        if request.body_exists:
+            length = request.content_length
+            small = length is not None and length <= WHOLE_BODY_BYTES
+            data = await request.read() if small else request.content
         while True:
             url = self._base(state) + backend.upstream_path(request.path)
             try:
@@ -154,7 +161,7 @@ class Proxy:
                     url,
                     params=request.query,
                     headers=headers,
-                    data=request.content if request.body_exists else None,
+                    data=data,
                     allow_redirects=False,
                 )
             except aiohttp.ClientConnectorError as error:
