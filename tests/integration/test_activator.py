@@ -4,7 +4,8 @@ activator, and a backend process that runs only while its Deployment has ready r
 Covers: 50 requests held at zero all answered after a wake, 0 lost, the Deployment back at
 exactly its ledger count; a backend that never becomes ready answers 503 after the max
 hold; clients that leave free their slots; Server-Sent Events pass event by event; the
-activator's token can request a wake and nothing else."""
+activator's token can request a wake and nothing else; one killed while holding still
+wakes the Deployment once; two replicas each hold their own requests and wake it once."""
 
 from __future__ import annotations
 
@@ -67,6 +68,22 @@ def kubeconfig(sim_cluster: SimCluster, tmp_path: Path) -> Path:
     return activator_kubeconfig(
         sim_cluster.client, sim_cluster.kubeconfig, tmp_path / "activator.kubeconfig"
     )
+
+
+def scale_to_zero_on(sim_cluster: SimCluster, ns: str, activator: Activator) -> None:
+    """The downscaler scales echo to zero on ``activator``'s counter, which Prometheus
+    scrapes meanwhile; the policy's wake is the gateway's series, silent here, so only a
+    wake request brings echo back."""
+    client = sim_cluster.client
+    registry = services(sim_cluster.env, CLUSTER)
+    port = activator.metrics_url.rsplit(":", 1)[1]
+    registry.add_scrape_target(f"{ns}-activator", f"127.0.0.1:{port}", {})
+    try:
+        signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
+        client.create(policy(ns, signals=[signal]))
+        wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+    finally:
+        registry.remove_scrape_target(f"{ns}-activator")
 
 
 def held(activator: Activator, namespace: str, name: str) -> float:
@@ -260,19 +277,11 @@ def test_an_activator_killed_while_holding_still_wakes_the_deployment_once(
     client = sim_cluster.client
     client.create(deployment(ns, "echo", 3))
     client.create(service(ns, "echo"))
-    signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
     # Scaled down by the downscaler first (no traffic: the activator's counter reads 0).
     with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
         routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
         with running_activator(routes, kubeconfig, tmp_path / "first.log") as activator:
-            registry = services(sim_cluster.env, CLUSTER)
-            port = activator.metrics_url.rsplit(":", 1)[1]
-            registry.add_scrape_target(f"{ns}-activator", f"127.0.0.1:{port}", {})
-            try:
-                client.create(policy(ns, signals=[signal]))  # its wake: gateway, silent here
-                wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
-            finally:
-                registry.remove_scrape_target(f"{ns}-activator")
+            scale_to_zero_on(sim_cluster, ns, activator)
         # Keep the backend down: the restore must not depend on anything being served.
         backend_process.close()
         with running_activator(routes, kubeconfig, tmp_path / "second.log") as activator:
@@ -296,3 +305,42 @@ def test_an_activator_killed_while_holding_still_wakes_the_deployment_once(
     restores = [m for kind, m in events(client, ns, "Restore") if kind == "Deployment"]
     assert len(restores) == 1, events(client, ns, "Restore")
     assert "wake requested by the activator" in restores[0]
+
+
+def test_two_activators_hold_their_own_requests_and_the_deployment_wakes_once(
+    sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
+) -> None:
+    """Several replicas can run: two activator processes front the same Deployment at
+    zero, each holds the requests sent to it and asks for a wake; the wake requests are
+    idempotent, so the Deployment is restored once, to its ledger count, and every request
+    on both is answered."""
+    client = sim_cluster.client
+    client.create(deployment(ns, "echo", 2))
+    client.create(service(ns, "echo"))
+    with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
+        routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
+        with (
+            running_activator(routes, kubeconfig, tmp_path / "a.log") as first,
+            running_activator(routes, kubeconfig, tmp_path / "b.log") as second,
+        ):
+            scale_to_zero_on(sim_cluster, ns, first)  # its counter at 0: the idle signal
+            for activator in (first, second):
+                wait_for("no ready endpoint", lambda a=activator: a.metric(
+                    "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
+
+            async def both() -> list[list[tuple[int, Any]]]:
+                return list(
+                    await asyncio.gather(burst(first.url, ns, 20), burst(second.url, ns, 20))
+                )
+
+            answers = asyncio.run(both())
+            for activator, got in zip((first, second), answers, strict=True):
+                log = activator.log.read_text()[-2000:]
+                assert [code for code, _ in got] == [200] * 20, (got, log)
+                held_count = activator.metric("gpuplane_activator_hold_seconds_count")
+                asked = activator.metric("gpuplane_activator_wake_requests_total")
+                assert (held_count, asked >= 1) == (20, True), (held_count, asked, log)
+    time.sleep(5)  # several cycles later: still one restore, still the ledger's count
+    assert (replicas(client, ns, "echo"), ledger(client, ns, "echo")) == (2, None)
+    restores = [m for kind, m in events(client, ns, "Restore") if kind == "Deployment"]
+    assert len(restores) == 1, events(client, ns, "Restore")
