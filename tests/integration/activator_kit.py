@@ -5,7 +5,6 @@ KWOK pod), and the Service whose EndpointSlices the activator watches."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Service
 
+from gpuplane.backends.local.processes import terminate
 from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.kube.apply import apply_files
@@ -144,10 +144,5 @@ def running_activator(routes: Path, kubeconfig: Path, log: Path) -> Iterator[Act
             time.sleep(0.1)
         yield activator
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate([process.pid], grace=10)
+        process.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx2
 
+from gpuplane.backends.local.processes import terminate
 from gpuplane.backends.local.services import free_port
 from gpuplane.metrics_text import sample_sum
 
@@ -42,12 +42,8 @@ def running_service(log: Path, *flags: str, ready: bool = True) -> Iterator[Serv
         wait_http(service, "/healthz" if not ready else "/readyz")
         yield service
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate([process.pid], grace=10)
+        process.wait()
 
 
 def wait_http(service: Service, path: str, timeout: float = 60.0) -> None:

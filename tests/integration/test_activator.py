@@ -10,6 +10,7 @@ wakes the Deployment once; two replicas each hold their own requests and wake it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,13 +76,20 @@ def scale_to_zero_on(sim_cluster: SimCluster, ns: str, activator: Activator) -> 
     scrapes meanwhile; the policy's wake is the gateway's series, silent here, so only a
     wake request brings echo back."""
     client = sim_cluster.client
+    with scraped(sim_cluster, ns, activator):
+        signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
+        client.create(policy(ns, signals=[signal]))
+        wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+
+
+@contextlib.contextmanager
+def scraped(sim_cluster: SimCluster, ns: str, activator: Activator) -> Iterator[None]:
+    """Prometheus scrapes ``activator`` while inside (its counter is a policy's signal)."""
     registry = services(sim_cluster.env, CLUSTER)
     port = activator.metrics_url.rsplit(":", 1)[1]
     registry.add_scrape_target(f"{ns}-activator", f"127.0.0.1:{port}", {})
     try:
-        signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
-        client.create(policy(ns, signals=[signal]))
-        wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+        yield
     finally:
         registry.remove_scrape_target(f"{ns}-activator")
 
@@ -100,23 +108,20 @@ def test_requests_held_at_zero_are_all_served_after_one_wake(
     client.create(service(ns, "echo"))
     with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
         routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
-        with running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator:
-            registry = services(sim_cluster.env, CLUSTER)
-            port = activator.metrics_url.rsplit(":", 1)[1]
-            registry.add_scrape_target(f"{ns}-activator", f"127.0.0.1:{port}", {})
-            try:
-                signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
-                wake = {"query": activator_signal(ns), "above": 0.05}
-                client.create(policy(ns, signals=[signal], wake=wake))
-                wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
-                assert ledger(client, ns, "echo") == "2"
-                wait_for("no ready endpoint", lambda: activator.metric(
-                    "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
-                started = time.monotonic()
-                answers = asyncio.run(burst(activator.url, ns, 50))
-                elapsed = time.monotonic() - started
-            finally:
-                registry.remove_scrape_target(f"{ns}-activator")
+        with (
+            running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator,
+            scraped(sim_cluster, ns, activator),
+        ):
+            signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
+            wake = {"query": activator_signal(ns), "above": 0.05}
+            client.create(policy(ns, signals=[signal], wake=wake))
+            wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+            assert ledger(client, ns, "echo") == "2"
+            wait_for("no ready endpoint", lambda: activator.metric(
+                "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
+            started = time.monotonic()
+            answers = asyncio.run(burst(activator.url, ns, 50))
+            elapsed = time.monotonic() - started
             failed = [(i, a) for i, a in enumerate(answers) if a[0] != 200]
             assert not failed, (failed, activator.log.read_text()[-3000:])
             assert all(a[1]["body"] == f"request {i}" for i, a in enumerate(answers))

@@ -70,6 +70,15 @@ def _terminating(client: Client) -> bool:
     return namespace.status is not None and namespace.status.phase == "Terminating"
 
 
+def wait(what: str, condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Poll ``condition`` until true; OperationError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise OperationError(f"demo: {what} did not happen within {timeout:.0f}s")
+        time.sleep(0.5)
+
+
 class Observed(Protocol):
     """What Prometheus has scraped: the story ends once the dashboards can show it all."""
 
@@ -95,13 +104,6 @@ def run_story(
         step = Step(time.monotonic() - start, text)
         steps.append(step)
         say(step)
-
-    def wait(what: str, condition: Callable[[], bool], timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise OperationError(f"demo: {what} did not happen within {timeout:.0f}s")
-            time.sleep(0.5)
 
     # A namespace being deleted refuses new objects: let an earlier deletion finish.
     wait("the namespace ml being deleted to go", lambda: not _terminating(client))

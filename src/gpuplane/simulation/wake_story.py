@@ -21,6 +21,7 @@ from lightkube.resources.apps_v1 import Deployment
 from gpuplane.errors import OperationError
 from gpuplane.kube.apply import apply_files, delete_files, read_documents
 from gpuplane.metrics_text import sample_sum
+from gpuplane.simulation.demo_story import wait
 from gpuplane.topology import Platform
 
 NAMESPACE = "ml"
@@ -120,14 +121,6 @@ def _ready(client: Client, deployment: str) -> int:
     return int(status.readyReplicas or 0) if status else 0
 
 
-def _wait(what: str, condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise OperationError(f"demo: {what} did not happen within {timeout:.0f}s")
-        time.sleep(0.5)
-
-
 def _post(http: httpx2.Client, url: str, text: str) -> Answer:
     start = time.monotonic()
     try:
@@ -171,7 +164,7 @@ def run_wake_story(
         f"{variant.deployment}: the real embeddings service (apps/inference) starts on "
         f"{variant.node}, a kubelet node"
     )
-    _wait("the service to be ready", lambda: _ready(client, variant.deployment) >= 1, 300)
+    wait("the service to be ready", lambda: _ready(client, variant.deployment) >= 1, 300)
     address = activator.start(routes(variant), {"maxHeld": 100, "maxHoldSeconds": REQUEST_TIMEOUT})
     try:
         url = f"{address.url}{ROUTE}v1/embeddings"
@@ -181,7 +174,7 @@ def run_wake_story(
             if _answered(warm) != WARM_REQUESTS:
                 raise OperationError(f"demo: the service answered {warm} through the activator")
             note(f"{WARM_REQUESTS} requests through the activator, all answered; then none")
-            _wait("the scale-down", lambda: _replicas(client, variant.deployment) == 0, 180)
+            wait("the scale-down", lambda: _replicas(client, variant.deployment) == 0, 180)
             note(
                 f"downscaler: idle on the activator's counter -> {variant.deployment} "
                 "scaled to 0 (its count in the ledger)"
