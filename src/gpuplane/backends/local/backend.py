@@ -22,6 +22,7 @@ from gpuplane.backends.local.activator_service import (
     stop_activator,
 )
 from gpuplane.backends.local.binaries import LocalToolchain
+from gpuplane.backends.local.gpu_exporter_service import start_gpu_exporter
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
@@ -126,7 +127,7 @@ class LocalBackend:
         changes += [f"node {name} labelled" for name in labelled]
         reporter.step("waiting for nodes to be Ready")
         wait_ready(client, [node.name for node in platform.spec.nodes], timeout=120.0)
-        changes += fleet.enable_gpus(client, pins, reporter)
+        changes += fleet.enable_gpus(client, pins, binaries, reporter)
         if platform.nodes_with_role("gpu") and not fleet.has_gpu_node:
             # GPU workloads name RuntimeClass nvidia (apps/inference, the smoke test); the
             # API server refuses such pods without it. On KWOK gpu nodes it is inert.
@@ -173,6 +174,13 @@ class LocalBackend:
 
     def stop_activator(self, platform: Platform) -> None:
         stop_activator(self._state(platform))
+
+    def start_gpu_exporter(self, platform: Platform) -> list[str]:
+        """gpu-exporter on the kubelet gpu nodes (its image loaded already), scraped by the
+        cluster's Prometheus; return the scrape addresses."""
+        state = self._state(platform)
+        nodes = [node.name for node in platform.kubelet_nodes if node.role == "gpu"]
+        return start_gpu_exporter(state, connect(state.kubeconfig), nodes)
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""

@@ -14,7 +14,7 @@ from rich.table import Table
 from gpuplane.backends.local import LocalBackend
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
-from gpuplane.cli.python_choice import add_python_option, chosen_python
+from gpuplane.cli.python_choice import add_python_option, chosen_python, chosen_python_path
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode
 from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
@@ -45,14 +45,6 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         choices=sorted(SERVICE_IMAGES),
         default=[],
         help="only this service's image (repeatable; implies --services)",
-    )
-    build.add_argument(
-        "--python-path",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="extra site directory for --python (wheels installed with pip --target)",
     )
     loader = actions.add_parser(
         "load",
@@ -89,12 +81,12 @@ def _given(files: list[Path]) -> list[BuiltImage]:
 def run(args: argparse.Namespace, context: Context) -> int:
     backend, platform = _local(args, context)
     if args.action == "build":
-        python = chosen_python(args)
+        python, extra = chosen_python(args), chosen_python_path(args)
         only = args.services or bool(args.service)
         images = [] if only else backend.build_images(platform, rebuild=True)
         context.reporter().step(f"assembling the service images from {python}")
         kinds = tuple(args.service) or tuple(SERVICE_IMAGES)
-        images += backend.build_service_images(platform, python, tuple(args.python_path), kinds)
+        images += backend.build_service_images(platform, python, extra, kinds)
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)

@@ -14,7 +14,7 @@ from gpuplane.backends.local import LocalBackend
 from gpuplane.backends.local.activator_service import ActivatorAddress
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
-from gpuplane.cli.python_choice import add_python_option, chosen_python
+from gpuplane.cli.python_choice import add_python_option, chosen_python, chosen_python_path
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
 from gpuplane.observability.promql import scalar_or_zero
@@ -48,14 +48,16 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    python = chosen_python(args) if args.topic == "demo" else None  # bad input first
+    # Bad input first.
+    python = chosen_python(args) if args.topic == "demo" else None
+    extra = chosen_python_path(args) if args.topic == "demo" else ()
     platform = load(args)
     backend = backend_for(platform, context)
     if not isinstance(backend, LocalBackend):
         raise BadInputError("gpuplane sim only applies to the local backend")
     client = TrafficClient(backend.traffic_url(platform))
     if python is not None:
-        return demo(context, backend, platform, client, python)
+        return demo(context, backend, platform, client, (python, extra))
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
         if args.rps < 0:
@@ -111,8 +113,12 @@ def demo(
     backend: LocalBackend,
     platform: Platform,
     traffic: TrafficClient,
-    python: Path,
+    interpreter: tuple[Path, tuple[Path, ...]],
 ) -> int:
+    """Act one (the downscaler story), then where a kubelet node runs, act two (the zero-loss
+    wake). ``interpreter``: what the service images are assembled from (--python and its
+    --python-path)."""
+    python, extra = interpreter
     context.console.print(
         "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
     )
@@ -128,6 +134,18 @@ def demo(
         raise PrerequisiteError(f"the Prometheus of local cluster {platform.name!r} is not running")
     apps = repo_root() / "apps" / "demo"
     client = connect(backend.kubeconfig(platform))
+    if any(node.role == "gpu" for node in platform.kubelet_nodes):
+        # The traffic simulator simulates only KWOK nodes' GPUs: on a real gpu node the
+        # story's GPU signal and panels read NVML through gpu-exporter.
+        context.reporter().step(f"gpu-exporter's image from {python}, imported into the node")
+        exporter = backend.build_service_images(platform, python, extra, kinds=("gpu-exporter",))
+        backend.load_images(platform, exporter)
+        addresses = backend.start_gpu_exporter(platform)
+        context.console.print(
+            f"  GPU metrics of the real gpu node: gpu-exporter (NVML) at {', '.join(addresses)}, "
+            "scraped by Prometheus",
+            highlight=False,
+        )
     steps = run_story(client, traffic, apps, say, PrometheusSeen(url))
     context.console.print(f"story complete in {steps[-1].seconds:.0f}s", highlight=False)
     variant = choose_variant(platform, repo_root() / "apps" / "inference")
@@ -143,7 +161,7 @@ def demo(
         highlight=False,
     )
     context.reporter().step(f"the inference image from {python}, imported into the node")
-    images = backend.build_service_images(platform, python, kinds=("inference",))
+    images = backend.build_service_images(platform, python, extra, kinds=("inference",))
     backend.load_images(platform, images)
     start = time.monotonic()
 

@@ -105,15 +105,27 @@ class KubeletFleet:
     def has_gpu_node(self) -> bool:
         return any(n.node.role == "gpu" for n in self.nodes)
 
-    def enable_gpus(self, client: Client, pins: Pins, reporter: Reporter) -> list[str]:
-        """RuntimeClass and the device plugin DaemonSet (image built here), GFD-style
-        labels from NVML; then wait until the plugin advertises every GPU."""
+    def enable_gpus(
+        self, client: Client, pins: Pins, binaries: dict[str, Path], reporter: Reporter
+    ) -> list[str]:
+        """RuntimeClass and the device plugin DaemonSet (image built here) with the CDI
+        device-list strategy, GFD-style labels from NVML; then wait until the plugin
+        advertises every GPU."""
         if not self.has_gpu_node:
             return []
         gpu_nodes = [n.node.name for n in self.nodes if n.node.role == "gpu"]
         reporter.step("GPU enablement: RuntimeClass nvidia, the NVIDIA device plugin DaemonSet")
         image = f"{DEVICE_PLUGIN_REPOSITORY}:{pins.device_plugin}"
-        apply_gpu_enablement(client, repo_root(), self.platform, plugin_image=image)
+        # The node's containerd injects the plugin's CDI devices itself: a GPU pod gets its
+        # GPU, and no other, whatever its runtime. runc runs the spec's hooks on this host,
+        # so they name the hook binary built here.
+        apply_gpu_enablement(
+            client,
+            repo_root(),
+            self.platform,
+            plugin_image=image,
+            cdi_hook=binaries["nvidia-cdi-hook"],
+        )
         labels = gfd_labels_from_nvml()
         for name in gpu_nodes:
             live = client.get(NodeResource, name).metadata

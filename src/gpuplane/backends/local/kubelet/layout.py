@@ -11,12 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpuplane.backends.gpu_enablement import PLUGIN_CDI_SPEC_NAME
+
 # Fixed by convention across kubelets, device plugins and CSI drivers.
 KUBELET_ROOT = Path("/var/lib/kubelet")
 # Where CDI specs are read from (the NVIDIA device plugin writes to the second).
 CDI_SPEC_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))
-# The CDI spec of the host's GPUs that `up` generates (nvidia-ctk) and `down` removes.
+# The CDI spec of the host's GPUs that `up` generates (nvidia-ctk) and `down` removes:
+# the NVIDIA runtime (RuntimeClass nvidia) injects from it.
 NVIDIA_CDI_SPEC = Path("/var/run/cdi/gpuplane-nvidia.yaml")
+# The CDI spec the device plugin writes (cdi-cri strategy), which `down` removes too:
+# containerd injects a GPU pod's allocated devices from it.
+PLUGIN_CDI_SPEC = CDI_SPEC_DIRS[1] / PLUGIN_CDI_SPEC_NAME
 # The pod network: one bridge of our own, one /24 for the one node.
 BRIDGE = "gpuplane0"
 POD_SUBNET = "10.244.0.0/24"

@@ -31,6 +31,7 @@ from gpuplane.backends.local.kubelet.layout import (
     BRIDGE,
     KUBELET_ROOT,
     NVIDIA_CDI_SPEC,
+    PLUGIN_CDI_SPEC,
     PODS_CGROUP,
     NodeLayout,
 )
@@ -227,6 +228,7 @@ class KubeletNode:
         delete_link(BRIDGE)
         if self.node.role == "gpu":
             NVIDIA_CDI_SPEC.unlink(missing_ok=True)
+            PLUGIN_CDI_SPEC.unlink(missing_ok=True)
         shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
         shutil.rmtree(self.layout.root, ignore_errors=True)
         return left
