@@ -502,7 +502,7 @@ def test_down_leaves_nothing(cluster: Cluster) -> None:
 
 
 @pytest.mark.timeout(1200)  # up with services, two acts, two images of several GB
-def test_the_demo_plays_on_the_real_gpu_node(tmp_path: Path) -> None:
+def test_the_demo_plays_on_the_real_gpu_node(tmp_path_factory: pytest.TempPathFactory) -> None:
     """`make demo`'s story with the gpu node real (after the cluster above is down: one
     kubelet node per host): `up` with Prometheus, the traffic simulator and the downscaler,
     then `sim demo`. Act one: the placeholder inference holds the real GPU, its GPU signal
@@ -510,7 +510,8 @@ def test_the_demo_plays_on_the_real_gpu_node(tmp_path: Path) -> None:
     GPU, the inference is restored. Act two: the real service on CUDA behind the activator,
     scaled to zero, 20 requests held and all answered."""
     _, interpreter = torch_python()
-    demo = Cluster(tmp_path, "gpuplane-e2e-demo")
+    # A short state path: containerd's sockets live under it (104 characters at most).
+    demo = Cluster(tmp_path_factory.mktemp("demo"), "e2e-demo")
     demo.write()
     start = time.monotonic()
     code, out, err = demo.run("up")

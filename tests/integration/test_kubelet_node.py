@@ -418,3 +418,20 @@ def test_down_leaves_nothing_behind(kubelet_cluster: SimCluster) -> None:
     assert BRIDGE not in [name for _, name in socket.if_nameindex()]
     assert not list(Path("/sys/fs/cgroup").glob(f"*/{PODS_CGROUP}"))
     assert not KUBELET_ROOT.exists() and not layout.root.exists()
+
+
+def test_a_state_directory_too_deep_for_containerds_socket_is_bad_input(
+    tmp_path: Path, sim_env: dict[str, str]
+) -> None:
+    """containerd cannot listen on a unix socket path over 104 characters: `up` says so and
+    names the way out before it builds or starts anything, instead of containerd dying."""
+    deep = tmp_path / ("d" * 60)
+    env = {**sim_env, "GPUPLANE_STATE": str(deep)}
+    result = run_cli(
+        ["-f", str(write_platform(tmp_path, "socket-depth", kubelet_nodes())), "up"], env
+    )
+    assert result.code == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "containerd socket" in message and "over the 104" in message
+    assert "GPUPLANE_STATE" in message
+    assert not deep.exists()

@@ -46,11 +46,15 @@ from gpuplane.backends.local.kubelet.node_config import (
 from gpuplane.backends.local.processes import terminate
 from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.commands import run_command
-from gpuplane.errors import OperationError, PrerequisiteError
+from gpuplane.errors import BadInputError, OperationError, PrerequisiteError
 from gpuplane.toolchain.images import BuiltImage
 from gpuplane.topology import Node
 
 PROCESSES = ("kubelet", "containerd")
+# containerd refuses a unix socket path longer than this (the portable sun_path size), and
+# its longest is the ttrpc socket beside the main one.
+MAX_SOCKET_PATH = 104
+TTRPC_SUFFIX = ".ttrpc"
 # Who owns /var/lib/kubelet: written by `up`, so a second cluster refuses to share it.
 OWNER_FILE = ".gpuplane-owner"
 
@@ -69,8 +73,16 @@ class KubeletNode:
     # -- up ---------------------------------------------------------------------------
 
     def check_host(self) -> None:
-        """PrerequisiteError when another cluster's kubelet holds this host's kubelet root
-        (the host's own prerequisites are checked by doctor before ``up`` starts)."""
+        """BadInputError when the cluster's state directory is too deep for containerd's
+        sockets; PrerequisiteError when another cluster's kubelet holds this host's kubelet
+        root (the host's own prerequisites are checked by doctor before ``up`` starts)."""
+        socket = f"{self.layout.containerd_socket}{TTRPC_SUFFIX}"
+        if len(socket) > MAX_SOCKET_PATH:
+            raise BadInputError(
+                f"kubelet node {self.node.name!r}: its containerd socket {socket} is "
+                f"{len(socket)} characters, over the {MAX_SOCKET_PATH} a unix socket path may "
+                f"have; use a shorter state directory (GPUPLANE_STATE) or cluster name"
+            )
         owner_file = KUBELET_ROOT / OWNER_FILE
         if KUBELET_ROOT.is_dir() and any(KUBELET_ROOT.iterdir()):
             owner = owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
