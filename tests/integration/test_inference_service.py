@@ -168,3 +168,25 @@ def test_readyz_is_false_until_the_warm_up_ran(tmp_path: Path) -> None:
             sum(phases.values()), abs=0.01
         )
         assert slow.metric("inference_device_info", device="cpu") == 1
+
+
+def test_a_request_in_flight_at_sigterm_is_answered(tmp_path: Path) -> None:
+    """A scale to zero sends SIGTERM while a request waits in the batcher (held there by a
+    long max wait): the service stops listening, answers it, then exits 0."""
+    with running_service(tmp_path / "drain.log", "--max-wait-ms", "2000") as draining:
+
+        async def request_then_sigterm() -> httpx2.Response:
+            async with httpx2.AsyncClient(trust_env=False, timeout=30) as client:
+                sent = asyncio.create_task(
+                    client.post(
+                        f"{draining.url}/v1/embeddings", json={"model": MODEL, "input": ["last"]}
+                    )
+                )
+                await asyncio.sleep(0.5)  # in the batcher, waiting for company
+                draining.process.terminate()
+                return await sent
+
+        answer = asyncio.run(request_then_sigterm())
+        assert draining.process.wait(timeout=30) == 0, draining.log.read_text()[-2000:]
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["data"][0]["embedding"]) == 384

@@ -27,6 +27,10 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 WAKE_REPEAT_SECONDS = 5.0  # a lost or refused wake request is asked again while holding
 CONNECT_RETRY_SECONDS = 0.1  # a just-ready endpoint may not accept for a moment
+# How long a refused connection to an endpoint still listed as ready is retried: a pod
+# that stopped listening is removed from its EndpointSlice within moments (then the
+# request is held); an endpoint that keeps refusing is an error, answered 503.
+REFUSED_GRACE_SECONDS = 5.0
 CLIENT_GONE = 499  # nginx's code for a client that closed before the answer
 # A body (request or answer) with a length up to this is relayed in one write; longer
 # ones, chunked ones and event streams are relayed chunk by chunk as they arrive.
@@ -89,10 +93,19 @@ class Proxy:
     async def _serve(self, request: web.Request, state: BackendState) -> web.StreamResponse:
         backend, started = state.backend, self.clock()
         deadline = started + backend.max_hold_seconds
-        held = not state.readiness.ready.is_set()
-        if held:
-            await self._hold(state, deadline)
-        upstream = await self._connect(request, state, deadline if held else started)
+        held = False
+        while True:
+            if not state.readiness.ready.is_set():
+                held = True
+                await self._hold(state, deadline)
+            retry_until = deadline if held else min(deadline, started + REFUSED_GRACE_SECONDS)
+            upstream = await self._connect(request, state, retry_until)
+            if upstream is not None:
+                break
+            # The endpoint refused the connection and is no longer listed as ready: it is
+            # going away (a scale to zero racing this request). Nothing was sent, so the
+            # request is held like any other that arrives at zero, never refused.
+            held = True
         if held:
             self.metrics.hold_seconds.labels(backend.namespace, backend.deployment).observe(
                 self.clock() - started
@@ -136,9 +149,11 @@ class Proxy:
 
     async def _connect(
         self, request: web.Request, state: BackendState, retry_until: float
-    ) -> aiohttp.ClientResponse:
+    ) -> aiohttp.ClientResponse | None:
         """Send the request upstream; a connection refused right after the endpoint turned
-        ready is retried until ``retry_until`` (nothing of the body was read yet)."""
+        ready is retried until ``retry_until`` (nothing of the body was read yet). ``None``
+        when the connection was refused and the backend has no ready endpoint any more:
+        the caller holds the request."""
         backend = state.backend
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         headers += [
@@ -165,6 +180,8 @@ class Proxy:
                     allow_redirects=False,
                 )
             except aiohttp.ClientConnectorError as error:
+                if not state.readiness.ready.is_set():
+                    return None
                 if self.clock() >= retry_until:
                     raise Unavailable("upstream_error", f"{backend.name}: {error}") from error
                 await asyncio.sleep(CONNECT_RETRY_SECONDS)

@@ -146,11 +146,14 @@ async def serve(args: argparse.Namespace) -> int:
             await stop.wait()
     finally:
         loading.cancel()
+        # Requests in flight are answered before the batcher that answers them stops: the
+        # listener closes and the handlers drain first (a scale to zero must not turn the
+        # last requests into errors).
+        await runner.cleanup()
         for task in state.tasks:
             task.cancel()
         if state.batcher is not None:
             state.batcher.close()
-        await runner.cleanup()
     return code
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx2
 from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Pod
 
 from gpuplane.errors import OperationError
 from gpuplane.kube.apply import apply_files, delete_files, read_documents
@@ -121,6 +122,13 @@ def _ready(client: Client, deployment: str) -> int:
     return int(status.readyReplicas or 0) if status else 0
 
 
+def _pods_left(client: Client, deployment: str) -> int:
+    """Pods of the Deployment, terminating ones included (they still serve)."""
+    live = client.get(Deployment, deployment, namespace=NAMESPACE)
+    selector = live.spec.selector.matchLabels if live.spec else None
+    return len(list(client.list(Pod, namespace=NAMESPACE, labels=dict(selector or {}))))
+
+
 def _post(http: httpx2.Client, url: str, text: str) -> Answer:
     start = time.monotonic()
     try:
@@ -175,6 +183,9 @@ def run_wake_story(
                 raise OperationError(f"demo: the service answered {warm} through the activator")
             note(f"{WARM_REQUESTS} requests through the activator, all answered; then none")
             wait("the scale-down", lambda: _replicas(client, variant.deployment) == 0, 180)
+            # The last pod keeps serving while it leaves the endpoints (preStop), and
+            # requests it answers are not held: the act waits until none is left.
+            wait("the last pod to go", lambda: _pods_left(client, variant.deployment) == 0, 120)
             note(
                 f"downscaler: idle on the activator's counter -> {variant.deployment} "
                 "scaled to 0 (its count in the ledger)"
