@@ -5,12 +5,14 @@ Covers: 50 requests held at zero all answered after a wake, 0 lost, the Deployme
 exactly its ledger count; a backend that never becomes ready answers 503 after the max
 hold; clients that leave free their slots; Server-Sent Events pass event by event; the
 activator's token can request a wake and nothing else; one killed while holding still
-wakes the Deployment once; two replicas each hold their own requests and wake it once."""
+wakes the Deployment once; two replicas each hold their own requests and wake it once;
+`gpuplane status` lists the supervised activator while it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,10 @@ import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace
 
+from gpuplane.backends.local.activator_service import start_activator, stop_activator
+from gpuplane.backends.local.state import LocalState
 from gpuplane.kube import connect
 from tests.integration.activator_kit import (
     Activator,
@@ -349,3 +354,25 @@ def test_two_activators_hold_their_own_requests_and_the_deployment_wakes_once(
     assert (replicas(client, ns, "echo"), ledger(client, ns, "echo")) == (2, None)
     restores = [m for kind, m in events(client, ns, "Restore") if kind == "Deployment"]
     assert len(restores) == 1, events(client, ns, "Restore")
+
+
+def test_status_lists_the_supervised_activator_while_it_runs(sim_cluster: SimCluster) -> None:
+    """The activator the local backend runs on demand (the demo's wake act) is a component
+    of `gpuplane status` while it runs, with where Prometheus scrapes it; gone once stopped."""
+    client = sim_cluster.client
+    ns = "status-activator"
+    client.create(Namespace.from_dict({"metadata": {"name": ns}}))
+    state = LocalState(sim_cluster.kubeconfig.parent.parent, CLUSTER)
+    try:
+        address = start_activator(
+            state, client, [backend(ns, "echo", 9)], {"maxHeld": 10, "maxHoldSeconds": 30}
+        )
+        listed = json.loads(sim_cluster.cli("status", "-o", "json").stdout)
+        (activator,) = [c for c in listed["components"] if c["name"] == "activator"]
+        assert activator["running"] is True
+        assert f"metrics {address.metrics_url}/metrics" in activator["detail"]
+    finally:
+        stop_activator(state)
+        client.delete(Namespace, ns)
+    listed = json.loads(sim_cluster.cli("status", "-o", "json").stdout)
+    assert "activator" not in [c["name"] for c in listed["components"]]

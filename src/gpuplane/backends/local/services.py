@@ -213,7 +213,7 @@ class Services(Supervisor):
             if ports
             else "",
         }
-        return tuple(
+        statuses = [
             ComponentStatus(
                 name,
                 self.running(name),
@@ -221,7 +221,20 @@ class Services(Supervisor):
                 simulated=name == "traffic",
             )
             for name in SERVICES
-        )
+        ]
+        if self.running(ACTIVATOR):  # started on demand (the demo's wake act), listed then
+            statuses.append(
+                ComponentStatus(ACTIVATOR, True, f"pid {self.pid(ACTIVATOR)}, {self._scraped()}")
+            )
+        return tuple(statuses)
+
+    def _scraped(self) -> str:
+        """Where Prometheus scrapes the activator (its metrics listener), if it does."""
+        try:
+            (target,) = json.loads((self.targets_dir / f"{ACTIVATOR}.json").read_text())
+            return f"metrics http://{target['targets'][0]}/metrics"
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return "metrics not scraped"
 
 
 def running_prometheus_url(state: LocalState) -> str | None:
