@@ -9,7 +9,6 @@ import logging
 import sys
 from collections.abc import Callable
 
-import aiohttp
 import httpx2
 from aiohttp import web
 from lightkube import ConfigError as KubeConfigError
@@ -22,7 +21,7 @@ from gpuplane.activator.config import ConfigError, Routes, load_routes
 from gpuplane.activator.endpoints import EndpointWatch, Readiness
 from gpuplane.activator.flags import add_arguments
 from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy
+from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
 from gpuplane.activator.waker import Waker
 from gpuplane.stop_signals import stop_event
 
@@ -56,9 +55,7 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: httpx2.AsyncClie
         states[backend.name] = BackendState(backend, readiness)
         watches.append(EndpointWatch(kube, backend, readiness))
     following = [asyncio.create_task(watch.run()) for watch in watches]
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5.0)
-    # No decompression: bodies pass through as the backend encoded them.
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+    async with upstream_session() as session:
         proxy = Proxy(routes, states, session, wake=Waker(kube, metrics), metrics=metrics)
         app = web.Application(client_max_size=0)
         app.router.add_route("*", "/{tail:.*}", proxy.handle)

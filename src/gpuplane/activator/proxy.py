@@ -37,6 +37,20 @@ CLIENT_GONE = 499  # nginx's code for a client that closed before the answer
 WHOLE_BODY_BYTES = 256 * 1024
 
 
+def upstream_session() -> aiohttp.ClientSession:
+    """The client side of the proxy. Requests pass as the client sent them and answers as
+    the backend wrote them: no decompression; no cookie jar, or a Set-Cookie for one
+    client would be kept and sent with every other client's requests; and none of the
+    headers aiohttp adds by itself (an ``Accept-Encoding`` the client never sent would let
+    the backend compress an answer the client cannot read)."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+    )
+
+
 @dataclass
 class BackendState:
     backend: Backend

@@ -16,7 +16,7 @@ from gpuplane.activator import proxy as proxy_module
 from gpuplane.activator.config import parse_routes
 from gpuplane.activator.endpoints import Readiness
 from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy
+from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
 
 
 def unused_port() -> int:
@@ -52,7 +52,7 @@ async def scenario(port: int, readiness: Readiness, meanwhile: object) -> tuple[
         wakes.append(str(backend))
         return True
 
-    async with aiohttp.ClientSession() as upstream:
+    async with upstream_session() as upstream:
         proxy = Proxy(
             routes, {"b": BackendState(routes.backends[0], readiness)}, upstream,
             wake=wake, metrics=ActivatorMetrics(),

@@ -1,6 +1,8 @@
-"""Request bodies through the proxy, on loopback with real aiohttp servers: a small body of
-known length arrives whole with its length; a chunked body streams, so the backend reads
-its first chunk while the client still holds back the rest."""
+"""Requests through the proxy, on loopback with real aiohttp servers and the activator's own
+upstream session: a small body of known length arrives whole with its length; a chunked
+body streams, so the backend reads its first chunk while the client still holds back the
+rest; headers pass as the client sent them (none added); a cookie one client's answer
+sets is never sent with another client's request."""
 
 from __future__ import annotations
 
@@ -13,21 +15,24 @@ from aiohttp import web
 from gpuplane.activator.config import parse_routes
 from gpuplane.activator.endpoints import Readiness
 from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy
+from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return runner, f"http://{host}:{port}"
 
 
-async def through_proxy(backend: web.Application, send: object) -> object:
-    """Run ``backend`` and the proxy in front of it; ``send(session, proxy_url)``."""
-    backend_runner, backend_url = await serve(backend)
+async def through_proxy(
+    backend: web.Application, send: object, *, upstream_host: str = "127.0.0.1"
+) -> object:
+    """Run ``backend`` and the proxy in front of it (upstream ``upstream_host``, a name
+    where cookie jars keep cookies, an IP where they do not); ``send(proxy_url)``."""
+    backend_runner, backend_url = await serve(backend, upstream_host)
     entry = {
         "name": "b", "namespace": "n", "deployment": "d", "service": "s",
         "upstream": backend_url, "match": {"pathPrefix": "/b/"}, "stripPrefix": True,
@@ -39,7 +44,7 @@ async def through_proxy(backend: web.Application, send: object) -> object:
     async def no_wake(_: object) -> bool:
         return True
 
-    async with aiohttp.ClientSession(auto_decompress=False) as upstream:
+    async with upstream_session() as upstream:
         proxy = Proxy(
             routes, {"b": BackendState(routes.backends[0], readiness)}, upstream,
             wake=no_wake, metrics=ActivatorMetrics(),
@@ -48,8 +53,7 @@ async def through_proxy(backend: web.Application, send: object) -> object:
         app.router.add_route("*", "/{tail:.*}", proxy.handle)
         proxy_runner, proxy_url = await serve(app)
         try:
-            async with aiohttp.ClientSession() as client:
-                return await send(client, proxy_url)  # type: ignore[operator]
+            return await send(proxy_url)  # type: ignore[operator]
         finally:
             await proxy_runner.cleanup()
             await backend_runner.cleanup()
@@ -64,8 +68,11 @@ def test_a_small_body_arrives_whole_with_its_length() -> None:
         seen["body"] = await request.read()
         return web.Response(body=b"ok")
 
-    async def send(client: aiohttp.ClientSession, url: str) -> int:
-        async with client.post(f"{url}/b/x", data=b'{"input": ["a"]}') as answer:
+    async def send(url: str) -> int:
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(f"{url}/b/x", data=b'{"input": ["a"]}') as answer,
+        ):
             await answer.read()
             return answer.status
 
@@ -96,8 +103,11 @@ def test_a_chunked_body_streams_to_the_backend() -> None:
             events.append("client sends the rest")
             yield b"rest"
 
-        async def send(client: aiohttp.ClientSession, url: str) -> bytes:
-            async with client.post(f"{url}/b/x", data=body()) as answer:
+        async def send(url: str) -> bytes:
+            async with (
+                aiohttp.ClientSession() as client,
+                client.post(f"{url}/b/x", data=body()) as answer,
+            ):
                 return await answer.read()
 
         app = web.Application()
@@ -106,3 +116,65 @@ def test_a_chunked_body_streams_to_the_backend() -> None:
 
     assert asyncio.run(scenario()) == b"first rest"
     assert events == ["backend read b'first '", "client sends the rest"]
+
+
+def test_headers_pass_as_the_client_sent_them() -> None:
+    """None of the headers an HTTP client library adds by itself: without the client's
+    Accept-Encoding the backend must not be invited to compress an answer the client
+    would get undecoded."""
+    seen: dict[str, str | None] = {}
+
+    async def backend(request: web.Request) -> web.Response:
+        for name in ("Accept-Encoding", "Accept", "User-Agent"):
+            seen[name] = request.headers.get(name)
+        return web.Response(body=b"ok")
+
+    async def send(url: str) -> int:
+        bare = ("Accept-Encoding", "Accept", "User-Agent")
+        async with (
+            aiohttp.ClientSession(skip_auto_headers=bare) as client,
+            client.get(f"{url}/b/x", headers={"User-Agent": "curl/8"}) as answer,
+        ):
+            return answer.status
+
+    app = web.Application()
+    app.router.add_get("/x", backend)
+    assert asyncio.run(through_proxy(app, send)) == 200
+    assert seen == {"Accept-Encoding": None, "Accept": None, "User-Agent": "curl/8"}
+
+
+def test_a_cookie_set_for_one_client_never_reaches_another() -> None:
+    cookies: list[str | None] = []
+
+    async def login(request: web.Request) -> web.Response:
+        answer = web.Response(body=b"welcome alice")
+        answer.set_cookie("session", "alice")
+        return answer
+
+    async def whoami(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        return web.Response(body=b"?")
+
+    async def send(url: str) -> list[str]:
+        # Each client keeps its own cookies (unsafe: the proxy is an IP address).
+        alice_jar, bob_jar = aiohttp.CookieJar(unsafe=True), aiohttp.CookieJar(unsafe=True)
+        async with (
+            aiohttp.ClientSession(cookie_jar=alice_jar) as alice,
+            aiohttp.ClientSession(cookie_jar=bob_jar) as bob,
+        ):
+            async with alice.get(f"{url}/b/login") as answer:
+                set_cookie = answer.headers.get("Set-Cookie", "")
+            async with bob.get(f"{url}/b/whoami") as answer:
+                await answer.read()
+            async with alice.get(f"{url}/b/whoami") as answer:
+                await answer.read()
+        return [set_cookie]
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    app.router.add_get("/whoami", whoami)
+    # A host name, not an IP: cookie jars keep cookies for names.
+    (set_cookie,) = asyncio.run(through_proxy(app, send, upstream_host="localhost"))  # type: ignore[misc]
+    assert "session=alice" in set_cookie  # relayed to alice, as the backend wrote it
+    # bob gets nothing of alice's; alice's own client sends her cookie back itself.
+    assert cookies == [None, "session=alice"]
