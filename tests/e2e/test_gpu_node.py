@@ -278,14 +278,14 @@ def pid_running(module: bytes) -> int:
     raise AssertionError(f"no process runs -m {module.decode()}")
 
 
-def torch_python() -> tuple[Path, list[str]]:
+def torch_python() -> list[str]:
     """The interpreter with torch the service images are assembled from, and the packed
-    model's site directory beside it (as --python/--python-path arguments)."""
+    model's site directory beside it, as --python/--python-path arguments."""
     python = Path(os.environ.get("GPUPLANE_TORCH_PYTHON", "/opt/torch/.venv/bin/python"))
     if not python.is_file():
         pytest.skip(f"not run: no Python with torch at {python} (GPUPLANE_TORCH_PYTHON)")
     site = os.environ.get("GPUPLANE_SERVICE_SITE")
-    return python, ["--python", str(python), *(["--python-path", site] if site else [])]
+    return ["--python", str(python), *(["--python-path", site] if site else [])]
 
 
 @pytest.mark.timeout(540)  # assembles and imports an image of several GB
@@ -295,7 +295,7 @@ def test_the_inference_service_runs_on_cuda_and_the_exporter_names_its_pod(
     """apps/inference and apps/gpu-exporter as they are, their images assembled on this
     host from the interpreter that has torch (plus the packed wheels): the service's pod
     on the gpu node runs the model on CUDA, and gpu-exporter's DCGM series carry its pod."""
-    _, interpreter = torch_python()
+    interpreter = torch_python()
     start = time.monotonic()
     build = ["image", "build", "--service", "inference", "--service", "gpu-exporter",
              *interpreter, "-o", "json"]  # fmt: skip
@@ -509,7 +509,7 @@ def test_the_demo_plays_on_the_real_gpu_node(tmp_path_factory: pytest.TempPathFa
     comes from gpu-exporter (NVML), it is scaled to zero, the training Job gets the freed
     GPU, the inference is restored. Act two: the real service on CUDA behind the activator,
     scaled to zero, 20 requests held and all answered."""
-    _, interpreter = torch_python()
+    interpreter = torch_python()
     # A short state path: containerd's sockets live under it (104 characters at most).
     demo = Cluster(tmp_path_factory.mktemp("demo"), "e2e-demo")
     demo.write()

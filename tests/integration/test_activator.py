@@ -30,6 +30,7 @@ from gpuplane.backends.local.state import LocalState
 from gpuplane.kube import connect
 from tests.integration.activator_kit import (
     Activator,
+    StandIn,
     activator_kubeconfig,
     routes_file,
     running_activator,
@@ -99,6 +100,19 @@ def scraped(sim_cluster: SimCluster, ns: str, activator: Activator) -> Iterator[
         registry.remove_scrape_target(f"{ns}-activator")
 
 
+@contextlib.contextmanager
+def fronted(
+    sim_cluster: SimCluster, ns: str, name: str, count: int, tmp_path: Path
+) -> Iterator[tuple[StandIn, Path]]:
+    """Deployment ``name`` at ``count`` replicas and its Service, a stand-in backend that
+    runs while the Deployment has ready replicas, and the activator's routes file for it."""
+    client = sim_cluster.client
+    client.create(deployment(ns, name, count))
+    client.create(service(ns, name))
+    with stand_in(client, ns, name, tmp_path / "backend.log") as backend_process:
+        yield backend_process, routes_file(tmp_path, [backend(ns, name, backend_process.port)])
+
+
 def held(activator: Activator, namespace: str, name: str) -> float:
     return activator.metric(
         "gpuplane_activator_held_requests", namespace=namespace, deployment=name
@@ -109,41 +123,36 @@ def test_requests_held_at_zero_are_all_served_after_one_wake(
     sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
 ) -> None:
     client = sim_cluster.client
-    client.create(deployment(ns, "echo", 2))
-    client.create(service(ns, "echo"))
-    with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
-        routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
-        with (
-            running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator,
-            scraped(sim_cluster, ns, activator),
-        ):
-            signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
-            wake = {"query": activator_signal(ns), "above": 0.05}
-            client.create(policy(ns, signals=[signal], wake=wake))
-            wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
-            assert ledger(client, ns, "echo") == "2"
-            wait_for("no ready endpoint", lambda: activator.metric(
-                "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
-            started = time.monotonic()
-            answers = asyncio.run(burst(activator.url, ns, 50))
-            elapsed = time.monotonic() - started
-            failed = [(i, a) for i, a in enumerate(answers) if a[0] != 200]
-            assert not failed, (failed, activator.log.read_text()[-3000:])
-            assert all(a[1]["body"] == f"request {i}" for i, a in enumerate(answers))
-            assert all(a[1]["path"] == "/echo" for a in answers)
-            assert replicas(client, ns, "echo") == 2  # exactly the ledger's count
-            assert ledger(client, ns, "echo") is None
-            live = client.get(Deployment, "echo", namespace=ns)
-            assert WAKE_ANNOTATION not in (
-                (live.metadata.annotations if live.metadata else None) or {}
-            )
-            assert activator.metric("gpuplane_activator_lost_requests_total") == 0
-            assert held(activator, ns, "echo") == 0
-            holds = activator.metric("gpuplane_activator_hold_seconds_count", namespace=ns)
-            assert holds == 50
-            restores = [m for _, m in events(client, ns, "Restore") if "wake requested" in m]
-            assert restores, events(client, ns, "Restore")
-            print(f"50 held requests answered in {elapsed:.2f}s")
+    with (
+        fronted(sim_cluster, ns, "echo", 2, tmp_path) as (_, routes),
+        running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator,
+        scraped(sim_cluster, ns, activator),
+    ):
+        signal = {"name": "requests", "query": activator_signal(ns), "idleBelow": 0.05}
+        wake = {"query": activator_signal(ns), "above": 0.05}
+        client.create(policy(ns, signals=[signal], wake=wake))
+        wait_for("scale to zero", lambda: replicas(client, ns, "echo") == 0, 90)
+        assert ledger(client, ns, "echo") == "2"
+        wait_for("no ready endpoint", lambda: activator.metric(
+            "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
+        started = time.monotonic()
+        answers = asyncio.run(burst(activator.url, ns, 50))
+        elapsed = time.monotonic() - started
+        failed = [(i, a) for i, a in enumerate(answers) if a[0] != 200]
+        assert not failed, (failed, activator.log.read_text()[-3000:])
+        assert all(a[1]["body"] == f"request {i}" for i, a in enumerate(answers))
+        assert all(a[1]["path"] == "/echo" for a in answers)
+        assert replicas(client, ns, "echo") == 2  # exactly the ledger's count
+        assert ledger(client, ns, "echo") is None
+        live = client.get(Deployment, "echo", namespace=ns)
+        assert WAKE_ANNOTATION not in ((live.metadata.annotations if live.metadata else None) or {})
+        assert activator.metric("gpuplane_activator_lost_requests_total") == 0
+        assert held(activator, ns, "echo") == 0
+        holds = activator.metric("gpuplane_activator_hold_seconds_count", namespace=ns)
+        assert holds == 50
+        restores = [m for _, m in events(client, ns, "Restore") if "wake requested" in m]
+        assert restores, events(client, ns, "Restore")
+        print(f"50 held requests answered in {elapsed:.2f}s")
 
 
 async def burst(url: str, namespace: str, count: int) -> list[tuple[int, Any]]:
@@ -231,23 +240,21 @@ async def wait_async(condition: Any, timeout: float = 15.0) -> None:
 def test_server_sent_events_pass_event_by_event(
     sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
 ) -> None:
-    client = sim_cluster.client
-    client.create(deployment(ns, "events", 1))
-    client.create(service(ns, "events"))
-    with stand_in(client, ns, "events", tmp_path / "backend.log") as backend_process:
-        routes = routes_file(tmp_path, [backend(ns, "events", backend_process.port)])
-        with running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator:
-            wait_for("backend up", lambda: backend_process.starts >= 1, 30)
-            arrivals: list[tuple[float, str]] = []
-            started = time.monotonic()
-            with (
-                httpx2.Client(trust_env=False, timeout=30) as http,
-                http.stream("GET", f"{activator.url}/{ns}/events/sse") as stream,
-            ):
-                assert stream.status_code == 200
-                for line in stream.iter_lines():
-                    if line.startswith("data: "):
-                        arrivals.append((time.monotonic() - started, line))
+    with (
+        fronted(sim_cluster, ns, "events", 1, tmp_path) as (backend_process, routes),
+        running_activator(routes, kubeconfig, tmp_path / "activator.log") as activator,
+    ):
+        wait_for("backend up", lambda: backend_process.starts >= 1, 30)
+        arrivals: list[tuple[float, str]] = []
+        started = time.monotonic()
+        with (
+            httpx2.Client(trust_env=False, timeout=30) as http,
+            http.stream("GET", f"{activator.url}/{ns}/events/sse") as stream,
+        ):
+            assert stream.status_code == 200
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    arrivals.append((time.monotonic() - started, line))
     assert [line for _, line in arrivals] == [f"data: event {i}" for i in range(5)]
     # Each event arrives as sent (0.3 s apart), not all at the end of the stream.
     assert arrivals[-1][0] - arrivals[0][0] >= 1.0, arrivals
@@ -285,11 +292,8 @@ def test_an_activator_killed_while_holding_still_wakes_the_deployment_once(
     while it holds requests, and its clients see the connection drop, while the Deployment
     is restored exactly once, to its ledger count."""
     client = sim_cluster.client
-    client.create(deployment(ns, "echo", 3))
-    client.create(service(ns, "echo"))
     # Scaled down by the downscaler first (no traffic: the activator's counter reads 0).
-    with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
-        routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
+    with fronted(sim_cluster, ns, "echo", 3, tmp_path) as (backend_process, routes):
         with running_activator(routes, kubeconfig, tmp_path / "first.log") as activator:
             scale_to_zero_on(sim_cluster, ns, activator)
         # Keep the backend down: the restore must not depend on anything being served.
@@ -325,31 +329,26 @@ def test_two_activators_hold_their_own_requests_and_the_deployment_wakes_once(
     idempotent, so the Deployment is restored once, to its ledger count, and every request
     on both is answered."""
     client = sim_cluster.client
-    client.create(deployment(ns, "echo", 2))
-    client.create(service(ns, "echo"))
-    with stand_in(client, ns, "echo", tmp_path / "backend.log") as backend_process:
-        routes = routes_file(tmp_path, [backend(ns, "echo", backend_process.port)])
-        with (
-            running_activator(routes, kubeconfig, tmp_path / "a.log") as first,
-            running_activator(routes, kubeconfig, tmp_path / "b.log") as second,
-        ):
-            scale_to_zero_on(sim_cluster, ns, first)  # its counter at 0: the idle signal
-            for activator in (first, second):
-                wait_for("no ready endpoint", lambda a=activator: a.metric(
-                    "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
+    with (
+        fronted(sim_cluster, ns, "echo", 2, tmp_path) as (_, routes),
+        running_activator(routes, kubeconfig, tmp_path / "a.log") as first,
+        running_activator(routes, kubeconfig, tmp_path / "b.log") as second,
+    ):
+        scale_to_zero_on(sim_cluster, ns, first)  # its counter at 0: the idle signal
+        for activator in (first, second):
+            wait_for("no ready endpoint", lambda a=activator: a.metric(
+                "gpuplane_activator_ready_endpoints", namespace=ns) == 0, 30)  # fmt: skip
 
-            async def both() -> list[list[tuple[int, Any]]]:
-                return list(
-                    await asyncio.gather(burst(first.url, ns, 20), burst(second.url, ns, 20))
-                )
+        async def both() -> list[list[tuple[int, Any]]]:
+            return list(await asyncio.gather(burst(first.url, ns, 20), burst(second.url, ns, 20)))
 
-            answers = asyncio.run(both())
-            for activator, got in zip((first, second), answers, strict=True):
-                log = activator.log.read_text()[-2000:]
-                assert [code for code, _ in got] == [200] * 20, (got, log)
-                held_count = activator.metric("gpuplane_activator_hold_seconds_count")
-                asked = activator.metric("gpuplane_activator_wake_requests_total")
-                assert (held_count, asked >= 1) == (20, True), (held_count, asked, log)
+        answers = asyncio.run(both())
+        for activator, got in zip((first, second), answers, strict=True):
+            log = activator.log.read_text()[-2000:]
+            assert [code for code, _ in got] == [200] * 20, (got, log)
+            held_count = activator.metric("gpuplane_activator_hold_seconds_count")
+            asked = activator.metric("gpuplane_activator_wake_requests_total")
+            assert (held_count, asked >= 1) == (20, True), (held_count, asked, log)
     time.sleep(5)  # several cycles later: still one restore, still the ledger's count
     assert (replicas(client, ns, "echo"), ledger(client, ns, "echo")) == (2, None)
     restores = [m for kind, m in events(client, ns, "Restore") if kind == "Deployment"]

@@ -116,10 +116,9 @@ class Proxy:
             upstream = await self._connect(request, state, retry_until)
             if upstream is not None:
                 break
-            # The endpoint refused the connection and is no longer listed as ready: it is
-            # going away (a scale to zero racing this request). Nothing was sent, so the
-            # request is held like any other that arrives at zero, never refused.
-            held = True
+            # None: the endpoint refused the connection and is no longer listed as ready,
+            # it is going away (a scale to zero racing this request). Nothing was sent, so
+            # the next turn holds the request like any other that arrives at zero.
         if held:
             self.metrics.hold_seconds.labels(backend.namespace, backend.deployment).observe(
                 self.clock() - started

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from gpuplane.errors import BadInputError
@@ -30,16 +31,22 @@ def add_python_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def chosen_python(args: argparse.Namespace) -> Path:
+@dataclass(frozen=True)
+class Interpreter:
+    """What the service images are assembled from."""
+
+    python: Path
+    site_dirs: tuple[Path, ...] = ()
+
+
+def chosen_interpreter(args: argparse.Namespace) -> Interpreter:
+    """``--python`` and its ``--python-path`` directories; BadInputError naming the flag
+    when one does not exist."""
     python: Path = args.python
     if not python.is_file():
         raise BadInputError(f"--python {python}: no such interpreter")
-    return python
-
-
-def chosen_python_path(args: argparse.Namespace) -> tuple[Path, ...]:
     directories: list[Path] = args.python_path
     for directory in directories:
         if not directory.is_dir():
             raise BadInputError(f"--python-path {directory}: no such directory")
-    return tuple(directories)
+    return Interpreter(python, tuple(directories))

@@ -13,10 +13,8 @@ import pytest
 from aiohttp import web
 
 from gpuplane.activator import proxy as proxy_module
-from gpuplane.activator.config import parse_routes
 from gpuplane.activator.endpoints import Readiness
-from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
+from tests.unit.activator.proxy_kit import proxy_in_front, serve
 
 
 def unused_port() -> int:
@@ -30,47 +28,20 @@ async def echo(request: web.Request) -> web.Response:
     return web.Response(body=b"answered " + await request.read())
 
 
-async def serve(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
 async def scenario(port: int, readiness: Readiness, meanwhile: object) -> tuple[int, bytes, int]:
     """The proxy in front of 127.0.0.1:``port``; one POST through it while ``meanwhile``
     runs. Returns the answer's status and body, and how many wake requests were asked."""
-    entry = {
-        "name": "b", "namespace": "n", "deployment": "d", "service": "s",
-        "upstream": f"http://127.0.0.1:{port}", "match": {"pathPrefix": "/b/"},
-        "stripPrefix": True,
-    }  # fmt: skip
-    routes = parse_routes({"backends": [entry]})
     wakes: list[str] = []
-
-    async def wake(backend: object) -> bool:
-        wakes.append(str(backend))
-        return True
-
-    async with upstream_session() as upstream:
-        proxy = Proxy(
-            routes, {"b": BackendState(routes.backends[0], readiness)}, upstream,
-            wake=wake, metrics=ActivatorMetrics(),
-        )  # fmt: skip
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", proxy.handle)
-        proxy_port = unused_port()
-        proxy_runner = await serve(app, proxy_port)
+    async with proxy_in_front(f"http://127.0.0.1:{port}", readiness, wakes) as proxy_url:
         background = asyncio.create_task(meanwhile())  # type: ignore[operator]
         try:
             async with (
                 aiohttp.ClientSession() as client,
-                client.post(f"http://127.0.0.1:{proxy_port}/b/x", data=b"late") as answer,
+                client.post(f"{proxy_url}/b/x", data=b"late") as answer,
             ):
                 return answer.status, await answer.read(), len(wakes)
         finally:
             await background
-            await proxy_runner.cleanup()
 
 
 def test_a_request_racing_a_scale_to_zero_is_held_and_answered() -> None:
@@ -87,7 +58,7 @@ def test_a_request_racing_a_scale_to_zero_is_held_and_answered() -> None:
             await asyncio.sleep(0.3)  # held now, a wake asked
             app = web.Application()
             app.router.add_post("/x", echo)
-            runners.append(await serve(app, port))  # the woken pod listens
+            runners.append((await serve(app, port))[0])  # the woken pod listens
             readiness.ready.set()
 
         try:

@@ -12,19 +12,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gpuplane.activator.config import parse_routes
 from gpuplane.activator.endpoints import Readiness
-from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
-
-
-async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://{host}:{port}"
+from tests.unit.activator.proxy_kit import proxy_in_front, serve
 
 
 async def through_proxy(
@@ -32,31 +21,14 @@ async def through_proxy(
 ) -> object:
     """Run ``backend`` and the proxy in front of it (upstream ``upstream_host``, a name
     where cookie jars keep cookies, an IP where they do not); ``send(proxy_url)``."""
-    backend_runner, backend_url = await serve(backend, upstream_host)
-    entry = {
-        "name": "b", "namespace": "n", "deployment": "d", "service": "s",
-        "upstream": backend_url, "match": {"pathPrefix": "/b/"}, "stripPrefix": True,
-    }  # fmt: skip
-    routes = parse_routes({"backends": [entry]})
+    backend_runner, port = await serve(backend)
     readiness = Readiness()
     readiness.ready.set()
-
-    async def no_wake(_: object) -> bool:
-        return True
-
-    async with upstream_session() as upstream:
-        proxy = Proxy(
-            routes, {"b": BackendState(routes.backends[0], readiness)}, upstream,
-            wake=no_wake, metrics=ActivatorMetrics(),
-        )  # fmt: skip
-        app = web.Application(client_max_size=0)
-        app.router.add_route("*", "/{tail:.*}", proxy.handle)
-        proxy_runner, proxy_url = await serve(app)
-        try:
+    try:
+        async with proxy_in_front(f"http://{upstream_host}:{port}", readiness) as proxy_url:
             return await send(proxy_url)  # type: ignore[operator]
-        finally:
-            await proxy_runner.cleanup()
-            await backend_runner.cleanup()
+    finally:
+        await backend_runner.cleanup()
 
 
 def test_a_small_body_arrives_whole_with_its_length() -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 from gpuplane.backends.local import LocalBackend
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
-from gpuplane.cli.python_choice import add_python_option, chosen_python, chosen_python_path
+from gpuplane.cli.python_choice import add_python_option, chosen_interpreter
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode
 from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
@@ -81,12 +81,14 @@ def _given(files: list[Path]) -> list[BuiltImage]:
 def run(args: argparse.Namespace, context: Context) -> int:
     backend, platform = _local(args, context)
     if args.action == "build":
-        python, extra = chosen_python(args), chosen_python_path(args)
+        interpreter = chosen_interpreter(args)
         only = args.services or bool(args.service)
         images = [] if only else backend.build_images(platform, rebuild=True)
-        context.reporter().step(f"assembling the service images from {python}")
+        context.reporter().step(f"assembling the service images from {interpreter.python}")
         kinds = tuple(args.service) or tuple(SERVICE_IMAGES)
-        images += backend.build_service_images(platform, python, extra, kinds)
+        images += backend.build_service_images(
+            platform, interpreter.python, interpreter.site_dirs, kinds
+        )
         if args.output == "json":
             print_json(context, [{**vars(i), "bytes": i.file.stat().st_size} for i in images])
             return int(ExitCode.OK)

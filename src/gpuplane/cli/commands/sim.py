@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -14,7 +13,7 @@ from gpuplane.backends.local import LocalBackend
 from gpuplane.backends.local.activator_service import ActivatorAddress
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
-from gpuplane.cli.python_choice import add_python_option, chosen_python, chosen_python_path
+from gpuplane.cli.python_choice import Interpreter, add_python_option, chosen_interpreter
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
 from gpuplane.observability.promql import scalar_or_zero
@@ -48,16 +47,14 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    # Bad input first.
-    python = chosen_python(args) if args.topic == "demo" else None
-    extra = chosen_python_path(args) if args.topic == "demo" else ()
+    interpreter = chosen_interpreter(args) if args.topic == "demo" else None  # bad input first
     platform = load(args)
     backend = backend_for(platform, context)
     if not isinstance(backend, LocalBackend):
         raise BadInputError("gpuplane sim only applies to the local backend")
     client = TrafficClient(backend.traffic_url(platform))
-    if python is not None:
-        return demo(context, backend, platform, client, (python, extra))
+    if interpreter is not None:
+        return demo(context, backend, platform, client, interpreter)
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
         if args.rps < 0:
@@ -113,12 +110,11 @@ def demo(
     backend: LocalBackend,
     platform: Platform,
     traffic: TrafficClient,
-    interpreter: tuple[Path, tuple[Path, ...]],
+    interpreter: Interpreter,
 ) -> int:
     """Act one (the downscaler story), then where a kubelet node runs, act two (the zero-loss
-    wake). ``interpreter``: what the service images are assembled from (--python and its
-    --python-path)."""
-    python, extra = interpreter
+    wake); the service images are assembled from ``interpreter``."""
+    python, extra = interpreter.python, interpreter.site_dirs
     context.console.print(
         "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
     )

@@ -1,0 +1,54 @@
+"""The activator's proxy on loopback, as its main wires it (the real upstream session, one
+routed backend ``/b/`` → ``upstream``), for tests that put real aiohttp servers behind it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gpuplane.activator.config import parse_routes
+from gpuplane.activator.endpoints import Readiness
+from gpuplane.activator.metrics import ActivatorMetrics
+from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
+
+
+async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
+    """``app`` on 127.0.0.1:``port`` (0: any free port); its runner and port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+
+@contextlib.asynccontextmanager
+async def proxy_in_front(
+    upstream: str, readiness: Readiness, wakes: list[str] | None = None
+) -> AsyncIterator[str]:
+    """The proxy routing ``/b/`` to ``upstream``, ready as ``readiness`` says; each wake it
+    asks for is appended to ``wakes``. Yields the proxy's URL."""
+    entry = {
+        "name": "b", "namespace": "n", "deployment": "d", "service": "s",
+        "upstream": upstream, "match": {"pathPrefix": "/b/"}, "stripPrefix": True,
+    }  # fmt: skip
+    routes = parse_routes({"backends": [entry]})
+    asked = wakes if wakes is not None else []
+
+    async def wake(backend: object) -> bool:
+        asked.append(str(backend))
+        return True
+
+    async with upstream_session() as session:
+        proxy = Proxy(
+            routes, {"b": BackendState(routes.backends[0], readiness)}, session,
+            wake=wake, metrics=ActivatorMetrics(),
+        )  # fmt: skip
+        app = web.Application(client_max_size=0)
+        app.router.add_route("*", "/{tail:.*}", proxy.handle)
+        runner, port = await serve(app)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
