@@ -34,7 +34,7 @@ pack() {
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
-    kopf aiohttp prometheus-client uvloop
+    kopf aiohttp httptools prometheus-client uvloop
   # The demo's services need Prometheus on PATH; Debian's links only libc.
   cp "$(command -v prometheus)" "$work/stage/host-bin/"
   echo "downloading the inference model's wheel (the GPU host's torch venv has the rest)" >&2
@@ -58,7 +58,7 @@ run() {
   python3 -m venv --system-site-packages "$venv"
   "$venv/bin/pip" install -q --no-index --find-links "$work/root/wheels" \
     pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
-    kopf aiohttp prometheus-client uvloop
+    kopf aiohttp httptools prometheus-client uvloop
   # The model's files for the inference image: beside the torch interpreter's own packages.
   rm -rf "$work/service-site"
   "$venv/bin/pip" install -q --no-deps --no-index --target "$work/service-site" \

@@ -21,11 +21,14 @@ from gpuplane.activator.config import ConfigError, Routes, load_routes
 from gpuplane.activator.endpoints import EndpointWatch, Readiness
 from gpuplane.activator.flags import add_arguments
 from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
+from gpuplane.activator.proxy import BackendState, Proxy
+from gpuplane.activator.upstream import UpstreamPool
 from gpuplane.activator.waker import Waker
+from gpuplane.activator.wire import Listener
 from gpuplane.stop_signals import stop_event
 
 log = logging.getLogger("gpuplane.activator")
+STOP_GRACE_SECONDS = 10.0
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -55,41 +58,39 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: httpx2.AsyncClie
         states[backend.name] = BackendState(backend, readiness)
         watches.append(EndpointWatch(kube, backend, readiness))
     following = [asyncio.create_task(watch.run()) for watch in watches]
-    async with upstream_session() as session:
-        proxy = Proxy(routes, states, session, wake=Waker(kube, metrics), metrics=metrics)
-        app = web.Application(client_max_size=0)
-        app.router.add_route("*", "/{tail:.*}", proxy.handle)
-        status = web.Application()
+    pool = UpstreamPool()
+    proxy = Proxy(routes, states, pool, wake=Waker(kube, metrics), metrics=metrics)
+    listener = Listener(proxy.handle)
+    status = web.Application()
 
-        async def metrics_page(request: web.Request) -> web.Response:
-            body = generate_latest(metrics.registry)
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics_page(request: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-        async def healthz(request: web.Request) -> web.Response:
-            synced = all(watch.synced.is_set() for watch in watches)
-            return web.json_response({"synced": synced}, status=200 if synced else 503)
+    async def healthz(request: web.Request) -> web.Response:
+        synced = all(watch.synced.is_set() for watch in watches)
+        return web.json_response({"synced": synced}, status=200 if synced else 503)
 
-        status.router.add_get("/metrics", metrics_page)
-        status.router.add_get("/healthz", healthz)
-        # handler_cancellation: a client that goes away cancels its handler, which frees
-        # its held slot at once.
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-        status_runner = web.AppRunner(status, access_log=None)
-        await runner.setup()
-        await status_runner.setup()
-        await web.TCPSite(runner, *_split(args.listen)).start()
-        await web.TCPSite(status_runner, *_split(args.metrics_address)).start()
-        names = ", ".join(b.name for b in routes.backends)
-        log.info("proxying %s on %s; metrics on %s", names, args.listen, args.metrics_address)
-        stop = stop_event()
-        try:
-            await stop.wait()
-        finally:
-            for task in following:
-                task.cancel()
-            await runner.cleanup()
-            await status_runner.cleanup()
-            await kube.aclose()
+    status.router.add_get("/metrics", metrics_page)
+    status.router.add_get("/healthz", healthz)
+    status_runner = web.AppRunner(status, access_log=None)
+    await status_runner.setup()
+    await listener.start(*_split(args.listen))
+    await web.TCPSite(status_runner, *_split(args.metrics_address)).start()
+    names = ", ".join(b.name for b in routes.backends)
+    log.info("proxying %s on %s; metrics on %s", names, args.listen, args.metrics_address)
+    stop = stop_event()
+    try:
+        await stop.wait()
+    finally:
+        for task in following:
+            task.cancel()
+        # Requests in progress, held ones too, get a moment to be answered; past it their
+        # connections close (a held request may wait minutes, longer than a pod's grace).
+        await listener.stop(grace=STOP_GRACE_SECONDS)
+        pool.close()
+        await status_runner.cleanup()
+        await kube.aclose()
     return 0
 
 

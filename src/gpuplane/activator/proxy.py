@@ -6,25 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
-from aiohttp import web
+from urllib.parse import urlsplit
 
 from gpuplane.activator.config import Backend, Routes
 from gpuplane.activator.endpoints import Readiness
+from gpuplane.activator.forward import exchange, request_head, small_body
 from gpuplane.activator.metrics import ActivatorMetrics
+from gpuplane.activator.streams import PeerGone
+from gpuplane.activator.upstream import (
+    Address,
+    AnswerHead,
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamPool,
+)
+from gpuplane.activator.wire import Reply, Request
 
 log = logging.getLogger(__name__)
-# Headers that belong to one connection, not to the request (RFC 9110, 7.6.1).
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-     "trailer", "transfer-encoding", "upgrade", "host"}
-)  # fmt: skip
 WAKE_REPEAT_SECONDS = 5.0  # a lost or refused wake request is asked again while holding
 CONNECT_RETRY_SECONDS = 0.1  # a just-ready endpoint may not accept for a moment
 # How long a refused connection to an endpoint still listed as ready is retried: a pod
@@ -32,23 +37,10 @@ CONNECT_RETRY_SECONDS = 0.1  # a just-ready endpoint may not accept for a moment
 # request is held); an endpoint that keeps refusing is an error, answered 503.
 REFUSED_GRACE_SECONDS = 5.0
 CLIENT_GONE = 499  # nginx's code for a client that closed before the answer
-# A body (request or answer) with a length up to this is relayed in one write; longer
-# ones, chunked ones and event streams are relayed chunk by chunk as they arrive.
-WHOLE_BODY_BYTES = 256 * 1024
-
-
-def upstream_session() -> aiohttp.ClientSession:
-    """The client side of the proxy. Requests pass as the client sent them and answers as
-    the backend wrote them: no decompression; no cookie jar, or a Set-Cookie for one
-    client would be kept and sent with every other client's requests; and none of the
-    headers aiohttp adds by itself (an ``Accept-Encoding`` the client never sent would let
-    the backend compress an answer the client cannot read)."""
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-    )
+# Sent again on a fresh connection when a kept-alive one closed before any answer (the
+# backend closed it as idle while the request was on its way): only methods that may be
+# repeated (RFC 9110, 9.2.2), as Go's and most proxies' clients do.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 @dataclass
@@ -60,12 +52,22 @@ class BackendState:
 
 
 class Unavailable(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    """A request the proxy answers itself: 503 with ``Retry-After`` (nothing reached a
+    backend, try again later) or 502 (the backend failed it)."""
+
+    def __init__(self, reason: str, message: str, status: int = 503) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason, self.status = reason, status
 
 
 Waker = Callable[[Backend], Coroutine[Any, Any, bool]]
+
+
+def answer_json(reply: Reply, status: int, document: dict[str, str], retry: bool) -> None:
+    headers = [(b"Content-Type", b"application/json")]
+    if retry:
+        headers.append((b"Retry-After", b"5"))
+    reply.whole(status, headers, json.dumps(document).encode())
 
 
 class Proxy:
@@ -73,58 +75,84 @@ class Proxy:
         self,
         routes: Routes,
         states: dict[str, BackendState],
-        session: aiohttp.ClientSession,
+        pool: UpstreamPool,
         *,
         wake: Waker,
         metrics: ActivatorMetrics,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.routes, self.states, self.session = routes, states, session
+        self.routes, self.states, self.pool = routes, states, pool
         self.wake, self.metrics, self.clock = wake, metrics, clock
         self._wakes: set[asyncio.Task[bool]] = set()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        backend = self.routes.route(request.host, request.path)
+    async def handle(self, request: Request, reply: Reply) -> None:
+        path = request.path
+        backend = self.routes.route(request.host, path)
         if backend is None:
             self.metrics.requests.labels("", "", "404").inc()
-            return web.json_response({"error": f"no backend routes {request.path}"}, status=404)
+            answer_json(reply, 404, {"error": f"no backend routes {path}"}, retry=False)
+            return
         owner = (backend.namespace, backend.deployment)
         code = CLIENT_GONE
         try:
-            response = await self._serve(request, self.states[backend.name])
+            code = await self._serve(request, reply, self.states[backend.name])
         except Unavailable as error:
             self.metrics.lost.labels(*owner, error.reason).inc()
-            code = 503
-            return web.json_response(
-                {"error": str(error)}, status=503, headers={"Retry-After": "5"}
-            )
-        else:
-            code = response.status
-            return response
+            code = error.status
+            answer_json(reply, code, {"error": str(error)}, retry=code == 503)
+        except PeerGone:
+            code = CLIENT_GONE
         finally:
             self.metrics.requests.labels(*owner, str(code)).inc()
 
-    async def _serve(self, request: web.Request, state: BackendState) -> web.StreamResponse:
+    async def _serve(self, request: Request, reply: Reply, state: BackendState) -> int:
         backend, started = state.backend, self.clock()
         deadline = started + backend.max_hold_seconds
         held = False
+        target = backend.upstream_path(request.path).encode("latin-1")
+        if request.query:
+            target += b"?" + request.query
+        whole = None
         while True:
             if not state.readiness.ready.is_set():
                 held = True
                 await self._hold(state, deadline)
+            if whole is None:
+                # Read once the request is to be sent: a held request's client is told to
+                # go on (100-continue) only when there is a backend to take the body.
+                whole = await small_body(request, reply)
             retry_until = deadline if held else min(deadline, started + REFUSED_GRACE_SECONDS)
-            upstream = await self._connect(request, state, retry_until)
-            if upstream is not None:
+            opened = await self._connect(state, retry_until)
+            if opened is not None:
                 break
             # None: the endpoint refused the connection and is no longer listed as ready,
             # it is going away (a scale to zero racing this request). Nothing was sent, so
             # the next turn holds the request like any other that arrives at zero.
-        if held:
-            self.metrics.hold_seconds.labels(backend.namespace, backend.deployment).observe(
-                self.clock() - started
-            )
-        async with upstream:
-            return await self._relay(request, upstream)
+
+        def first_answer(answer: AnswerHead) -> None:
+            if held:
+                self.metrics.hold_seconds.labels(backend.namespace, backend.deployment).observe(
+                    self.clock() - started
+                )
+
+        connection, reused = opened
+        head = request_head(request, target, authority(connection.address), whole)
+        while True:
+            try:
+                return await exchange(
+                    request, reply, connection, head=head, whole=whole, on_answer=first_answer
+                )
+            except UpstreamClosed as error:
+                # A kept-alive connection the backend closed before answering: once more
+                # on a new one, when the request may be repeated and can be sent again.
+                again = reused and error.answered_nothing and request.method in IDEMPOTENT
+                if not (again and (request.body is None or whole is not None)):
+                    raise Unavailable(
+                        "upstream_error", f"{backend.name}: {error}", status=502
+                    ) from error
+            finally:
+                self.pool.release(connection)
+            connection, reused = await self._fresh(state, connection.address)
 
     async def _hold(self, state: BackendState, deadline: float) -> None:
         backend = state.backend
@@ -161,76 +189,60 @@ class Proxy:
         task.add_done_callback(self._wakes.discard)
 
     async def _connect(
-        self, request: web.Request, state: BackendState, retry_until: float
-    ) -> aiohttp.ClientResponse | None:
-        """Send the request upstream; a connection refused right after the endpoint turned
-        ready is retried until ``retry_until`` (nothing of the body was read yet). ``None``
-        when the connection was refused and the backend has no ready endpoint any more:
-        the caller holds the request."""
-        backend = state.backend
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        headers += [
-            ("X-Forwarded-For", request.remote or ""),
-            ("X-Forwarded-Host", request.host),
-            ("X-Forwarded-Proto", request.scheme),
-        ]
-        # A small body of known length is read whole and sent as bytes: streaming it costs
-        # more than the request itself. Chunked and large bodies stream as they arrive.
-        data: bytes | aiohttp.StreamReader | None = None
-        if request.body_exists:
-            length = request.content_length
-            small = length is not None and length <= WHOLE_BODY_BYTES
-            data = await request.read() if small else request.content
+        self, state: BackendState, retry_until: float
+    ) -> tuple[UpstreamConnection, bool] | None:
+        """A connection to a ready endpoint, and whether it was reused. A connection refused
+        right after the endpoint turned ready is retried until ``retry_until``. ``None``
+        when it was refused and the backend has no ready endpoint any more: the caller
+        holds the request."""
         while True:
-            url = self._base(state) + backend.upstream_path(request.path)
+            address = self._address(state)
             try:
-                return await self.session.request(
-                    request.method,
-                    url,
-                    params=request.query,
-                    headers=headers,
-                    data=data,
-                    allow_redirects=False,
-                )
-            except aiohttp.ClientConnectorError as error:
+                return await self.pool.connection(address)
+            except ConnectionRefusedError as error:
                 if not state.readiness.ready.is_set():
                     return None
                 if self.clock() >= retry_until:
-                    raise Unavailable("upstream_error", f"{backend.name}: {error}") from error
+                    raise self._unreachable(state, address, error) from error
                 await asyncio.sleep(CONNECT_RETRY_SECONDS)
+            except OSError as error:  # unreachable, reset, timed out: not worth a retry
+                raise self._unreachable(state, address, error) from error
+
+    async def _fresh(
+        self, state: BackendState, address: Address
+    ) -> tuple[UpstreamConnection, bool]:
+        try:
+            return await self.pool.connection(address, fresh=True)
+        except OSError as error:
+            raise self._unreachable(state, address, error) from error
 
     @staticmethod
-    def _base(state: BackendState) -> str:
+    def _unreachable(state: BackendState, address: Address, error: OSError) -> Unavailable:
+        host, port, _ = address
+        reason = error.strerror or str(error) or type(error).__name__
+        return Unavailable(
+            "upstream_error", f"{state.backend.name}: cannot connect to {host}:{port}: {reason}"
+        )
+
+    @staticmethod
+    def _address(state: BackendState) -> Address:
         port = state.backend.endpoint_port
         if port is None:
-            return state.backend.upstream
+            return fixed_address(state.backend.upstream)
         address = state.readiness.next_address()
         if address is None:
             raise Unavailable("upstream_error", f"{state.backend.name}: no ready endpoint")
-        host = f"[{address}]" if ":" in address else address
-        return f"http://{host}:{port}"
+        return address, port, False
 
-    async def _relay(
-        self, request: web.Request, upstream: aiohttp.ClientResponse
-    ) -> web.StreamResponse:
-        """The answer as it comes: chunked bodies and Server-Sent Events pass through
-        chunk by chunk, never buffered whole; a small answer of known length goes in one
-        write (the common case, and a third of the proxy's cost per request)."""
-        headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP]
-        length = upstream.content_length
-        if length is not None and length <= WHOLE_BODY_BYTES:
-            whole = web.Response(
-                status=upstream.status, reason=upstream.reason, body=await upstream.read()
-            )
-            for key, value in headers:
-                if key.lower() != "content-length":
-                    whole.headers.add(key, value)
-            return whole
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-        for key, value in headers:
-            response.headers.add(key, value)
-        await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-        await response.write_eof()
-        return response
+
+@functools.cache
+def fixed_address(upstream: str) -> Address:
+    """host, port and TLS of an ``http(s)://host[:port]`` upstream."""
+    parts = urlsplit(upstream)
+    tls = parts.scheme == "https"
+    return parts.hostname or "", parts.port or (443 if tls else 80), tls
+
+
+def authority(address: Address) -> bytes:
+    host, port, _ = address
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("latin-1")

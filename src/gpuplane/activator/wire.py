@@ -1,0 +1,322 @@
+"""The side facing clients: HTTP/1.1 on an asyncio protocol, parsed by httptools (llhttp).
+
+Why not a web framework: the proxy's cost per request is its budget (bench/activator.py),
+and a framework's request and response objects cost several times the proxying itself.
+Here a request is its head and a body buffer, and an answer is bytes written in as few
+writes as possible.
+
+One task per connection answers its requests in order (pipelined ones wait their turn).
+A connection that closes cancels that task, so a held request frees its slot at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+
+from gpuplane.activator.streams import Chunks, WriteFlow
+
+log = logging.getLogger(__name__)
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 400
+IDLE_SECONDS = 75.0  # a connection with no whole request head in this long is closed
+
+
+@dataclass
+class Request:
+    method: str
+    target: bytes  # as the client sent it: path and query, still percent-encoded
+    headers: list[tuple[bytes, bytes]]
+    host: str
+    remote: str
+    http_version: str
+    keep_alive: bool
+    body: Chunks | None  # None: the request has no body
+    length: int | None  # Content-Length; None for a chunked body
+    expect_continue: bool
+
+    @property
+    def path(self) -> str:
+        return self.target.split(b"?", 1)[0].decode("latin-1")
+
+    @property
+    def query(self) -> bytes:
+        _, _, query = self.target.partition(b"?")
+        return query
+
+
+@functools.cache
+def reason(status: int) -> bytes:
+    with contextlib.suppress(ValueError):
+        return HTTPStatus(status).phrase.encode()
+    return b"Unknown"
+
+
+def head_bytes(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason(status))]
+    lines += [b"%s: %s\r\n" % pair for pair in headers]
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+class Reply:
+    """The answer to one request, written as it goes: a whole answer in one write, or a head
+    and then the body chunk by chunk (chunked framing when its length is unknown)."""
+
+    def __init__(self, connection: ClientConnection, request: Request) -> None:
+        self._connection, self._request = connection, request
+        self._chunked = self._continued = False
+        self.status = 0  # 0 until the head is written
+        self.finished = False
+
+    def whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        headers = [*headers, (b"Content-Length", b"%d" % len(body)), *self._close_header()]
+        self.status = status
+        payload = b"" if self._request.method == "HEAD" else body
+        self._connection.write(head_bytes(status, headers) + payload)
+        self.finished = True
+
+    def start(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
+        if self._request.method == "HEAD" or status in (204, 304):
+            framing = [(b"Content-Length", b"%d" % length)] if length is not None else []
+        elif length is not None:
+            framing = [(b"Content-Length", b"%d" % length)]
+        elif self._request.http_version == "1.1":
+            framing, self._chunked = [(b"Transfer-Encoding", b"chunked")], True
+        else:  # an HTTP/1.0 client: the end of the body is the end of the connection
+            framing, self._connection.keep_alive = [], False
+        self.status = status
+        self._connection.write(head_bytes(status, [*headers, *framing, *self._close_header()]))
+
+    def send_continue(self) -> None:
+        """The client waits for this before sending its body (``Expect: 100-continue``):
+        sent when the request is forwarded, so a held request's body waits with it."""
+        if self._request.expect_continue and not self._continued:
+            self._continued = True
+            self._connection.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self._connection.write(b"%x\r\n%s\r\n" % (len(data), data) if self._chunked else data)
+
+    def end(self) -> None:
+        if self._chunked:
+            self._connection.write(b"0\r\n\r\n")
+        self.finished = True
+
+    async def drain(self) -> None:
+        await self._connection.drain()
+
+    def _close_header(self) -> list[tuple[bytes, bytes]]:
+        self._connection.keep_alive = self._connection.keep_alive and self._request.keep_alive
+        return [] if self._connection.keep_alive else [(b"Connection", b"close")]
+
+
+Handler = Callable[[Request, Reply], Awaitable[None]]
+
+
+class ClientConnection(asyncio.Protocol, WriteFlow):
+    def __init__(self, handler: Handler, connections: set[ClientConnection]) -> None:
+        WriteFlow.__init__(self)
+        self._handler, self._connections = handler, connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._queue: deque[Request | tuple[int, str]] = deque()
+        self._arrived = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._reading: Request | None = None  # the request whose body is arriving
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._peer = ""
+        self.keep_alive = True
+        self.busy = False  # a request is being answered
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else ""
+        self._connections.add(self)
+        self._worker = asyncio.get_running_loop().create_task(self._answer_in_turn())
+        self._arm_idle()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(501, "upgrades (WebSocket) are not proxied")
+        except httptools.HttpParserError as error:
+            self._refuse(400, f"malformed request: {error}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.writing_stopped()
+        self._connections.discard(self)
+        if self._reading is not None and self._reading.body is not None:
+            self._reading.body.finish(ConnectionResetError("the client closed the connection"))
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._worker is not None:
+            self._worker.cancel()  # a held request frees its slot; a relay stops
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url, self._headers, self._head_size = b"", [], 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if self._head_size > MAX_HEAD_BYTES:
+            raise httptools.HttpParserError("request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > MAX_HEAD_BYTES:
+            raise httptools.HttpParserError("headers too large")
+
+    def on_headers_complete(self) -> None:
+        transport = self._transport
+        if transport is None or self._parser.should_upgrade():
+            return  # an upgrade: feed_data raises next, and the request is refused
+        if self._idle is not None:
+            # Disarmed only now: a client that never finishes its head is still closed.
+            self._idle.cancel()
+        host, length, chunked, expect = "", None, False, False
+        for name, value in self._headers:
+            lowered = name.lower()
+            if lowered == b"host":
+                host = value.decode("latin-1")
+            elif lowered == b"content-length":
+                length = int(value)  # llhttp has checked it is a number
+            elif lowered == b"transfer-encoding":
+                chunked = chunked or b"chunked" in value.lower()
+            elif lowered == b"expect":
+                expect = value.lower() == b"100-continue"
+        has_body = chunked or bool(length)
+        request = Request(
+            method=self._parser.get_method().decode("ascii"),
+            target=self._url,
+            headers=self._headers,
+            host=host,
+            remote=self._peer,
+            http_version=self._parser.get_http_version(),
+            keep_alive=self._parser.should_keep_alive(),
+            body=Chunks(transport) if has_body else None,
+            length=None if chunked else length,
+            expect_continue=expect and has_body,
+        )
+        self._reading = request if has_body else None
+        self._queue.append(request)
+        self._arrived.set()
+
+    def on_body(self, body: bytes) -> None:
+        if self._reading is not None and self._reading.body is not None:
+            self._reading.body.feed(body)
+
+    def on_message_complete(self) -> None:
+        if self._reading is not None and self._reading.body is not None:
+            self._reading.body.finish()
+        self._reading = None
+
+    # writing
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # the connection's requests, one at a time
+    async def _answer_in_turn(self) -> None:
+        while True:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            item = self._queue.popleft()
+            if isinstance(item, tuple):
+                status, message = item
+                Reply(self, _FAULTY).whole(status, [], message.encode())
+                self.close()
+                return
+            self.busy = True
+            reply = Reply(self, item)
+            try:
+                await self._handler(item, reply)
+            except Exception:
+                log.exception("answering %s %r", item.method, item.target)
+                if not reply.status:
+                    reply.whole(500, [], b"internal error")
+                self.keep_alive = False
+            self.busy = False
+            unread = item.body is not None and not item.body.complete
+            if not (reply.finished and self.keep_alive and item.keep_alive) or unread:
+                # A body that has not arrived to its end is still on the socket: the next
+                # request would start in the middle of it.
+                self.close()
+                return
+            if item.body is not None:
+                item.body.discard()  # what the handler did not read (a 404's body, say)
+            self._arm_idle()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """A request that cannot be parsed: answered in its turn, then the connection
+        closes (nothing after it on the connection can be trusted)."""
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if self._reading is not None and self._reading.body is not None:
+            self._reading.body.finish(ConnectionResetError(message))
+        self._queue.append((status, message))
+        self._arrived.set()
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if not self.busy and not self._queue:
+            self.close()
+
+
+# The stand-in request a refusal is answered for: no body, no keep-alive.
+_FAULTY = Request("GET", b"/", [], "", "", "1.1", False, None, None, False)
+
+
+class Listener:
+    """The proxy's listening socket and the connections it accepted."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._connections: set[ClientConnection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self._handler, self._connections), host, port
+        )
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self, grace: float) -> None:
+        """No new connections; idle ones close now, busy ones when their answer is done or
+        after ``grace`` seconds, whichever comes first."""
+        if self._server is not None:
+            self._server.close()
+        deadline = asyncio.get_running_loop().time() + grace
+        while self._connections and asyncio.get_running_loop().time() < deadline:
+            for connection in list(self._connections):
+                if not connection.busy:
+                    connection.close()
+            await asyncio.sleep(0.05)
+        for connection in list(self._connections):
+            connection.close()
