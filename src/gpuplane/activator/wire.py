@@ -26,6 +26,9 @@ from gpuplane.activator.streams import Chunks, WriteFlow
 
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 400
+# Pipelined requests queued on one connection before its reading pauses (a client that
+# sends without reading answers cannot queue without bound).
+MAX_PIPELINED = 16
 IDLE_SECONDS = 75.0  # a connection with no whole request head in this long is closed
 
 
@@ -84,10 +87,11 @@ class Reply:
         self.finished = True
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]], length: int | None) -> None:
-        if self._request.method == "HEAD" or status in (204, 304):
-            framing = [(b"Content-Length", b"%d" % length)] if length is not None else []
-        elif length is not None:
+        bodiless = self._request.method == "HEAD" or status in (204, 304)
+        if length is not None:
             framing = [(b"Content-Length", b"%d" % length)]
+        elif bodiless:
+            framing = []
         elif self._request.http_version == "1.1":
             framing, self._chunked = [(b"Transfer-Encoding", b"chunked")], True
         else:  # an HTTP/1.0 client: the end of the body is the end of the connection
@@ -137,6 +141,7 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
         self._peer = ""
+        self._websocket = self._queue_full = False
         self.keep_alive = True
         self.busy = False  # a request is being answered
 
@@ -152,8 +157,16 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
     def data_received(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse(501, "upgrades (WebSocket) are not proxied")
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._websocket:
+                self._refuse(501, "WebSocket upgrades are not proxied")
+                return
+            # Any other upgrade (h2c) is ignored, as RFC 9110 (7.8) lets a server do: the
+            # request was queued as plain HTTP/1.1, and what follows it is parsed afresh.
+            self._parser = httptools.HttpRequestParser(self)
+            rest = data[int(upgrade.args[0]) :]
+            if rest:
+                self.data_received(rest)
         except httptools.HttpParserError as error:
             self._refuse(400, f"malformed request: {error}")
 
@@ -185,8 +198,12 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
 
     def on_headers_complete(self) -> None:
         transport = self._transport
-        if transport is None or self._parser.should_upgrade():
-            return  # an upgrade: feed_data raises next, and the request is refused
+        self._websocket = self._parser.should_upgrade() and any(
+            name.lower() == b"upgrade" and b"websocket" in value.lower()
+            for name, value in self._headers
+        )
+        if transport is None or self._websocket:
+            return  # feed_data raises next, and the request is refused
         if self._idle is not None:
             # Disarmed only now: a client that never finishes its head is still closed.
             self._idle.cancel()
@@ -217,6 +234,9 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
         self._reading = request if has_body else None
         self._queue.append(request)
         self._arrived.set()
+        if len(self._queue) >= MAX_PIPELINED and not self._queue_full:
+            self._queue_full = True
+            transport.pause_reading()
 
     def on_body(self, body: bytes) -> None:
         if self._reading is not None and self._reading.body is not None:
@@ -243,6 +263,10 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
                 self._arrived.clear()
                 await self._arrived.wait()
             item = self._queue.popleft()
+            if self._queue_full and len(self._queue) <= MAX_PIPELINED // 2:
+                self._queue_full = False
+                if self._transport is not None:
+                    self._transport.resume_reading()
             if isinstance(item, tuple):
                 status, message = item
                 Reply(self, _FAULTY).whole(status, [], message.encode())

@@ -91,10 +91,14 @@ def test_keep_alive_both_ways_and_the_target_as_sent() -> None:
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:
-    two = b"GET /b/first HTTP/1.1\r\nHost: a\r\n\r\nGET /b/second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"  # noqa: E501
-    received = through(echo_app(), lambda url: raw(url, two))
-    assert received.count(b"HTTP/1.1 200 OK") == 2
-    assert received.index(b"/first") < received.index(b"/second")
+    # More than the connection queues before it stops reading: all are still answered.
+    count = 3 * wire.MAX_PIPELINED
+    many = b"".join(b"GET /b/%d HTTP/1.1\r\nHost: a\r\n\r\n" % n for n in range(count))
+    many += b"GET /b/last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    received = through(echo_app(), lambda url: raw(url, many))
+    assert received.count(b"HTTP/1.1 200 OK") == count + 1
+    bodies = [answer.rsplit(b"\r\n\r\n", 1)[1] for answer in received.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b"/%d" % n for n in range(count)] + [b"/last"]
 
 
 def test_head_and_204_have_no_body_and_the_connection_goes_on() -> None:
@@ -156,12 +160,22 @@ def test_an_http_1_0_client_gets_a_streamed_answer_ended_by_the_close() -> None:
     assert body == b"one two"
 
 
-def test_bad_requests_and_upgrades_are_refused_and_closed() -> None:
+def test_bad_requests_and_websocket_upgrades_are_refused_other_upgrades_ignored() -> None:
     bad = through(echo_app(), lambda url: raw(url, b"GET /b/x HTTP/1.1\r\nHost a\r\n\r\n"))
     assert bad.startswith(b"HTTP/1.1 400 Bad Request") and b"malformed request" in bad
-    upgrade = b"GET /b/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-    refused = through(echo_app(), lambda url: raw(url, upgrade))
-    assert refused.startswith(b"HTTP/1.1 501 Not Implemented") and b"upgrades" in refused
+    websocket = b"GET /b/x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    refused = through(echo_app(), lambda url: raw(url, websocket))
+    assert refused.startswith(b"HTTP/1.1 501 Not Implemented") and b"WebSocket" in refused
+    # An h2c upgrade (curl --http2 on http://) is served as HTTP/1.1, and the connection
+    # goes on with the next request.
+    h2c = (
+        b"GET /b/first HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+        b"GET /b/second HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    served = through(echo_app(), lambda url: raw(url, h2c))
+    assert served.count(b"HTTP/1.1 200 OK") == 2 and b"101" not in served
+    assert served.index(b"/first") < served.index(b"/second")
 
 
 async def one_answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
