@@ -16,19 +16,15 @@ from lightkube.resources.core_v1 import Pod
 from gpuplane.backends.local.services import Services
 from gpuplane.backends.local.state import LocalState
 from gpuplane.errors import OperationError
-from gpuplane.kube.apply import apply_files, read_documents
+from gpuplane.kube.apply import apply_documents, read_documents
 from gpuplane.toolchain import repo_root
 
 EXPORTER_MANIFEST = "apps/gpu-exporter/daemonset.yaml"
 TARGET_PREFIX = "gpu-exporter"
 
 
-def _daemonset() -> dict[str, Any]:
-    (daemonset,) = [
-        document
-        for document in read_documents([repo_root() / EXPORTER_MANIFEST])
-        if document.get("kind") == "DaemonSet"
-    ]
+def _daemonset(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (daemonset,) = [document for document in documents if document.get("kind") == "DaemonSet"]
     return daemonset
 
 
@@ -48,10 +44,11 @@ def start_gpu_exporter(
 ) -> list[str]:
     """Apply the exporter, wait until it is Ready on every node of ``gpu_nodes``, and have
     Prometheus scrape each pod; return the scrape addresses."""
-    daemonset = _daemonset()
+    documents = read_documents([repo_root() / EXPORTER_MANIFEST])
+    daemonset = _daemonset(documents)
     namespace = daemonset["metadata"]["namespace"]
     labels = daemonset["spec"]["selector"]["matchLabels"]
-    apply_files(client, [repo_root() / EXPORTER_MANIFEST])
+    apply_documents(client, documents)
     deadline = time.monotonic() + timeout
     while True:
         pods = list(client.list(Pod, namespace=namespace, labels=labels))
