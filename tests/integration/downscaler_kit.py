@@ -151,6 +151,15 @@ def target_status(
     return {}
 
 
+def scaled_down(client: Client, ns: str, name: str) -> bool:
+    """At zero, and the policy's status says so: the downscaler writes the replicas first
+    and its status after, so a test that reads the status waits for both."""
+    return (
+        replicas(client, ns, name) == 0
+        and target_status(client, ns, name).get("state") == "ScaledDown"
+    )
+
+
 def condition(client: Client, namespace: str, kind: str, name: str = "idle") -> dict[str, Any]:
     for item in policy_status(client, namespace, name).get("conditions") or []:
         if item.get("type") == kind:

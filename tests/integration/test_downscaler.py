@@ -36,6 +36,7 @@ from tests.integration.downscaler_kit import (
     ledger,
     policy,
     replicas,
+    scaled_down,
     set_traffic,
     target_status,
     wait_for,
@@ -43,13 +44,6 @@ from tests.integration.downscaler_kit import (
 
 pytestmark = pytest.mark.integration
 CLUSTER = "gpuplane-it"
-
-
-def scaled_down(client: Client, ns: str, name: str) -> bool:
-    return (
-        replicas(client, ns, name) == 0
-        and target_status(client, ns, name).get("state") == "ScaledDown"
-    )
 
 
 def idle_until_scaled_down(

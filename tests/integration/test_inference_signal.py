@@ -19,6 +19,7 @@ from tests.integration.downscaler_kit import (
     ledger,
     policy,
     replicas,
+    scaled_down,
     services,
     set_traffic,
     target_status,
@@ -60,7 +61,7 @@ def test_real_requests_keep_it_up_and_their_absence_scales_it_down(
         finally:
             stop.set()
             sender.join(10)
-        wait_for("scale to zero", lambda: replicas(client, ns, "embeddings") == 0, timeout=60)
+        wait_for("scale to zero", lambda: scaled_down(client, ns, "embeddings"), timeout=60)
         assert ledger(client, ns, "embeddings") == "2"
         reason = target_status(client, ns, "embeddings")["lastAction"]["reason"]
         assert "requests=0 < 0.05" in reason, reason
