@@ -1,8 +1,9 @@
 """The activator's cost and capacity on the local platform (its own cluster, brought up and
 down here): added latency p50/p99 against calling the backend directly at 100 and 500
 requests/s (open loop, 127.0.0.1 only; alternating windows, medians, host stalls flagged
-by a canary); how many requests one activator holds before the first failure; and, on a
-wake from zero, the time from the first held request to its response. Prints JSON.
+by a canary) and the activator process's CPU time per proxied request (from /proc); how
+many requests one activator holds before the first failure; and, on a wake from zero,
+the time from the first held request to its response. Prints JSON.
 Goal: p99 added <= 2 ms on this machine.
 Run: .venv/bin/python bench/activator.py [--seconds 10] [--rounds 5] [--held 2000]
 """
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +31,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace
 
 from gpuplane.backends.local.activator_service import start_activator, stop_activator
-from gpuplane.backends.local.services import free_port
+from gpuplane.backends.local.services import ACTIVATOR, Services, free_port
 from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
@@ -123,15 +125,37 @@ async def with_canary(url: str, rate: float, seconds: float, canary: str) -> dic
     return {**quantiles(measured), "host_stall": max(beside, default=0.0) > 0.020}
 
 
-def compare(direct: str, proxied: str, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def activator_pid(state: LocalState) -> int:
+    pid = Services(state).pid(ACTIVATOR)
+    if pid is None:
+        raise SystemExit("bench: the activator is not running")
+    return pid
+
+
+def compare(
+    direct: str, proxied: str, rate: float, args: argparse.Namespace, activator_pid: int
+) -> dict[str, Any]:
     """Alternating windows, direct then through the activator, ``--rounds`` times. On two
     cores a single stall of the host (tens of ms, a few times a minute) decides a 10 s
     window's p99, so each path's p99 is the median over its windows, and every window is
-    reported with whether the canary saw the host stall."""
+    reported with whether the canary saw the host stall. An activator window also reports
+    the activator's CPU time per request it proxied (the canary goes direct): on a small
+    host that is what its latency queues behind."""
     windows: dict[str, list[dict[str, Any]]] = {"direct": [], "activator": []}
     for _ in range(args.rounds):
         for path, url in (("direct", direct), ("activator", proxied)):
-            windows[path].append(asyncio.run(with_canary(url, rate, args.seconds, direct)))
+            before = cpu_seconds(activator_pid)
+            window = asyncio.run(with_canary(url, rate, args.seconds, direct))
+            if path == "activator":
+                spent = cpu_seconds(activator_pid) - before
+                window["cpu_us_per_request"] = round(spent / max(window["n"], 1) * 1e6)
+            windows[path].append(window)
 
     def median(path: str, key: str) -> float:
         return round(statistics.median(w[key] for w in windows[path]), 3)
@@ -145,6 +169,7 @@ def compare(direct: str, proxied: str, rate: float, args: argparse.Namespace) ->
         "added_p50_ms": round(median("activator", "p50_ms") - median("direct", "p50_ms"), 3),
         "added_p99_ms": round(median("activator", "p99_ms") - median("direct", "p99_ms"), 3),
         "added_p99_ms_rounds_without_host_stall": quiet,
+        "activator_cpu_us_per_request": median("activator", "cpu_us_per_request"),
         "windows": windows,
     }
 
@@ -235,7 +260,7 @@ def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:
             wait("backend", lambda: answers(direct))
             wait("echo ready", lambda: answers(proxied))
             for rate in args.rates:
-                report[f"{rate:g}_rps"] = compare(direct, proxied, rate, args)
+                report[f"{rate:g}_rps"] = compare(direct, proxied, rate, args, activator_pid(state))
             report["held"] = asyncio.run(hold_many(f"{address.url}/ghost/x", metrics, args.held))
             # The wake: the downscaler scales echo to zero on the activator's counter.
             counter = f'gpuplane_activator_requests_total{{namespace="{NS}"}}'
