@@ -95,7 +95,7 @@ class Proxy:
         owner = (backend.namespace, backend.deployment)
         code = CLIENT_GONE
         try:
-            code = await self._serve(request, reply, self.states[backend.name])
+            code = await self._serve(request, reply, self.states[backend.name], path)
         except Unavailable as error:
             self.metrics.lost.labels(*owner, error.reason).inc()
             code = error.status
@@ -105,11 +105,11 @@ class Proxy:
         finally:
             self.metrics.requests.labels(*owner, str(code)).inc()
 
-    async def _serve(self, request: Request, reply: Reply, state: BackendState) -> int:
+    async def _serve(self, request: Request, reply: Reply, state: BackendState, path: str) -> int:
         backend, started = state.backend, self.clock()
         deadline = started + backend.max_hold_seconds
         held = False
-        target = backend.upstream_path(request.path).encode("latin-1")
+        target = backend.upstream_path(path).encode("latin-1")
         if request.query:
             target += b"?" + request.query
         whole = None

@@ -1,12 +1,13 @@
-"""Flow control shared by both sides of the proxy: a bounded buffer of body bytes that pauses
-its transport's reading while full, and a protocol mixin whose ``drain()`` waits while its
-transport's write buffer is full. Together a slow reader on one side slows the writer on
-the other instead of growing memory."""
+"""What both sides of the proxy share: a bounded buffer of body bytes that pauses its
+transport's reading while full, and the connection protocol both sides build on, whose
+``drain()`` waits while its transport's write buffer is full. Together a slow reader on
+one side slows the writer on the other instead of growing memory."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import cast
 
 # Body bytes buffered from one transport before its reading pauses; it resumes at a quarter.
 BUFFER_HIGH = 256 * 1024
@@ -27,7 +28,6 @@ class Chunks:
         self._waiter: asyncio.Future[None] | None = None
         self.complete = False  # every byte of the body has arrived
         self.error: BaseException | None = None
-        self.taken = 0  # bytes handed to the reader so far
 
     def feed(self, data: bytes) -> None:
         self._parts.append(data)
@@ -64,7 +64,6 @@ class Chunks:
                 self._waiter = None
         data = self._parts.popleft()
         self._size -= len(data)
-        self.taken += len(data)
         if self._paused and self._size <= BUFFER_HIGH // 4:
             self._paused = False
             self._transport.resume_reading()
@@ -75,7 +74,6 @@ class Chunks:
         data = b"".join(self._parts)
         self._parts.clear()
         self._size = 0
-        self.taken += len(data)
         return data
 
     def _wake(self) -> None:
@@ -83,13 +81,22 @@ class Chunks:
             self._waiter.set_result(None)
 
 
-class WriteFlow:
-    """For an ``asyncio.Protocol``: the transport's pause/resume of writing, awaitable."""
+class Connection(asyncio.Protocol):
+    """One TCP connection of the proxy, either side: writes that stop once it is closed,
+    and the transport's pause/resume of writing, awaitable."""
 
     def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
         self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._can_write.set()  # a writer waiting to drain learns the peer is gone
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -97,10 +104,13 @@ class WriteFlow:
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    def writing_stopped(self) -> None:
-        """Call from ``connection_lost``: a writer waiting to drain learns the peer is gone."""
-        self.closed = True
-        self._can_write.set()
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     async def drain(self) -> None:
         if not self._can_write.is_set():

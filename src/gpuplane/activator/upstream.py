@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
-from typing import cast
 
 import httptools
 
-from gpuplane.activator.streams import Chunks, WriteFlow
+from gpuplane.activator.streams import Chunks, Connection
 
 # An idle pooled connection is closed after this. Shorter than the keep-alive of common
 # servers (aiohttp 75 s, Go 90 s), so the pool seldom sends on one the server just closed.
@@ -36,12 +35,11 @@ class AnswerHead:
     body: Chunks
 
 
-class UpstreamConnection(asyncio.Protocol, WriteFlow):
+class UpstreamConnection(Connection):
     def __init__(self, pool: UpstreamPool, address: Address) -> None:
-        WriteFlow.__init__(self)
+        super().__init__()
         self._pool, self.address = pool, address
         self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
         self.head: asyncio.Future[AnswerHead] | None = None
         self.body: Chunks | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -57,14 +55,9 @@ class UpstreamConnection(asyncio.Protocol, WriteFlow):
         self._no_body = method == "HEAD"
         return self.head
 
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
     def close(self) -> None:
         self.reusable = False
-        if self.transport is not None:
-            self.transport.close()
+        super().close()
 
     @property
     def answered(self) -> bool:
@@ -72,9 +65,6 @@ class UpstreamConnection(asyncio.Protocol, WriteFlow):
         return self.body is not None and self.body.complete and self.reusable
 
     # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
     def data_received(self, data: bytes) -> None:
         self.received = True
         try:
@@ -84,7 +74,7 @@ class UpstreamConnection(asyncio.Protocol, WriteFlow):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.writing_stopped()
+        super().connection_lost(exc)
         self.reusable = False
         self._pool.forget(self)
         if self.body is not None and self._until_close:

@@ -18,11 +18,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import cast
 
 import httptools
 
-from gpuplane.activator.streams import Chunks, WriteFlow
+from gpuplane.activator.streams import Chunks, Connection
 
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 400
@@ -126,12 +125,11 @@ class Reply:
 Handler = Callable[[Request, Reply], Awaitable[None]]
 
 
-class ClientConnection(asyncio.Protocol, WriteFlow):
+class ClientConnection(Connection):
     def __init__(self, handler: Handler, connections: set[ClientConnection]) -> None:
-        WriteFlow.__init__(self)
+        super().__init__()
         self._handler, self._connections = handler, connections
         self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
         self._queue: deque[Request | tuple[int, str]] = deque()
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -147,7 +145,7 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
+        super().connection_made(transport)
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
         self._connections.add(self)
@@ -171,7 +169,7 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
             self._refuse(400, f"malformed request: {error}")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.writing_stopped()
+        super().connection_lost(exc)
         self._connections.discard(self)
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish(ConnectionResetError("the client closed the connection"))
@@ -197,7 +195,7 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
             raise httptools.HttpParserError("headers too large")
 
     def on_headers_complete(self) -> None:
-        transport = self._transport
+        transport = self.transport
         self._websocket = self._parser.should_upgrade() and any(
             name.lower() == b"upgrade" and b"websocket" in value.lower()
             for name, value in self._headers
@@ -247,15 +245,6 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
             self._reading.body.finish()
         self._reading = None
 
-    # writing
-    def write(self, data: bytes) -> None:
-        if self._transport is not None and not self.closed:
-            self._transport.write(data)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
     # the connection's requests, one at a time
     async def _answer_in_turn(self) -> None:
         while True:
@@ -265,11 +254,13 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
             item = self._queue.popleft()
             if self._queue_full and len(self._queue) <= MAX_PIPELINED // 2:
                 self._queue_full = False
-                if self._transport is not None:
-                    self._transport.resume_reading()
+                if self.transport is not None:
+                    self.transport.resume_reading()
             if isinstance(item, tuple):
                 status, message = item
-                Reply(self, _FAULTY).whole(status, [], message.encode())
+                body = message.encode()
+                framing = [(b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
+                self.write(head_bytes(status, framing) + body)
                 self.close()
                 return
             self.busy = True
@@ -295,8 +286,8 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
     def _refuse(self, status: int, message: str) -> None:
         """A request that cannot be parsed: answered in its turn, then the connection
         closes (nothing after it on the connection can be trusted)."""
-        if self._transport is not None:
-            self._transport.pause_reading()
+        if self.transport is not None:
+            self.transport.pause_reading()
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish(ConnectionResetError(message))
         self._queue.append((status, message))
@@ -310,10 +301,6 @@ class ClientConnection(asyncio.Protocol, WriteFlow):
     def _close_if_idle(self) -> None:
         if not self.busy and not self._queue:
             self.close()
-
-
-# The stand-in request a refusal is answered for: no body, no keep-alive.
-_FAULTY = Request("GET", b"/", [], "", "", "1.1", False, None, None, False)
 
 
 class Listener:
