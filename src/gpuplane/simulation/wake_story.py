@@ -122,11 +122,15 @@ def _ready(client: Client, deployment: str) -> int:
     return int(status.readyReplicas or 0) if status else 0
 
 
-def _pods_left(client: Client, deployment: str) -> int:
-    """Pods of the Deployment, terminating ones included (they still serve)."""
+def _pod_labels(client: Client, deployment: str) -> dict[str, Any]:
+    """The Deployment's pod selector (read once, then every poll lists pods by it)."""
     live = client.get(Deployment, deployment, namespace=NAMESPACE)
-    selector = live.spec.selector.matchLabels if live.spec else None
-    return len(list(client.list(Pod, namespace=NAMESPACE, labels=dict(selector or {}))))
+    return dict((live.spec.selector.matchLabels if live.spec else None) or {})
+
+
+def _pods_left(client: Client, labels: dict[str, Any]) -> int:
+    """Pods with ``labels``, terminating ones included (they still serve)."""
+    return len(list(client.list(Pod, namespace=NAMESPACE, labels=labels)))
 
 
 def _post(http: httpx2.Client, url: str, text: str) -> Answer:
@@ -185,7 +189,8 @@ def run_wake_story(
             wait("the scale-down", lambda: _replicas(client, variant.deployment) == 0, 180)
             # The last pod keeps serving while it leaves the endpoints (preStop), and
             # requests it answers are not held: the act waits until none is left.
-            wait("the last pod to go", lambda: _pods_left(client, variant.deployment) == 0, 120)
+            labels = _pod_labels(client, variant.deployment)
+            wait("the last pod to go", lambda: _pods_left(client, labels) == 0, 120)
             note(
                 f"downscaler: idle on the activator's counter -> {variant.deployment} "
                 "scaled to 0 (its count in the ledger)"

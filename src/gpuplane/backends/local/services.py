@@ -114,6 +114,14 @@ class Services(Supervisor):
     def remove_scrape_target(self, name: str) -> None:
         (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
 
+    def scrape_target(self, name: str) -> str | None:
+        """The address Prometheus scrapes as ``name``; None when it scrapes none."""
+        try:
+            (target,) = json.loads((self.targets_dir / f"{name}.json").read_text())
+            return str(target["targets"][0])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return None
+
     def ports(self) -> Ports | None:
         try:
             return Ports(**json.loads((self.directory / "services.json").read_text()))
@@ -223,18 +231,12 @@ class Services(Supervisor):
             for name in SERVICES
         ]
         if self.running(ACTIVATOR):  # started on demand (the demo's wake act), listed then
+            address = self.scrape_target(ACTIVATOR)
+            scraped = f"metrics http://{address}/metrics" if address else "metrics not scraped"
             statuses.append(
-                ComponentStatus(ACTIVATOR, True, f"pid {self.pid(ACTIVATOR)}, {self._scraped()}")
+                ComponentStatus(ACTIVATOR, True, f"pid {self.pid(ACTIVATOR)}, {scraped}")
             )
         return tuple(statuses)
-
-    def _scraped(self) -> str:
-        """Where Prometheus scrapes the activator (its metrics listener), if it does."""
-        try:
-            (target,) = json.loads((self.targets_dir / f"{ACTIVATOR}.json").read_text())
-            return f"metrics http://{target['targets'][0]}/metrics"
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            return "metrics not scraped"
 
 
 def running_prometheus_url(state: LocalState) -> str | None:
