@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_documents
+from proc import process_figures
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = "gpuplane-bench-activator"
@@ -125,12 +125,6 @@ async def with_canary(url: str, rate: float, seconds: float, canary: str) -> dic
     return {**quantiles(measured), "host_stall": max(beside, default=0.0) > 0.020}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def activator_pid(state: LocalState) -> int:
     pid = Services(state).pid(ACTIVATOR)
     if pid is None:
@@ -150,10 +144,10 @@ def compare(
     windows: dict[str, list[dict[str, Any]]] = {"direct": [], "activator": []}
     for _ in range(args.rounds):
         for path, url in (("direct", direct), ("activator", proxied)):
-            before = cpu_seconds(activator_pid)
+            before, _ = process_figures(activator_pid)
             window = asyncio.run(with_canary(url, rate, args.seconds, direct))
             if path == "activator":
-                spent = cpu_seconds(activator_pid) - before
+                spent = process_figures(activator_pid)[0] - before
                 window["cpu_us_per_request"] = round(spent / max(window["n"], 1) * 1e6)
             windows[path].append(window)
 

@@ -45,6 +45,7 @@ from gpuplane.backends.local.services import Services
 from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect, get_raw
+from proc import process_figures
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = "gpuplane-bench"
@@ -53,7 +54,6 @@ INTERVAL_SECONDS = 10.0
 POLICIES = 10
 REPLICAS = 2
 RATE_WINDOW = "6s"  # three 2 s scrapes
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def metric_sum(text: str, name: str, label_filter: str = "") -> float:
@@ -80,14 +80,6 @@ def slowest_bucket(before: str, after: str, name: str) -> float | None:
     if total == 0:
         return None
     return next(float(le) for le, count in bounds if count >= total)
-
-
-def process_figures(pid: int) -> tuple[float, float]:
-    """CPU seconds used so far and RSS in MB of ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return cpu, (int(match.group(1)) / 1024 if match else 0.0)
 
 
 def deployment_manifest(namespace: str, name: str) -> dict[str, Any]:
