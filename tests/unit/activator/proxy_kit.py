@@ -5,7 +5,8 @@ behind it."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -15,6 +16,8 @@ from gpuplane.activator.metrics import ActivatorMetrics
 from gpuplane.activator.proxy import BackendState, Proxy
 from gpuplane.activator.upstream import UpstreamPool
 from gpuplane.activator.wire import Listener
+
+T = TypeVar("T")
 
 
 async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int]:
@@ -55,3 +58,25 @@ async def proxy_in_front(
     finally:
         await listener.stop(grace=0)
         pool.close()
+
+
+@contextlib.asynccontextmanager
+async def ready_proxy(upstream: str) -> AsyncIterator[str]:
+    """The proxy in front of ``upstream``, listed as ready from the start."""
+    readiness = Readiness()
+    readiness.ready.set()
+    async with proxy_in_front(upstream, readiness) as url:
+        yield url
+
+
+async def through_proxy(
+    backend: web.Application, send: Callable[[str], Awaitable[T]], *, host: str = "127.0.0.1"
+) -> T:
+    """Run ``backend`` on ``host`` (a name where cookie jars keep cookies, an IP where they
+    do not) and the ready proxy in front of it; ``send(proxy_url)``."""
+    runner, port = await serve(backend)
+    try:
+        async with ready_proxy(f"http://{host}:{port}") as url:
+            return await send(url)
+    finally:
+        await runner.cleanup()

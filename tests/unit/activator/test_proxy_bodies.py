@@ -12,23 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from gpuplane.activator.endpoints import Readiness
-from tests.unit.activator.proxy_kit import proxy_in_front, serve
-
-
-async def through_proxy(
-    backend: web.Application, send: object, *, upstream_host: str = "127.0.0.1"
-) -> object:
-    """Run ``backend`` and the proxy in front of it (upstream ``upstream_host``, a name
-    where cookie jars keep cookies, an IP where they do not); ``send(proxy_url)``."""
-    backend_runner, port = await serve(backend)
-    readiness = Readiness()
-    readiness.ready.set()
-    try:
-        async with proxy_in_front(f"http://{upstream_host}:{port}", readiness) as proxy_url:
-            return await send(proxy_url)  # type: ignore[operator]
-    finally:
-        await backend_runner.cleanup()
+from tests.unit.activator.proxy_kit import through_proxy
 
 
 def test_a_small_body_arrives_whole_with_its_length() -> None:
@@ -57,7 +41,7 @@ def test_a_small_body_arrives_whole_with_its_length() -> None:
 def test_a_chunked_body_streams_to_the_backend() -> None:
     events: list[str] = []
 
-    async def scenario() -> object:
+    async def scenario() -> bytes:
         got_first = asyncio.Event()
 
         async def backend(request: web.Request) -> web.Response:
@@ -146,7 +130,7 @@ def test_a_cookie_set_for_one_client_never_reaches_another() -> None:
     app.router.add_get("/login", login)
     app.router.add_get("/whoami", whoami)
     # A host name, not an IP: cookie jars keep cookies for names.
-    (set_cookie,) = asyncio.run(through_proxy(app, send, upstream_host="localhost"))  # type: ignore[misc]
+    (set_cookie,) = asyncio.run(through_proxy(app, send, host="localhost"))
     assert "session=alice" in set_cookie  # relayed to alice, as the backend wrote it
     # bob gets nothing of alice's; alice's own client sends her cookie back itself.
     assert cookies == [None, "session=alice"]

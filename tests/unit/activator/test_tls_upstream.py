@@ -12,41 +12,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from gpuplane.activator.endpoints import Readiness
-from tests.unit.activator.proxy_kit import proxy_in_front
+from tests.unit.activator.proxy_kit import ready_proxy
+from tests.unit.certificates import key_pem, pem, self_signed_ca
 
 
 def self_signed_localhost(directory: Path) -> tuple[Path, Path]:
     """A certificate for ``localhost`` that is its own CA; its file and its key's."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    certificate = self_signed_ca(key, "localhost", now=now, dns_names=("localhost",))
     cert_file, key_file = directory / "backend.crt", directory / "backend.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file.write_bytes(pem(certificate))
+    key_file.write_bytes(key_pem(key))
     return cert_file, key_file
 
 
@@ -64,11 +43,9 @@ def through_tls_backend(cert_file: Path, key_file: Path) -> tuple[int, bytes]:
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=serving)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        readiness = Readiness()
-        readiness.ready.set()
         try:
             async with (
-                proxy_in_front(f"https://localhost:{port}", readiness) as url,
+                ready_proxy(f"https://localhost:{port}") as url,
                 aiohttp.ClientSession() as client,
                 client.get(f"{url}/b/x") as answer,
             ):

@@ -16,27 +16,15 @@ import pytest
 from aiohttp import web
 
 from gpuplane.activator import wire
-from gpuplane.activator.endpoints import Readiness
 from gpuplane.activator.forward import WHOLE_BODY_BYTES
-from tests.unit.activator.proxy_kit import proxy_in_front, serve
+from tests.unit.activator.proxy_kit import ready_proxy, through_proxy
 
 Send = Callable[[str], Awaitable[Any]]
 
 
-def through(app: web.Application, send: Send, upstream: str | None = None) -> Any:
-    """``send(proxy_url)`` with the proxy in front of ``app`` (or of ``upstream``)."""
-
-    async def run() -> Any:
-        runner, port = await serve(app)
-        readiness = Readiness()
-        readiness.ready.set()
-        try:
-            async with proxy_in_front(upstream or f"http://127.0.0.1:{port}", readiness) as url:
-                return await asyncio.wait_for(send(url), 20)
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(run())
+def through(app: web.Application, send: Send) -> Any:
+    """``send(proxy_url)`` with the ready proxy in front of ``app``."""
+    return asyncio.run(asyncio.wait_for(through_proxy(app, send), 20))
 
 
 async def raw(url: str, payload: bytes, *, then: bytes = b"", after: bytes = b"") -> bytes:
@@ -193,15 +181,13 @@ async def one_answer_then_close(reader: asyncio.StreamReader, writer: asyncio.St
 
 
 def test_a_kept_alive_connection_the_backend_closed_is_retried_only_when_safe() -> None:
-    async def send(url: str) -> list[int]:
+    async def send() -> list[int]:
         server = await asyncio.start_server(one_answer_then_close, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         codes = []
         try:
-            readiness = Readiness()
-            readiness.ready.set()
             async with (
-                proxy_in_front(f"http://127.0.0.1:{port}", readiness) as proxy,
+                ready_proxy(f"http://127.0.0.1:{port}") as proxy,
                 aiohttp.ClientSession() as client,
             ):
                 for method in ("GET", "GET", "POST"):
@@ -214,7 +200,7 @@ def test_a_kept_alive_connection_the_backend_closed_is_retried_only_when_safe() 
 
     # The second GET meets the close and is sent again on a new connection; the POST meets
     # it too, and is not repeated (the backend may have acted on it): 502.
-    assert through(echo_app(), send) == [200, 200, 502]
+    assert asyncio.run(asyncio.wait_for(send(), 20)) == [200, 200, 502]
 
 
 def test_a_backend_that_answers_before_reading_the_body_is_relayed() -> None:
@@ -248,19 +234,17 @@ def test_a_backend_that_dies_mid_answer_cuts_the_client_off() -> None:
         await writer.drain()
         writer.close()
 
-    async def send(url: str) -> tuple[bytes, bool]:
+    async def send() -> tuple[bytes, bool]:
         server = await asyncio.start_server(dying, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        readiness = Readiness()
-        readiness.ready.set()
         try:
-            async with proxy_in_front(f"http://127.0.0.1:{port}", readiness) as proxy:
+            async with ready_proxy(f"http://127.0.0.1:{port}") as proxy:
                 received = await raw(proxy, b"GET /b/x HTTP/1.1\r\nHost: a\r\n\r\n")
         finally:
             server.close()
         return received, received.endswith(b"0\r\n\r\n")
 
-    received, ended = through(echo_app(), send)
+    received, ended = asyncio.run(asyncio.wait_for(send(), 20))
     assert b"5\r\nfirst\r\n" in received
     assert not ended  # no end-of-body marker: the client knows the answer is cut
 
