@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,15 +23,52 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class FixedUpstream:
+    """An ``http(s)://host[:port]`` upstream: the Service's address, through kube-proxy."""
+
+    host: str
+    port: int
+    tls: bool
+
+
+@dataclass(frozen=True)
+class EndpointsUpstream:
+    """``endpoints:PORT``: the ready endpoints' own addresses, round robin (no kube-proxy
+    needed: what the local backend's kubelet nodes have)."""
+
+    port: int
+
+
+Upstream = FixedUpstream | EndpointsUpstream
+
+
+def parse_upstream(text: str, where: str) -> Upstream:
+    """The routes file's ``upstream``, parsed once when the file is read."""
+    if text.startswith(ENDPOINTS):
+        port = text.removeprefix(ENDPOINTS)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{where}: upstream {text!r}: endpoints:PORT needs a port")
+        return EndpointsUpstream(int(port))
+    parts = urlsplit(text)
+    try:
+        port_given = parts.port
+    except ValueError:
+        port_given = -1
+    if parts.scheme not in {"http", "https"} or not parts.hostname or port_given == -1:
+        raise ConfigError(
+            f"{where}: upstream {text!r} is neither an http(s) URL nor endpoints:PORT"
+        )
+    tls = parts.scheme == "https"
+    return FixedUpstream(parts.hostname, port_given or (443 if tls else 80), tls)
+
+
+@dataclass(frozen=True)
 class Backend:
     name: str
     namespace: str
     deployment: str
     service: str  # whose EndpointSlices say when it is ready
-    # Where requests go: a fixed URL (the Service's address, through kube-proxy), or, with
-    # ``endpoints:PORT``, the ready endpoints' own addresses, round robin (no kube-proxy
-    # needed: what the local backend's kubelet nodes have).
-    upstream: str
+    upstream: Upstream  # where requests go
     host: str = ""
     path_prefix: str = ""
     strip_prefix: bool = False
@@ -42,13 +79,6 @@ class Backend:
         if self.host and host.split(":", 1)[0] != self.host:
             return False
         return not self.path_prefix or path.startswith(self.path_prefix)
-
-    @property
-    def endpoint_port(self) -> int | None:
-        """The port of ``endpoints:PORT`` upstreams; None for a fixed URL."""
-        if not self.upstream.startswith(ENDPOINTS):
-            return None
-        return int(self.upstream.removeprefix(ENDPOINTS))
 
     def upstream_path(self, path: str) -> str:
         if self.strip_prefix and self.path_prefix:
@@ -98,17 +128,7 @@ def parse_routes(document: Any, source: str = "routes") -> Routes:
         if name in names:
             raise ConfigError(f"{where}: name {name!r} is used twice")
         names.add(name)
-        upstream = _text(entry, "upstream", where)
-        if upstream.startswith(ENDPOINTS):
-            port = upstream.removeprefix(ENDPOINTS)
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"{where}: upstream {upstream!r}: endpoints:PORT needs a port")
-        else:
-            parsed = urlparse(upstream)
-            if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-                raise ConfigError(
-                    f"{where}: upstream {upstream!r} is neither an http(s) URL nor endpoints:PORT"
-                )
+        upstream = parse_upstream(_text(entry, "upstream", where), where)
         match = entry.get("match") or {}
         if not isinstance(match, dict):
             raise ConfigError(f"{where}: 'match' must be a mapping")
@@ -124,7 +144,7 @@ def parse_routes(document: Any, source: str = "routes") -> Routes:
                 namespace=_text(entry, "namespace", where),
                 deployment=_text(entry, "deployment", where),
                 service=_text(entry, "service", where),
-                upstream=upstream.rstrip("/"),
+                upstream=upstream,
                 host=host,
                 path_prefix=prefix,
                 strip_prefix=bool(entry.get("stripPrefix", False)),

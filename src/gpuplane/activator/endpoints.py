@@ -10,10 +10,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
-
 from gpuplane.activator.config import Backend
-from gpuplane.listwatch import ListWatch
+from gpuplane.shared.kube_session import KubeSession
+from gpuplane.shared.listwatch import ListWatch
 
 
 def ready_addresses(slice_body: dict[str, Any]) -> list[str]:
@@ -78,7 +77,7 @@ class Readiness:
 class EndpointWatch:
     """The EndpointSlices of one backend's Service, followed into its Readiness."""
 
-    def __init__(self, http: httpx2.AsyncClient, backend: Backend, readiness: Readiness) -> None:
+    def __init__(self, kube: KubeSession, backend: Backend, readiness: Readiness) -> None:
         self.synced = asyncio.Event()
 
         def listed(items: list[dict[str, Any]]) -> None:
@@ -86,7 +85,7 @@ class EndpointWatch:
             self.synced.set()
 
         self._watch = ListWatch(
-            http,
+            kube,
             f"/apis/discovery.k8s.io/v1/namespaces/{backend.namespace}/endpointslices",
             on_list=listed,
             on_event=readiness.apply,

@@ -9,12 +9,8 @@ import logging
 import sys
 from collections.abc import Callable
 
-import httpx2
 from aiohttp import web
 from lightkube import ConfigError as KubeConfigError
-from lightkube import KubeConfig
-from lightkube.config.client_adapter import AsyncClient as http_client_for
-from lightkube.config.client_adapter import ConnectionParams
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gpuplane.activator.config import ConfigError, Routes, load_routes
@@ -25,7 +21,8 @@ from gpuplane.activator.proxy import BackendState, Proxy
 from gpuplane.activator.upstream import UpstreamPool
 from gpuplane.activator.waker import Waker
 from gpuplane.activator.wire import Listener
-from gpuplane.stop_signals import stop_event
+from gpuplane.shared.kube_session import KubeSession, UnsupportedCredentials, current_context
+from gpuplane.shared.stop_signals import stop_event
 
 log = logging.getLogger("gpuplane.activator")
 STOP_GRACE_SECONDS = 10.0
@@ -36,16 +33,7 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _kube(kubeconfig: str | None) -> httpx2.AsyncClient:
-    config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-    current = config.get()
-    if current is None:
-        raise KubeConfigError("the kubeconfig has no current context")
-    params = ConnectionParams(timeout=httpx2.Timeout(30.0), trust_env=False)
-    return http_client_for(current, params)
-
-
-async def serve(args: argparse.Namespace, routes: Routes, kube: httpx2.AsyncClient) -> int:
+async def serve(args: argparse.Namespace, routes: Routes, kube: KubeSession) -> int:
     metrics = ActivatorMetrics()
     states: dict[str, BackendState] = {}
     watches = []
@@ -90,7 +78,7 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: httpx2.AsyncClie
         await listener.stop(grace=STOP_GRACE_SECONDS)
         pool.close()
         await status_runner.cleanup()
-        await kube.aclose()
+        await kube.close()
     return 0
 
 
@@ -104,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"activator: {error}", file=sys.stderr)
         return 2
     try:
-        kube = _kube(str(args.kubeconfig) if args.kubeconfig else None)
-    except (KubeConfigError, OSError) as error:
+        kube = KubeSession(current_context(str(args.kubeconfig) if args.kubeconfig else None))
+    except (KubeConfigError, UnsupportedCredentials, OSError) as error:
         print(f"activator: no cluster credentials: {error}", file=sys.stderr)
         return 3
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:

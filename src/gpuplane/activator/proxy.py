@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from gpuplane.activator.config import Backend, Routes
+from gpuplane.activator.config import Backend, FixedUpstream, Routes
 from gpuplane.activator.endpoints import Readiness
 from gpuplane.activator.forward import exchange, request_head, small_body
 from gpuplane.activator.metrics import ActivatorMetrics
@@ -226,21 +224,13 @@ class Proxy:
 
     @staticmethod
     def _address(state: BackendState) -> Address:
-        port = state.backend.endpoint_port
-        if port is None:
-            return fixed_address(state.backend.upstream)
+        upstream = state.backend.upstream
+        if isinstance(upstream, FixedUpstream):
+            return upstream.host, upstream.port, upstream.tls
         address = state.readiness.next_address()
         if address is None:
             raise Unavailable("upstream_error", f"{state.backend.name}: no ready endpoint")
-        return address, port, False
-
-
-@functools.cache
-def fixed_address(upstream: str) -> Address:
-    """host, port and TLS of an ``http(s)://host[:port]`` upstream."""
-    parts = urlsplit(upstream)
-    tls = parts.scheme == "https"
-    return parts.hostname or "", parts.port or (443 if tls else 80), tls
+        return address, upstream.port, False
 
 
 def authority(address: Address) -> bytes:

@@ -8,42 +8,36 @@ import json
 import logging
 from datetime import UTC, datetime
 
-import httpx2
+import aiohttp
 
 from gpuplane.activator.config import Backend
 from gpuplane.activator.metrics import ActivatorMetrics
+from gpuplane.shared.kube_session import MERGE_PATCH, KubeSession
+from gpuplane.shared.wake_annotation import wake_patch
 
 log = logging.getLogger(__name__)
-WAKE_REQUEST_ANNOTATION = "gpuplane.io/wake-requested"
-
-
-def wake_patch(now: datetime) -> dict[str, object]:
-    return {
-        "metadata": {"annotations": {WAKE_REQUEST_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ")}}
-    }
 
 
 class Waker:
-    def __init__(self, http: httpx2.AsyncClient, metrics: ActivatorMetrics) -> None:
-        self._http, self._metrics = http, metrics
+    def __init__(self, kube: KubeSession, metrics: ActivatorMetrics) -> None:
+        self._kube, self._metrics = kube, metrics
 
     async def __call__(self, backend: Backend) -> bool:
         path = f"/apis/apps/v1/namespaces/{backend.namespace}/deployments/{backend.deployment}"
         owner = (backend.namespace, backend.deployment)
         try:
-            answer = await self._http.patch(
-                path,
-                content=json.dumps(wake_patch(datetime.now(UTC))),
-                headers={"Content-Type": "application/merge-patch+json"},
-            )
-        except (httpx2.HTTPError, OSError) as error:
+            async with self._kube.session().patch(
+                self._kube.url(path),
+                data=json.dumps(wake_patch(datetime.now(UTC))),
+                headers=self._kube.headers(MERGE_PATCH),
+            ) as answer:
+                status, text = answer.status, await answer.text()
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
             log.warning("wake request for %s/%s failed: %s", *owner, error)
             self._metrics.wake_requests.labels(*owner, "error").inc()
             return False
-        if answer.status_code >= 300:
-            log.warning(
-                "wake request for %s/%s: %d %s", *owner, answer.status_code, answer.text[:200]
-            )
+        if status >= 300:
+            log.warning("wake request for %s/%s: %d %s", *owner, status, text[:200])
             self._metrics.wake_requests.labels(*owner, "error").inc()
             return False
         log.info("wake requested for %s/%s", *owner)

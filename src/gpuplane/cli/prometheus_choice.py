@@ -7,9 +7,9 @@ import argparse
 
 from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
-from gpuplane.durations import parse_duration
 from gpuplane.errors import BadInputError, PrerequisiteError
-from gpuplane.quoting import quoted
+from gpuplane.shared.durations import parse_duration
+from gpuplane.shared.quoting import quoted
 
 
 def add_prometheus_option(parser: argparse.ArgumentParser) -> None:

@@ -47,8 +47,10 @@ class Outcome:
     deployment: DeploymentSnapshot  # the version the final decision stands on
     decision: Decision  # as written, or as re-decided after a conflict
     written: bool
-    error: str | None = None  # why an action was not written
+    error: str | None = None  # why an action was not written (the target still exists)
     kind: str = ""  # the Event reason: ScaleDown, Restore, Release, DryRunScaleDown...
+    dry_run: bool = False  # decided and reported, never written (spec.dryRun)
+    gone: bool = False  # the Deployment was deleted before the write: nothing to do
 
 
 def write_for(decision: Decision, resource_version: str) -> dict[str, object] | None:
@@ -75,7 +77,7 @@ class Actuator:
     ) -> list[Outcome]:
         if dry_run:
             return [
-                Outcome(deployment, decision, False, kind=f"DryRun{_kind(decision)}")
+                Outcome(deployment, decision, False, kind=f"DryRun{_kind(decision)}", dry_run=True)
                 for deployment, decision in planned
             ]
         return list(
@@ -104,7 +106,7 @@ class Actuator:
                     )
                     decision = redecide(deployment)
         except Gone:
-            return Outcome(deployment, decision, False, "deleted")
+            return Outcome(deployment, decision, False, gone=True)
         except (KubeApiError, aiohttp.ClientError, TimeoutError, OSError) as error:
             return self._failed(deployment, decision, error)
         self.metrics.write_errors.inc()

@@ -216,7 +216,7 @@ class PolicyEvaluator:
         """What the status and the memory keep of one action's outcome."""
         name = outcome.deployment.name
         decision = outcome.decision
-        if outcome.kind.startswith("DryRun"):
+        if outcome.dry_run:
             self.state.acted(name, outcome.kind, decision, now)
         elif outcome.written:
             self.state.acted(name, outcome.kind, decision, now)
@@ -224,10 +224,10 @@ class PolicyEvaluator:
                 self.metrics.scale_downs.inc()
             elif decision.action is Action.RESTORE and decision.cause is not None:
                 self.metrics.restores.labels(decision.cause.value).inc()
-        elif outcome.error is not None:
+        elif outcome.gone or outcome.error is not None:
             self.wakes.forget(outcome.deployment.namespace, name)
             previous = self.state.memory.get(name, Memory())
-            decision = not_written(decision, previous, outcome.error)
+            decision = not_written(decision, previous, outcome.error or "deleted")
         return decision
 
     def _count(

@@ -14,10 +14,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
-
 from gpuplane.downscaler.snapshot import DeploymentSnapshot, snapshot
-from gpuplane.listwatch import ListWatch
+from gpuplane.shared.kube_session import KubeSession
+from gpuplane.shared.listwatch import ListWatch
 
 RETRY_SECONDS = 2.0
 
@@ -32,9 +31,9 @@ def collection_path(namespace: str | None) -> str:
 
 class DeploymentCache:
     def __init__(
-        self, http: httpx2.AsyncClient, namespaces: list[str], on_change: OnChange | None = None
+        self, kube: KubeSession, namespaces: list[str], on_change: OnChange | None = None
     ) -> None:
-        self._http = http
+        self._kube = kube
         # None: the whole cluster (one watch); else one watch per namespace.
         self._scopes: list[str | None] = list(namespaces) or [None]
         self._on_change = on_change
@@ -76,7 +75,7 @@ class DeploymentCache:
 
     def _watcher(self, scope: str | None) -> ListWatch:
         return ListWatch(
-            self._http,
+            self._kube,
             collection_path(scope),
             on_list=lambda items: self.replace(scope, items),
             on_event=self.apply,

@@ -21,7 +21,7 @@ from gpuplane.downscaler.deployment_cache import DeploymentCache, OnChange
 from gpuplane.downscaler.kube_api import KubeRequests
 from gpuplane.downscaler.ledger import ledger_value
 from gpuplane.downscaler.metrics import VERDICTS, OperatorMetrics
-from gpuplane.downscaler.policy import PolicyError, parse_policy, selector_matches
+from gpuplane.downscaler.policy import PolicyError, dry_run_of, parse_policy, selector_matches
 from gpuplane.downscaler.prometheus import PrometheusClient
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, policy_ref
 from gpuplane.downscaler.snapshot import DeploymentSnapshot
@@ -202,7 +202,7 @@ async def restore_on_delete(
         targets = _selected(context.cache, namespace, dict(spec))
     except POLICY_ERRORS:
         targets = context.cache.in_namespace(namespace)
-    if bool(spec.get("dryRun", False)):
+    if dry_run_of(dict(spec)):
         targets = []
 
     def judge(deployment: DeploymentSnapshot) -> Decision:
@@ -216,7 +216,7 @@ async def restore_on_delete(
     for outcome in outcomes:
         if outcome.written and outcome.decision.cause is not None:
             context.metrics.restores.labels(outcome.decision.cause.value).inc()
-    failed = [outcome for outcome in outcomes if outcome.error not in (None, "deleted")]
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
     await context.actuator.announce(outcomes, policy_ref(namespace, name, uid), utcnow())
     if failed:
         # kopf retries the handler; the finalizer holds the policy until every target is back.

@@ -12,8 +12,8 @@ from gpuplane.downscaler.kube_http import KubeHttp
 from gpuplane.downscaler.ledger import ANNOTATION
 from gpuplane.downscaler.ratelimit import RequestLimits
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, ObjectRef
-from gpuplane.downscaler.snapshot import timestamp
-from gpuplane.wake_annotation import WAKE_REQUEST_ANNOTATION
+from gpuplane.shared.kube_time import format_time
+from gpuplane.shared.wake_annotation import WAKE_REQUEST_ANNOTATION
 
 COMPONENT = "gpuplane-downscaler"
 FIELD_MANAGER = {"fieldManager": COMPONENT}
@@ -127,7 +127,7 @@ class KubeApi:
         *,
         warning: bool = False,
     ) -> None:
-        stamp = timestamp(now)
+        stamp = format_time(now)
         event = {
             "apiVersion": "v1",
             "kind": "Event",

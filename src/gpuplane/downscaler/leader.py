@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from gpuplane.shared.kube_time import format_micro_time, parse_time
+
 log = logging.getLogger(__name__)
 NOT_FOUND, CONFLICT = 404, 409
 
@@ -38,18 +40,8 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def micro_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def lease_expired(spec: dict[str, Any], now: datetime) -> bool:
-    renewed = parse_micro_time(spec.get("renewTime"))
+    renewed = parse_time(spec.get("renewTime"))
     if not spec.get("holderIdentity") or renewed is None:
         return True
     return renewed + timedelta(seconds=int(spec.get("leaseDurationSeconds") or 15)) < now
@@ -85,7 +77,7 @@ class LeaderElector:
         if self._held is None:
             return await self.try_acquire()
         lease = copy.deepcopy(self._held)
-        lease["spec"]["renewTime"] = micro_time(now_utc())
+        lease["spec"]["renewTime"] = format_micro_time(now_utc())
         self._held = await self._call("PUT", self.path, lease)
         return self._held is not None or await self.try_acquire()
 
@@ -100,8 +92,8 @@ class LeaderElector:
                 "spec": {
                     "holderIdentity": self.identity,
                     "leaseDurationSeconds": self.lease_seconds,
-                    "acquireTime": micro_time(now),
-                    "renewTime": micro_time(now),
+                    "acquireTime": format_micro_time(now),
+                    "renewTime": format_micro_time(now),
                     "leaseTransitions": 0,
                 },
             }
@@ -112,12 +104,12 @@ class LeaderElector:
         if spec.get("holderIdentity") != self.identity and not lease_expired(spec, now):
             return False
         if spec.get("holderIdentity") != self.identity:
-            spec["acquireTime"] = micro_time(now)
+            spec["acquireTime"] = format_micro_time(now)
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         spec.update(
             holderIdentity=self.identity,
             leaseDurationSeconds=self.lease_seconds,
-            renewTime=micro_time(now),
+            renewTime=format_micro_time(now),
         )
         # The replace carries the resourceVersion: two candidates cannot both win.
         self._held = await self._call("PUT", self.path, found)

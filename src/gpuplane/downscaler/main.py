@@ -11,11 +11,8 @@ import socket
 import sys
 from collections.abc import Sequence
 
-import httpx2
 import kopf
-from lightkube import KubeConfig
-from lightkube.config.client_adapter import AsyncClient as http_client_for
-from lightkube.config.client_adapter import ConnectionParams
+from lightkube import ConfigError as KubeConfigError
 from prometheus_client import start_http_server
 
 from gpuplane.downscaler import handlers  # noqa: F401 - importing registers the kopf handlers
@@ -23,11 +20,12 @@ from gpuplane.downscaler.actuator import Actuator
 from gpuplane.downscaler.deployment_cache import DeploymentCache
 from gpuplane.downscaler.handlers import OperatorContext, WakeRequests, wake_watch
 from gpuplane.downscaler.kube_api import KubeApi
-from gpuplane.downscaler.kube_http import KubeHttp, UnsupportedCredentials
+from gpuplane.downscaler.kube_http import KubeHttp
 from gpuplane.downscaler.leader import LeaderElector
 from gpuplane.downscaler.metrics import OperatorMetrics
 from gpuplane.downscaler.ratelimit import RequestLimits
 from gpuplane.downscaler.wake import WakeTracker
+from gpuplane.shared.kube_session import KubeSession, UnsupportedCredentials, current_context
 
 log = logging.getLogger("gpuplane.downscaler")
 EXIT_LOST_LEADERSHIP = 4
@@ -74,26 +72,20 @@ def _split(address: str) -> tuple[str, int]:
 async def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it from there
-    config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
     metrics = OperatorMetrics()
-    current = config.get()
-    if current is None:
-        log.error("the kubeconfig has no current context")
-        return 2
-    # The operator's requests over aiohttp (kube_http); the Deployment watch's long-lived
-    # streams over an httpx client with the same server, CA and credentials.
+    # Every request to the API server, the Deployment watch included, over one aiohttp
+    # session (gpuplane.shared.kube_session).
     try:
-        http = KubeHttp(current, metrics, connections=args.max_in_flight)
-    except UnsupportedCredentials as error:
+        kube = KubeSession(current_context(args.kubeconfig), connections=args.max_in_flight)
+    except (KubeConfigError, UnsupportedCredentials) as error:
         log.error("%s", error)  # noqa: TRY400 - the message says it all; no traceback
         return 2
-    params = ConnectionParams(timeout=httpx2.Timeout(30.0), trust_env=False)
-    watch_http = http_client_for(current, params)
+    http = KubeHttp(kube, metrics)
     limits = RequestLimits(args.kube_qps, args.kube_burst, args.max_in_flight)
     api = KubeApi(http, limits)
     wakes = WakeTracker()
     requested = WakeRequests()
-    cache = DeploymentCache(watch_http, args.namespace, wake_watch(wakes, metrics, requested))
+    cache = DeploymentCache(kube, args.namespace, wake_watch(wakes, metrics, requested))
     host, port = _split(args.metrics_address)
     start_http_server(port, host, registry=metrics.registry)
     lost = asyncio.Event()
@@ -138,7 +130,6 @@ async def run(args: argparse.Namespace) -> int:
     for prometheus in context.clients.values():
         await prometheus.close()
     await http.close()
-    await watch_http.aclose()
     return code
 
 
@@ -148,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx2", "aiohttp.access"):
+    for noisy in ("aiohttp.access",):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.verbose:
         # kopf says "Handler ... succeeded." for every Deployment event of the cluster:

@@ -9,8 +9,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from gpuplane import durations
-from gpuplane.quoting import quoted
+from gpuplane.shared import durations
+from gpuplane.shared.quoting import quoted
 
 DEFAULT_TARGET_LABEL = "deployment"
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -116,6 +116,12 @@ def _expression(item: object, where: str) -> dict[str, Any]:
     return {"key": _text(spec.get("key"), f"{where}.key"), "operator": operator, "values": values}
 
 
+def dry_run_of(spec: dict[str, Any]) -> bool:
+    """``spec.dryRun``, read one way everywhere: only a true boolean (the CRD's type) makes a
+    policy dry; anything else acts. The finalizer reads a spec that may no longer parse."""
+    return spec.get("dryRun", False) is True
+
+
 def parse_policy(spec: dict[str, Any]) -> Policy:
     """The spec as typed data; PolicyError naming the field (value quoted, bounded)."""
     selector = _mapping(spec.get("selector"), "spec.selector")
@@ -162,7 +168,7 @@ def parse_policy(spec: dict[str, Any]) -> Policy:
         wake=wake,
         metrics_loss_action=MetricsLossAction(action),
         metrics_loss_after=parse_duration(str(loss.get("after", "5m")), "spec.onMetricsLoss.after"),
-        dry_run=spec.get("dryRun", False) is True,
+        dry_run=dry_run_of(spec),
         prometheus_url=None if url is None else _text(url, "spec.prometheus.url"),
     )
     if policy.interval <= timedelta(0):

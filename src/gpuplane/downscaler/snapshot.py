@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpuplane.downscaler.ledger import parse_annotation
-from gpuplane.kube.nodes import GPU_RESOURCE
-from gpuplane.wake_annotation import parse_wake_request
+from gpuplane.shared.kube_time import parse_time
+from gpuplane.shared.resources import GPU_RESOURCE
+from gpuplane.shared.wake_annotation import parse_wake_request
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,6 @@ class DeploymentSnapshot:
     ready_replicas: int = 0
     resource_version: str = ""  # what a conditional write is guarded by
     wake_requested: datetime | None = None  # the activator's annotation (wake_request)
-
-
-def timestamp(moment: datetime) -> str:
-    """The API's time format, the inverse of ``parse_time`` (seconds, UTC)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def snapshot(body: dict[str, Any]) -> DeploymentSnapshot:

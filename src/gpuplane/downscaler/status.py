@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from gpuplane.downscaler.decide import Action, Decision, Memory, TargetState
-from gpuplane.downscaler.snapshot import parse_time, timestamp
+from gpuplane.shared.kube_time import format_time, parse_time
 
 REASON_CHARS = 120
 MESSAGE_CHARS = 1024
@@ -66,7 +66,7 @@ class PolicyState:
             self.status_ledger.pop(name, None)
         self.last_action[name] = {
             "type": kind,
-            "time": timestamp(now),
+            "time": format_time(now),
             "reason": decision.detail[:REASON_CHARS],
         }
 
@@ -79,7 +79,7 @@ class PolicyState:
         since = (
             previous["lastTransitionTime"]
             if previous and previous.get("status") == status
-            else timestamp(now)
+            else format_time(now)
         )
         condition = {
             "type": kind,
@@ -102,8 +102,8 @@ def target_entry(
     return {
         "name": name,
         "verdict": decision.verdict.value,
-        "idleSince": timestamp(memory.idle_since) if memory.idle_since else None,
-        "protectedUntil": timestamp(memory.protected_until) if memory.protected_until else None,
+        "idleSince": format_time(memory.idle_since) if memory.idle_since else None,
+        "protectedUntil": format_time(memory.protected_until) if memory.protected_until else None,
         "originalReplicas": state.status_ledger.get(name),
         "state": shown.value,
         "reason": decision.reason[:REASON_CHARS],
@@ -153,7 +153,7 @@ def invalid_policy_status(error: str, now: datetime) -> dict[str, Any]:
                 "status": "False",
                 "reason": "InvalidPolicy",
                 "message": error[:MESSAGE_CHARS],
-                "lastTransitionTime": timestamp(now),
+                "lastTransitionTime": format_time(now),
             }
         ]
     }

@@ -22,7 +22,7 @@ from gpuplane.gpu_exporter.podresources import (
     holders_by_gpu,
     list_pod_resources,
 )
-from gpuplane.stop_signals import stop_event
+from gpuplane.shared.stop_signals import stop_event
 
 log = logging.getLogger("gpuplane.gpu_exporter")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

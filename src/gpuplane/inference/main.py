@@ -34,7 +34,7 @@ from gpuplane.inference.model import (  # noqa: E402
 from gpuplane.inference.ops import choose_ops  # noqa: E402
 from gpuplane.inference.server import ServiceState, make_app  # noqa: E402
 from gpuplane.inference.weights import WeightsError  # noqa: E402
-from gpuplane.stop_signals import stop_event  # noqa: E402
+from gpuplane.shared.stop_signals import stop_event  # noqa: E402
 
 log = logging.getLogger("gpuplane.inference")
 WARMUP_TEXT = "A warm-up sentence so the first real request pays no first-call costs."

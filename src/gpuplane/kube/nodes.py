@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gpuplane.shared.resources import GPU_RESOURCE
 from gpuplane.topology import ROLE_LABEL
 
-# The extended resource the NVIDIA device plugin advertises (and pods request).
-GPU_RESOURCE = "nvidia.com/gpu"
+__all__ = ["GPU_RESOURCE"]  # re-exported: verify and the backends read it from here
+
 ROLE_LABEL_PREFIX = "node-role.kubernetes.io/"
 # Marks a node whose kubelet is simulated (KWOK): status rows and verify say so. The
 # local backend writes it; readers of any cluster only ever look for it.

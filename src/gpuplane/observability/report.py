@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from gpuplane.durations import parse_duration
 from gpuplane.errors import OperationError
 from gpuplane.observability import promql
 from gpuplane.observability.promql import api_get
+from gpuplane.shared.durations import parse_duration
 
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ALLOCATED = 'count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or (count(DCGM_FI_DEV_GPU_UTIL) * 0)'

@@ -202,7 +202,8 @@ def build_device_plugin(images: Path, plugin: Callable[[], Path], version: str) 
 @dataclass(frozen=True)
 class ServiceImage:
     """A gpuplane Python service packed as an image: its package, what it imports, how it
-    starts."""
+    starts. Besides its own package an image carries ``gpuplane.shared`` and nothing else
+    of gpuplane (the import contracts hold every service to that)."""
 
     name: str
     package: str
@@ -212,8 +213,6 @@ class ServiceImage:
     user: str = "65532:65532"
     skip: tuple[str, ...] = ()
     """Declared dependencies the service never loads (left out of the image)."""
-    modules: tuple[str, ...] = ()
-    """Leaf modules of gpuplane the service imports besides its own package."""
 
 
 GPUPLANE_PACKAGE = Path(__file__).resolve().parents[1]
@@ -227,13 +226,11 @@ SERVICE_IMAGES = {
         env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
         # torch's compiler backend (hundreds of MB); eager inference never imports it.
         skip=("triton",),
-        modules=("stop_signals",),
     ),
     "activator": ServiceImage(
         name=ACTIVATOR_NAME,
         package="activator",
         distributions=ACTIVATOR_DISTRIBUTIONS,
-        modules=("listwatch", "stop_signals"),
         arguments=(
             "--config=/etc/activator/routes.yaml",
             "--listen=0.0.0.0:8080",
@@ -244,7 +241,6 @@ SERVICE_IMAGES = {
         name=GPU_EXPORTER_NAME,
         package="gpu_exporter",
         distributions=("aiohttp", "nvidia-ml-py", "grpcio"),
-        modules=("stop_signals",),
         arguments=("--host=0.0.0.0", "--port=9400"),
         # The kubelet's pod-resources socket is root's: the exporter runs as root, with
         # no capabilities and a read-only root filesystem.
@@ -261,7 +257,7 @@ def build_service_image(
     never moved, so its layer stays uncompressed."""
     service = SERVICE_IMAGES[kind]
     environment = probe_environment(python, service.distributions, extra_path, service.skip)
-    sources = package_sources(GPUPLANE_PACKAGE / service.package, service.modules)
+    sources = package_sources(GPUPLANE_PACKAGE / service.package)
     image = PythonImage(
         names=(service.name,),
         module=f"gpuplane.{service.package}.main",

@@ -188,6 +188,9 @@ def shared_libraries(binaries: list[Path], inside: tuple[Path, ...]) -> dict[str
     return found
 
 
+# The leaf package of what the separate processes share (gpuplane.shared).
+SHARED_PACKAGE = "shared"
+
 # Part of every image's content key: bump it when what the builder writes changes.
 BUILDER_VERSION = "4"
 
@@ -201,12 +204,12 @@ class PythonImage:
     user: str = "65532:65532"
 
 
-def package_sources(package: Path, modules: tuple[str, ...] = ()) -> list[Path]:
+def package_sources(package: Path) -> list[Path]:
     """The sources an image carries of gpuplane: the parent package's ``__init__``, the
-    leaf ``modules`` of it the service imports (``listwatch``), and the service's package."""
+    ``shared`` package every service may import, and the service's own package."""
     parent = package.parent
-    leaves = [parent / f"{module}.py" for module in modules]
-    return [parent / "__init__.py", *leaves, *sorted(package.rglob("*.py"))]
+    shared = sorted((parent / SHARED_PACKAGE).rglob("*.py"))
+    return [parent / "__init__.py", *shared, *sorted(package.rglob("*.py"))]
 
 
 def _content_key(image: PythonImage, environment: Environment, sources: list[Path]) -> str:

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from gpuplane.errors import BadInputError
-from gpuplane.quoting import QUOTED_CHARS, quoted
+from gpuplane.shared.quoting import QUOTED_CHARS, quoted
 from gpuplane.topology.model import DEPRECATED_BACKEND_NAMES, Platform
 from gpuplane.topology.rules import Path as DocPath
 from gpuplane.topology.rules import Problem, check_rules

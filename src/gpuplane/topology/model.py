@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gpuplane.quoting import quoted
+from gpuplane.shared.quoting import quoted
 from gpuplane.topology.syntax import (
     Taint,
     dns_label_problem,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpuplane.quoting import quoted
+from gpuplane.shared.quoting import quoted
 from gpuplane.topology.model import ROLE_LABEL, Platform
 
 Path = tuple[str | int, ...]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from gpuplane.quoting import quoted
+from gpuplane.shared.quoting import quoted
 
 # The regular expressions below are the ones the API server applies
 # (k8s.io/apimachinery/pkg/util/validation), restated here.

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from gpuplane.activator.config import ConfigError, parse_routes
+from gpuplane.activator.config import ConfigError, EndpointsUpstream, FixedUpstream, parse_routes
 from gpuplane.activator.endpoints import Readiness, ready_endpoints
 from gpuplane.activator.waker import wake_patch
-from gpuplane.wake_annotation import WAKE_REQUEST_ANNOTATION, parse_wake_request
+from gpuplane.shared.wake_annotation import WAKE_REQUEST_ANNOTATION, parse_wake_request
 
 GOOD: dict[str, Any] = {
     "limits": {"maxHeld": 10, "maxHoldSeconds": 60},
@@ -28,11 +28,12 @@ def test_routes_by_prefix_then_host_with_per_backend_limits() -> None:
     routes = parse_routes(GOOD)
     emb = routes.route("anything:8080", "/ml/inference/v1/embeddings")
     assert emb is not None and emb.name == "emb"
-    assert emb.upstream == "http://inference.ml.svc:8000"
+    assert emb.upstream == FixedUpstream("inference.ml.svc", 8000, tls=False)
     assert emb.upstream_path("/ml/inference/v1/embeddings") == "/v1/embeddings"
     assert (emb.max_held, emb.max_hold_seconds) == (10, 60.0)
     chat = routes.route("chat.example:443", "/v1/chat")
     assert chat is not None and chat.max_held == 3
+    assert chat.upstream == FixedUpstream("chat.ml.svc", 80, tls=False)
     assert routes.route("other.example", "/v1/chat") is None
 
 
@@ -43,6 +44,11 @@ def test_routes_by_prefix_then_host_with_per_backend_limits() -> None:
             {"upstream": "inference:8000"},
             "backends[0]: upstream 'inference:8000' is neither an http(s) URL",
         ),
+        (
+            {"upstream": "http://inference:99999"},
+            "upstream 'http://inference:99999' is neither an http(s) URL",
+        ),
+        ({"upstream": "endpoints:x"}, "endpoints:PORT needs a port"),
         ({"match": {}}, "backends[0]: 'match' needs a host or a pathPrefix"),
         ({"match": {"pathPrefix": "ml/"}}, "pathPrefix 'ml/' must start with '/'"),
         ({"service": ""}, "backends[0]: 'service' must be a non-empty string"),
@@ -88,7 +94,7 @@ def test_readiness_counts_ready_endpoints_across_slices() -> None:
 def test_endpoint_upstreams_take_ready_addresses_in_turn() -> None:
     document = {**GOOD, "backends": [{**GOOD["backends"][0], "upstream": "endpoints:8000"}]}
     (backend,) = parse_routes(document).backends
-    assert backend.endpoint_port == 8000
+    assert backend.upstream == EndpointsUpstream(8000)
 
     async def turns() -> list[str | None]:
         readiness = Readiness()

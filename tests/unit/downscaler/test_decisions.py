@@ -40,7 +40,7 @@ from gpuplane.downscaler.readings import (
     vector_values,
     verdict_of,
 )
-from gpuplane.wake_annotation import WAKE_REQUEST_ANNOTATION, parse_wake_request
+from gpuplane.shared.wake_annotation import WAKE_REQUEST_ANNOTATION, parse_wake_request
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SPEC = {

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import httpx2
 import kopf
 import pytest
 
@@ -30,6 +29,7 @@ from gpuplane.downscaler.snapshot import DeploymentSnapshot
 from gpuplane.downscaler.status import invalid_policy_status
 from gpuplane.downscaler.wake import WakeTracker
 from tests.unit.downscaler.fake_api_server import FakeApiServer
+from tests.unit.kube_sessions import session_for
 
 CREATED = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -74,7 +74,7 @@ SPEC = {
 
 
 def operator(server: FakeApiServer) -> OperatorContext:
-    cache = DeploymentCache(httpx2.AsyncClient(), [])
+    cache = DeploymentCache(session_for("http://127.0.0.1:9"), [])
     cache.replace(None, [body for body in server.objects.values()])
     metrics = OperatorMetrics()
     return OperatorContext(

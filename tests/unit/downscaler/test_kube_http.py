@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lightkube import KubeConfig
 
-from gpuplane.downscaler.kube_http import KubeHttp, UnsupportedCredentials
+from gpuplane.downscaler.kube_http import KubeHttp
 from gpuplane.downscaler.metrics import OperatorMetrics
+from gpuplane.shared.kube_session import KubeSession, UnsupportedCredentials
+from tests.unit.kube_sessions import context_for
 
 SEEN: list[dict[str, Any]] = []
 
@@ -52,16 +53,6 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
-def config(server: str, user: dict[str, Any]) -> Any:
-    document = {
-        "clusters": [{"name": "c", "cluster": {"server": server}}],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }
-    return KubeConfig.from_dict(document).get()
-
-
 def test_token_json_and_counting(server: str, tmp_path: Path) -> None:
     SEEN.clear()
     token_file = tmp_path / "token"
@@ -71,7 +62,7 @@ def test_token_json_and_counting(server: str, tmp_path: Path) -> None:
     async def two_calls() -> list[tuple[int, Any]]:
         results = []
         for user in ({"token": "abc"}, {"tokenFile": str(token_file)}):
-            http = KubeHttp(config(server, user), metrics)
+            http = KubeHttp(KubeSession(context_for(server, user)), metrics)
             try:
                 results.append(await http.call("PATCH", "/apis/x", {"a": 1}, merge=True))
             finally:
@@ -91,4 +82,4 @@ def test_users_it_cannot_serve_are_refused(server: str) -> None:
     exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "x"}}
     for user in (exec_user, {"username": "a", "password": "b"}):
         with pytest.raises(UnsupportedCredentials, match="client certificate, a token"):
-            KubeHttp(config(server, user), OperatorMetrics())
+            KubeSession(context_for(server, user))

@@ -10,7 +10,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gpuplane.downscaler.leader import LeaderElector, micro_time
+from gpuplane.downscaler.leader import LeaderElector
+from gpuplane.shared.kube_time import format_micro_time
 
 
 class LeaseEndpoint:
@@ -47,7 +48,7 @@ class LeaseEndpoint:
                 "spec": {
                     "holderIdentity": holder,
                     "leaseDurationSeconds": 15,
-                    "renewTime": micro_time(renewed),
+                    "renewTime": format_micro_time(renewed),
                 },
             }
         )

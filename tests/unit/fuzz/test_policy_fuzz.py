@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gpuplane.downscaler.handlers import POLICY_ERRORS
 from gpuplane.downscaler.policy import parse_policy, selector_matches
 from gpuplane.downscaler.prometheus import answer_of
-from gpuplane.durations import LONGEST, parse_duration
+from gpuplane.shared.durations import LONGEST, parse_duration
 from tests.unit.fuzz.strategies import json_like, mutated
 
 SPEC = {

@@ -1,6 +1,6 @@
-"""A service image carries only part of gpuplane: its own package and the leaf modules it
-declares. Every gpuplane import in those files must be among them, or the container dies
-at start with ImportError (the activator's image once lacked gpuplane.listwatch)."""
+"""A service image carries only part of gpuplane: its own package and gpuplane.shared.
+Every gpuplane import in those files must be among them, or the container dies at start
+with ImportError (the activator's image once lacked the list-and-watch module)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def imported_gpuplane_modules(source: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("gpuplane")}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module == "gpuplane":  # from gpuplane import durations
+            if node.module == "gpuplane":  # from gpuplane.shared import durations
                 found |= {f"gpuplane.{alias.name}" for alias in node.names}
             elif node.module.startswith("gpuplane."):
                 found.add(node.module)
@@ -36,7 +36,7 @@ def module_name(source: Path) -> str:
 @pytest.mark.parametrize("kind", sorted(SERVICE_IMAGES))
 def test_every_gpuplane_import_of_a_service_is_in_its_image(kind: str) -> None:
     service = SERVICE_IMAGES[kind]
-    sources = package_sources(GPUPLANE_PACKAGE / service.package, service.modules)
+    sources = package_sources(GPUPLANE_PACKAGE / service.package)
     carried = {module_name(source) for source in sources}
     wanted = set().union(*(imported_gpuplane_modules(source) for source in sources))
     assert wanted - carried == set(), f"{kind}: imports modules its image lacks"
@@ -44,5 +44,5 @@ def test_every_gpuplane_import_of_a_service_is_in_its_image(kind: str) -> None:
 
 def test_the_check_sees_a_missing_module(tmp_path: Path) -> None:
     source = tmp_path / "x.py"
-    source.write_text("from gpuplane import durations\nfrom gpuplane.listwatch import ListWatch\n")
-    assert imported_gpuplane_modules(source) == {"gpuplane.durations", "gpuplane.listwatch"}
+    source.write_text("from gpuplane import errors\nfrom gpuplane.kube.nodes import read_node\n")
+    assert imported_gpuplane_modules(source) == {"gpuplane.errors", "gpuplane.kube.nodes"}

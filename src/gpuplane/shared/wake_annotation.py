@@ -1,16 +1,23 @@
 """The wake request between the activator and the downscaler: one annotation on the
-Deployment. A leaf module (no gpuplane import), so both processes read and write the
-same name and time format while neither imports the other."""
+Deployment. Both processes read and write the same name and time format from here
+while neither imports the other."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+
+from gpuplane.shared.kube_time import format_time, parse_time
 
 WAKE_REQUEST_ANNOTATION = "gpuplane.io/wake-requested"
 
 
 def wake_request_value(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(now)
+
+
+def wake_patch(now: datetime) -> dict[str, object]:
+    """The activator's whole write: a merge patch of this one annotation."""
+    return {"metadata": {"annotations": {WAKE_REQUEST_ANNOTATION: wake_request_value(now)}}}
 
 
 def parse_wake_request(annotations: dict[str, str] | None) -> datetime | None:
@@ -20,7 +27,6 @@ def parse_wake_request(annotations: dict[str, str] | None) -> datetime | None:
     if not raw:
         return None
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_time(raw)
     except ValueError:
         return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

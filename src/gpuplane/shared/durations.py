@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from gpuplane.quoting import quoted
+from gpuplane.shared.quoting import quoted
 
 PATTERN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 LONGEST = timedelta(days=366)
