@@ -1,6 +1,6 @@
-# gpuplane: `make demo` sets everything up and brings the platform up on the sim
+# gpuplane: `make demo` sets everything up and brings the platform up on the local
 # backend; `make test` runs the whole suite (lint, types, architecture, unit,
-# integration on a real sim cluster). See README.md.
+# integration on a real local cluster). See README.md.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -34,7 +34,7 @@ venv: $(STAMP) ## create .venv with gpuplane and the dev tools
 toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kubectl, kwok, helm
 	$(GPUPLANE) toolchain build
 
-demo: toolchain ## set up everything, bring the platform up (sim backend), play the downscaler story, verify, draw demo-report.png
+demo: toolchain ## set up everything, bring the platform up (local backend), play the downscaler story, verify, draw demo-report.png
 	$(GPUPLANE) up
 	$(GPUPLANE) sim demo
 	$(GPUPLANE) verify
@@ -61,13 +61,13 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-validate: toolchain ## manifest, rule and dashboard checks: the tests that run promtool, helm and kubectl dry-runs on a sim cluster
+validate: toolchain ## manifest, rule and dashboard checks: the tests that run promtool, helm and kubectl dry-runs on a local cluster
 	$(PY) -m pytest -q tests/integration/test_rules.py tests/integration/test_manifests.py tests/integration/test_observability_live.py
 
 unit: $(STAMP) ## unit tests only (fast, no cluster)
 	$(PY) -m pytest tests/unit -q
 
-integration: toolchain ## integration tests on a real sim cluster
+integration: toolchain ## integration tests on a real local cluster
 	$(PY) -m pytest tests/integration -q
 
 test: toolchain lint ## the whole suite
@@ -78,10 +78,16 @@ e2e-gpu: toolchain ## the real GPU node end to end on this host (needs an NVIDIA
 	scripts/e2e-gpu.sh unpack
 	scripts/e2e-gpu.sh run
 
-bench: toolchain ## benchmarks (JSON on stdout)
-	$(PY) bench/bringup.py
-	$(PY) bench/verify.py
-	$(PY) bench/observability.py
+BENCH_RESULTS := bench/results/$(shell date +%Y-%m-%d)
+
+bench: toolchain ## every benchmark; JSON on stdout and in bench/results/<date>/ (commit what docs quote)
+	@mkdir -p $(BENCH_RESULTS)
+	$(PY) bench/bringup.py | tee $(BENCH_RESULTS)/bringup.json
+	$(PY) bench/verify.py | tee $(BENCH_RESULTS)/verify.json
+	$(PY) bench/observability.py | tee $(BENCH_RESULTS)/observability.json
+	$(PY) bench/downscaler.py | tee $(BENCH_RESULTS)/downscaler.json
+	$(PY) bench/activator.py | tee $(BENCH_RESULTS)/activator.json
+	$(PY) bench/inference.py | tee $(BENCH_RESULTS)/inference.json
 
 clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)
 	rm -rf $(VENV)

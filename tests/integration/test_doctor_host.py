@@ -37,4 +37,4 @@ def test_doctor_reports_this_host_honestly(tmp_path: Path) -> None:
     table = run_cli(["doctor"], dict(os.environ))
     assert table.code == result.code
     if failed:
-        assert "gpuplane up --backend local" in table.stdout
+        assert "instead: use --backend local" in table.stdout

@@ -1,4 +1,8 @@
-"""The contract every backend keeps: ``up``, ``down``, ``status``, ``kubeconfig``."""
+"""The contract every backend keeps: ``preflight``, ``up``, ``down``, ``status``,
+``kubeconfig``; and the optional capabilities a backend may have (``images()``,
+``services()``), asked for once by the caller: None means this backend has none.
+
+The CLI never branches on a backend's kind; it asks the backend what it can do."""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gpuplane.doctor import DoctorCheck, Level
+from gpuplane.errors import PrerequisiteError
 from gpuplane.kube.nodes import read_node
+from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
 from gpuplane.topology import Platform
 
 
@@ -73,7 +80,88 @@ class Reporter(Protocol):
     def progress(self, label: str, done: int, total: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class HostReport:
+    """What a backend needs of this host for one platform: the checks, what they are for
+    (``target``) and what to do instead when they fail (``instead``)."""
+
+    target: str
+    checks: tuple[DoctorCheck, ...]
+    instead: str
+
+    @property
+    def failed(self) -> tuple[DoctorCheck, ...]:
+        return tuple(check for check in self.checks if check.level is Level.FAIL)
+
+    def require(self) -> None:
+        """PrerequisiteError naming every failed check, before anything is created."""
+        if self.failed:
+            reasons = "; ".join(f"{c.id}: {c.summary} (fix: {c.fix})" for c in self.failed)
+            raise PrerequisiteError(
+                f"{self.target} cannot run on this host: {reasons}; see gpuplane doctor, "
+                f"or {self.instead}"
+            )
+
+
+@dataclass(frozen=True)
+class ActivatorAddress:
+    url: str  # where clients send requests
+    metrics_url: str  # /metrics and /healthz
+
+
+class ImageStore(Protocol):
+    """A backend whose nodes take offline images (the local backend's kubelet nodes)."""
+
+    def build_images(self, platform: Platform, *, rebuild: bool = False) -> list[BuiltImage]:
+        """The platform's own images (pause, toolbox, the device plugin's)."""
+        ...
+
+    def build_service_images(
+        self,
+        platform: Platform,
+        python: Path,
+        extra_path: tuple[Path, ...] = (),
+        kinds: tuple[str, ...] = tuple(SERVICE_IMAGES),
+    ) -> list[BuiltImage]:
+        """gpuplane's services assembled from ``python``'s environment."""
+        ...
+
+    def load_images(self, platform: Platform, images: list[BuiltImage]) -> dict[str, list[str]]:
+        """Import ``images`` into every running node; what each took."""
+        ...
+
+
+class HostServices(Protocol):
+    """A backend that runs the platform's services beside the cluster as host processes:
+    Prometheus, the traffic simulator, the activator, gpu-exporter."""
+
+    def prometheus_url(self, platform: Platform) -> str | None:
+        """The Prometheus it runs for the cluster; None while it does not run."""
+        ...
+
+    def traffic_url(self, platform: Platform) -> str:
+        """The traffic simulator's base URL; PrerequisiteError when it does not run."""
+        ...
+
+    def start_activator(
+        self, platform: Platform, backends: list[dict[str, Any]], limits: dict[str, float]
+    ) -> ActivatorAddress: ...
+
+    def stop_activator(self, platform: Platform) -> None: ...
+
+    def start_gpu_exporter(self, platform: Platform) -> list[str]:
+        """gpu-exporter on the real gpu nodes; the scrape addresses."""
+        ...
+
+
 class ClusterBackend(Protocol):
+    name: str
+
+    def preflight(self, platform: Platform) -> HostReport:
+        """Every host check this backend needs for ``platform``; ``up`` requires them
+        itself, so no caller can skip them."""
+        ...
+
     def up(self, platform: Platform, reporter: Reporter) -> UpResult: ...
 
     def down(self, platform: Platform, reporter: Reporter) -> bool: ...
@@ -82,6 +170,10 @@ class ClusterBackend(Protocol):
 
     def kubeconfig(self, platform: Platform) -> Path: ...
 
-    def prometheus_url(self, platform: Platform) -> str | None:
-        """The Prometheus the backend runs for the cluster, if it runs one now."""
+    def images(self) -> ImageStore | None:
+        """Where offline images go, if this backend's nodes take them."""
+        ...
+
+    def services(self) -> HostServices | None:
+        """The services it runs beside the cluster, if any."""
         ...

@@ -59,7 +59,7 @@ def device_plugin_config(platform: Platform, *, cdi_hook: Path | None = None) ->
             "containerDriverRoot": CONTAINER_DRIVER_ROOT,
         }
     config: dict[str, Any] = {"version": "v1", "flags": flags}
-    replicas = {n.gpu_sharing.replicas for n in platform.nodes_with_role("gpu") if n.gpu_sharing}
+    replicas = {n.gpu_sharing.replicas for n in platform.gpu_nodes if n.gpu_sharing}
     if replicas:
         config["sharing"] = {
             "timeSlicing": {
@@ -119,7 +119,7 @@ def wait_gpus(
     client: Client, platform: Platform, nodes: list[str], *, timeout: float = 300.0
 ) -> None:
     """Wait until each gpu node of ``nodes`` advertises its GPUs (times time-slicing)."""
-    wanted = {n.name: n.gpu_allocatable for n in platform.nodes_with_role("gpu")}
+    wanted = {n.name: n.gpu_allocatable for n in platform.gpu_nodes}
     wait_nodes(
         client,
         [name for name in nodes if name in wanted],

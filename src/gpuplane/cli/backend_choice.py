@@ -1,16 +1,17 @@
-"""Pick the backend a platform declares (or ``--backend`` overrides)."""
+"""The backend a verb works on: the platform file's (``--backend`` overrides it before
+validation), made once with the verb's state root and cache; its optional capabilities
+asked for by name, with one message when it lacks them."""
 
 from __future__ import annotations
 
 import argparse
 
-from gpuplane.backends.base import ClusterBackend
-from gpuplane.backends.k3d import K3dBackend
-from gpuplane.backends.local import LocalBackend
+from gpuplane.backends import choice
+from gpuplane.backends.base import ClusterBackend, HostServices, ImageStore
 from gpuplane.cli.context import Context
+from gpuplane.errors import BadInputError
 from gpuplane.toolchain import cache_dir
 from gpuplane.topology import Platform, load_platform
-from gpuplane.topology.model import DEPRECATED_BACKEND_NAMES
 
 
 def add_backend_option(
@@ -19,25 +20,42 @@ def add_backend_option(
     """``--backend`` on a verb; SUPPRESS keeps a value given before the verb."""
     parser.add_argument(
         "--backend",
-        choices=["local", "sim", "k3d"],
+        choices=list(choice.BACKEND_NAMES),
         default=default,
         help="override spec.backend of the platform file (sim: the old name of local)",
     )
 
 
 def load(args: argparse.Namespace) -> Platform:
-    platform = load_platform(args.platform_file)
-    override = getattr(args, "backend", None)
-    override = DEPRECATED_BACKEND_NAMES.get(override, override) if override else None
-    if override and override != platform.spec.backend:
-        spec = platform.spec.model_copy(update={"backend": override})
-        platform = platform.model_copy(update={"spec": spec})
-    return platform
+    return load_platform(args.platform_file, backend=getattr(args, "backend", None))
 
 
-def backend_for(platform: Platform, context: Context, *, services: bool = True) -> ClusterBackend:
-    if platform.spec.backend == "k3d":
-        return K3dBackend(state_root=context.state_root())
-    return LocalBackend(
-        state_root=context.state_root(), cache=cache_dir(context.env), services=services
+def backend_for(
+    platform: Platform, context: Context, *, run_services: bool = True
+) -> ClusterBackend:
+    return choice.backend_for(
+        platform,
+        state_root=context.state_root(),
+        cache=cache_dir(context.env),
+        run_services=run_services,
     )
+
+
+def image_store(backend: ClusterBackend, verb: str) -> ImageStore:
+    store = backend.images()
+    if store is None:
+        raise BadInputError(
+            f"gpuplane {verb}: the {backend.name} backend's nodes take no offline images "
+            "(it applies to the local backend's kubelet nodes)"
+        )
+    return store
+
+
+def host_services(backend: ClusterBackend, verb: str) -> HostServices:
+    services = backend.services()
+    if services is None:
+        raise BadInputError(
+            f"gpuplane {verb}: the {backend.name} backend runs no services beside the "
+            "cluster (it applies to the local backend)"
+        )
+    return services

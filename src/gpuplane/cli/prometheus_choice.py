@@ -29,12 +29,13 @@ def prometheus_url(args: argparse.Namespace, context: Context) -> str:
             )
         return str(args.prometheus)
     platform = load(args)
-    if platform.spec.backend != "local":
+    backend = backend_for(platform, context)
+    services = backend.services()
+    if services is None:
         raise BadInputError(
-            f"backend {platform.spec.backend!r} has no built-in Prometheus address: "
-            "give --prometheus URL"
+            f"backend {backend.name!r} has no built-in Prometheus address: give --prometheus URL"
         )
-    url = backend_for(platform, context).prometheus_url(platform)
+    url = services.prometheus_url(platform)
     if url is None:
         raise PrerequisiteError(
             f"the Prometheus of local cluster {platform.name!r} is not running (gpuplane up)"

@@ -44,15 +44,17 @@ class TopologyError(BadInputError):
         super().__init__("\n".join([header, *(f"  {line}" for line in lines)]))
 
 
-def load_platform(file: Path = DEFAULT_PLATFORM_FILE) -> Platform:
-    """Load and validate ``file``; raise ``TopologyError`` listing every problem."""
+def load_platform(file: Path = DEFAULT_PLATFORM_FILE, *, backend: str | None = None) -> Platform:
+    """Load and validate ``file``; raise ``TopologyError`` listing every problem.
+    ``backend`` (``--backend``) replaces spec.backend BEFORE validation, so every rule
+    (the runtime rules among them) judges the platform that will actually be built."""
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TopologyError(file, ["file not found (pass another with -f)"]) from None
     except OSError as error:
         raise TopologyError(file, [f"cannot be read: {error.strerror}"]) from error
-    return parse_platform(text, file)
+    return parse_platform(text, file, backend=backend)
 
 
 def limit_problem(text: str) -> str | None:
@@ -84,8 +86,9 @@ def limit_problem(text: str) -> str | None:
     return None
 
 
-def parse_platform(text: str, file: Path) -> Platform:
-    """Validate the YAML ``text`` that came from ``file`` (used in messages)."""
+def parse_platform(text: str, file: Path, *, backend: str | None = None) -> Platform:
+    """Validate the YAML ``text`` that came from ``file`` (used in messages), with
+    spec.backend replaced by ``backend`` when given."""
     too_much = limit_problem(text)
     if too_much is not None:
         raise TopologyError(file, [f"{file}: {too_much}"])
@@ -100,6 +103,8 @@ def parse_platform(text: str, file: Path) -> Platform:
         raise TopologyError(file, [f"{file}: YAML syntax error: {error}"]) from None
     if not isinstance(data, dict):
         raise TopologyError(file, [f"{file}:1: the document must be a mapping (a Platform)"])
+    if backend is not None and isinstance(data.get("spec"), dict):
+        data["spec"]["backend"] = backend
 
     try:
         platform = Platform.model_validate(data)
@@ -114,7 +119,10 @@ def parse_platform(text: str, file: Path) -> Platform:
         ((_line_of(document, problem.path), problem) for problem in problems),
         key=lambda pair: pair[0],
     )
-    raise TopologyError(file, [_describe(problem, line, data, file) for line, problem in located])
+    lines = [_describe(problem, line, data, file) for line, problem in located]
+    if backend is not None:
+        lines.append(f"(spec.backend is {backend!r} here: given by --backend)")
+    raise TopologyError(file, lines)
 
 
 def _warn_deprecated(data: dict[str, Any], file: Path) -> None:

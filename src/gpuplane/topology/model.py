@@ -102,6 +102,10 @@ class Node(_Strict):
         return product
 
     @property
+    def is_gpu(self) -> bool:
+        return self.role == "gpu"
+
+    @property
     def parsed_taints(self) -> tuple[Taint, ...]:
         return tuple(parse_taint(text) for text in self.taints)
 
@@ -151,11 +155,25 @@ class Platform(_Strict):
         return tuple(node for node in self.spec.nodes if node.role == role)
 
     @property
+    def gpu_nodes(self) -> tuple[Node, ...]:
+        return self.nodes_with_role("gpu")
+
+    @property
     def kubelet_nodes(self) -> tuple[Node, ...]:
         """Nodes run for real by a kubelet on this host (local backend)."""
         return tuple(node for node in self.spec.nodes if node.runtime == "kubelet")
 
     @property
+    def kwok_nodes(self) -> tuple[Node, ...]:
+        """Nodes KWOK simulates (local backend)."""
+        return tuple(node for node in self.spec.nodes if node.runtime == "kwok")
+
+    @property
+    def kubelet_gpu_node(self) -> Node | None:
+        """The gpu node that runs for real here (the NVIDIA driver and device plugin are
+        needed), if any; at most one kubelet node exists."""
+        return next((node for node in self.kubelet_nodes if node.is_gpu), None)
+
+    @property
     def has_kubelet_gpu_node(self) -> bool:
-        """A gpu node runs for real here: the NVIDIA driver and device plugin are needed."""
-        return any(node.role == "gpu" for node in self.kubelet_nodes)
+        return self.kubelet_gpu_node is not None

@@ -18,7 +18,7 @@ def check_capacity(platform: Platform, nodes: list[NodeView]) -> CheckResult:
     ok: list[str] = []
     for node in nodes:
         spec = declared.get(node.name)
-        wanted = spec.gpu_allocatable if spec is not None and spec.role == "gpu" else 0
+        wanted = spec.gpu_allocatable if spec is not None and spec.is_gpu else 0
         if node.gpus_allocatable != wanted:
             role = spec.role if spec is not None else "undeclared"
             problems.append(
@@ -39,7 +39,7 @@ def check_feature_labels(platform: Platform, nodes: list[NodeView]) -> CheckResu
     live = {node.name: node for node in nodes}
     problems: list[str] = []
     ok: list[str] = []
-    for spec in platform.nodes_with_role("gpu"):
+    for spec in platform.gpu_nodes:
         node = live.get(spec.name)
         if node is None:
             continue
@@ -79,7 +79,7 @@ def check_device_plugin(
             DEVICE_PLUGIN_DESCRIPTION,
             "simulated: capacity written by the local backend",
         )
-    gpu_nodes = {node.name for node in platform.nodes_with_role("gpu")}
+    gpu_nodes = {node.name for node in platform.gpu_nodes}
     if not daemonsets:
         return verdict(
             "gpu.device-plugin",

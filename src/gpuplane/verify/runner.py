@@ -65,7 +65,7 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
     simulated = any(node.simulated for node in nodes)
     # The GPU checks run for real wherever the gpu nodes are real, even beside KWOK nodes
     # (a local cluster whose gpu node is a kubelet node).
-    gpu_names = {node.name for node in platform.nodes_with_role("gpu")}
+    gpu_names = {node.name for node in platform.gpu_nodes}
     gpus_simulated = any(node.simulated for node in nodes if node.name in gpu_names)
     checks: list[CheckResult] = [check(platform, nodes) for check in NODE_CHECKS]
     daemonsets, plugin_pods = ([], []) if gpus_simulated else find_device_plugin(client)
@@ -81,7 +81,7 @@ def run_verify(platform: Platform, options: VerifyOptions) -> Report:
         )
         if gpus_simulated:
             checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "needs a real GPU"))
-        elif not platform.nodes_with_role("gpu"):
+        elif not platform.gpu_nodes:
             checks.append(skipped("gpu.smoke-test", SMOKE_DESCRIPTION, "no gpu node declared"))
         else:
             if not release_probe_pods(client, namespace):

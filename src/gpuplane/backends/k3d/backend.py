@@ -14,12 +14,13 @@ from pathlib import Path
 import yaml
 from lightkube.resources.core_v1 import Node as NodeResource
 
-from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
+from gpuplane.backends.base import ClusterStatus, HostReport, NodeStatus, Reporter, UpResult
 from gpuplane.backends.gpu_enablement import apply_gpu_enablement, wait_gpus
 from gpuplane.backends.k3d.config import render_k3d_config
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.state_root import default_state_root
 from gpuplane.commands import run_command
+from gpuplane.doctor import collect_facts, evaluate
 from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of
 from gpuplane.kube.files import write_private
@@ -43,8 +44,28 @@ def run_k3d(args: list[str], timeout: float = 120.0) -> str:
 
 
 class K3dBackend:
+    name = "k3d"
+
     def __init__(self, state_root: Path | None = None) -> None:
         self._root = state_root or default_state_root()
+
+    def preflight(self, platform: Platform) -> HostReport:
+        return self.host_report()
+
+    def host_report(self) -> HostReport:
+        """Docker with GPU support, the NVIDIA driver and Container Toolkit, k3d: the
+        same whatever the platform declares."""
+        return HostReport(
+            "the k3d backend", tuple(evaluate(collect_facts())), "use --backend local"
+        )
+
+    def images(self) -> None:
+        """k3s nodes pull from registries; gpuplane loads no images into them."""
+        return None
+
+    def services(self) -> None:
+        """Its services run in the cluster (kube-prometheus-stack): reach them there."""
+        return None
 
     def _dir(self, platform: Platform) -> Path:
         return self._root / f"k3d-{platform.name}"
@@ -52,14 +73,11 @@ class K3dBackend:
     def kubeconfig(self, platform: Platform) -> Path:
         return self._dir(platform) / "kubeconfig"
 
-    def prometheus_url(self, platform: Platform) -> str | None:
-        """None: kube-prometheus-stack runs in the cluster; reach it with a port-forward."""
-        return None
-
     def _version(self, platform: Platform) -> str:
         return platform.spec.kubernetes_version or read_pins().kubernetes
 
     def up(self, platform: Platform, reporter: Reporter) -> UpResult:
+        self.preflight(platform).require()
         directory = self._dir(platform)
         directory.mkdir(parents=True, exist_ok=True)
         kubeconfig = self.kubeconfig(platform)
@@ -80,7 +98,7 @@ class K3dBackend:
         changes = [f"node {name} labelled" for name in apply_node_labels(client, platform)]
         apply_gpu_enablement(client, repo_root(), platform)
         reporter.step("waiting for nvidia.com/gpu on the gpu nodes (device plugin)")
-        wait_gpus(client, platform, [node.name for node in platform.nodes_with_role("gpu")])
+        wait_gpus(client, platform, [node.name for node in platform.gpu_nodes])
         return UpResult(kubeconfig, created, () if created else tuple(changes))
 
     def down(self, platform: Platform, reporter: Reporter) -> bool:

@@ -7,13 +7,13 @@ kube-proxy runs. ``down`` stops it with the other services."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import yaml
 from lightkube import Client
 
+from gpuplane.backends.base import ActivatorAddress
 from gpuplane.backends.local.services import ACTIVATOR, Services, free_port, python_service
 from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.tokens import mint_token
@@ -25,12 +25,6 @@ from gpuplane.toolchain import repo_root
 ACTIVATOR_RBAC = "deploy/activator/rbac.yaml"
 ACTIVATOR_NAMESPACE = "gpuplane-system"
 ACTIVATOR_ACCOUNT = "gpuplane-activator"
-
-
-@dataclass(frozen=True)
-class ActivatorAddress:
-    url: str  # where clients send requests
-    metrics_url: str  # /metrics and /healthz
 
 
 def start_activator(

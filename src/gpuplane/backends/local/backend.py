@@ -14,13 +14,18 @@ from typing import Any
 from lightkube import Client
 from lightkube.resources.core_v1 import Node as NodeResource
 
-from gpuplane.backends.base import ClusterStatus, NodeStatus, Reporter, UpResult
-from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
-from gpuplane.backends.local.activator_service import (
+from gpuplane.backends.base import (
     ActivatorAddress,
-    start_activator,
-    stop_activator,
+    ClusterStatus,
+    HostReport,
+    HostServices,
+    ImageStore,
+    NodeStatus,
+    Reporter,
+    UpResult,
 )
+from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
+from gpuplane.backends.local.activator_service import start_activator, stop_activator
 from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.gpu_exporter_service import start_gpu_exporter
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
@@ -33,6 +38,7 @@ from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.backends.platform_labels import apply_node_labels
 from gpuplane.backends.state_root import default_state_root
+from gpuplane.doctor.kubelet_host import kubelet_host_checks
 from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
 from gpuplane.kube.apply import apply_files
@@ -54,13 +60,35 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, state_root: Path | None = None, cache: Path | None = None, *, services: bool = True
+        self,
+        state_root: Path | None = None,
+        cache: Path | None = None,
+        *,
+        run_services: bool = True,
     ) -> None:
         self._state_root = state_root or default_state_root()
         self._cache = cache
         # Prometheus, the traffic simulator and the downscaler beside the cluster; off on
         # hosts that only run the platform's nodes (the GPU machine has no Prometheus).
-        self._services = services
+        self._services = run_services
+
+    def preflight(self, platform: Platform) -> HostReport:
+        """KWOK nodes need nothing of the host; kubelet nodes need root, cgroups,
+        overlayfs (and NVML on a gpu node)."""
+        names = ", ".join(node.name for node in platform.kubelet_nodes)
+        if not names:
+            return HostReport("KWOK nodes", (), "")
+        return HostReport(
+            f"kubelet node(s) {names}",
+            tuple(kubelet_host_checks(platform)),
+            "declare the node(s) runtime: kwok",
+        )
+
+    def images(self) -> ImageStore:
+        return self
+
+    def services(self) -> HostServices:
+        return self
 
     def _state(self, platform: Platform) -> LocalState:
         return LocalState(self._state_root, platform.name)
@@ -84,6 +112,7 @@ class LocalBackend:
     def up(self, platform: Platform, reporter: Reporter) -> UpResult:
         state = self._state(platform)
         # Before anything is built or started: a host that cannot run the node says so.
+        self.preflight(platform).require()
         KubeletFleet(platform, state).check_host()
         toolchain = LocalToolchain.of(platform, self._cache)
         pins = toolchain.pins
@@ -128,7 +157,7 @@ class LocalBackend:
         reporter.step("waiting for nodes to be Ready")
         wait_ready(client, [node.name for node in platform.spec.nodes], timeout=120.0)
         changes += fleet.enable_gpus(client, pins, binaries, reporter)
-        if platform.nodes_with_role("gpu") and not fleet.has_gpu_node:
+        if platform.gpu_nodes and not fleet.has_gpu_node:
             # GPU workloads name RuntimeClass nvidia (apps/inference, the smoke test); the
             # API server refuses such pods without it. On KWOK gpu nodes it is inert.
             apply_files(client, [repo_root() / RUNTIME_CLASS_MANIFEST])
@@ -179,7 +208,7 @@ class LocalBackend:
         """gpu-exporter on the kubelet gpu nodes (its image loaded already), scraped by the
         cluster's Prometheus; return the scrape addresses."""
         state = self._state(platform)
-        nodes = [node.name for node in platform.kubelet_nodes if node.role == "gpu"]
+        nodes = [node.name for node in platform.kubelet_nodes if node.is_gpu]
         return start_gpu_exporter(state, connect(state.kubeconfig), nodes)
 
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:

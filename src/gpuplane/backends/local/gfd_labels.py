@@ -25,7 +25,7 @@ DEFAULT_GPU_PRODUCT = "NVIDIA-GeForce-RTX-4090"
 
 def gpu_feature_labels(node: Node) -> dict[str, str]:
     """The GPU Feature Discovery labels a real gpu node carries (empty for other roles)."""
-    if node.role != "gpu" or node.gpu_count == 0:
+    if not node.is_gpu or node.gpu_count == 0:
         return {}
     product = node.gpu_product or DEFAULT_GPU_PRODUCT
     labels = {

@@ -54,7 +54,7 @@ def register_nodes(client: Client, platform: Platform) -> list[str]:
     KWOK before) is deleted first so the kubelet can take the name.
     """
     changes: list[str] = []
-    simulated = {node.name for node in platform.spec.nodes if node.runtime == "kwok"}
+    simulated = {node.name for node in platform.kwok_nodes}
     for live_node in client.list(NodeResource):
         meta = live_node.metadata
         if meta is None or meta.name is None or meta.name in simulated:

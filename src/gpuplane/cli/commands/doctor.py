@@ -1,5 +1,6 @@
-"""``gpuplane doctor``: host pre-flight for the k3d backend, or, when the platform declares
-kubelet nodes, for those nodes (root, cgroups, overlayfs, swap, NVML on gpu nodes)."""
+"""``gpuplane doctor``: host pre-flight for what the platform's backend needs here (the
+kubelet nodes' root, cgroups, overlayfs, swap, NVML), or, where it needs nothing (every
+node KWOK), for the k3d backend (Docker, the NVIDIA driver and toolkit, k3d)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from gpuplane.cli.backend_choice import load
+from gpuplane.backends.base import HostReport
+from gpuplane.backends.choice import doctor_report
+from gpuplane.cli.backend_choice import backend_for, load
 from gpuplane.cli.context import Context
-from gpuplane.doctor import DoctorCheck, Level, collect_facts, evaluate
-from gpuplane.doctor.kubelet_host import kubelet_host_checks
+from gpuplane.doctor import Level
 from gpuplane.errors import ExitCode
 
 STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
@@ -23,42 +25,35 @@ STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
 def register(verbs: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = verbs.add_parser(
         "doctor",
-        help="check this host for the k3d backend, or for the platform's kubelet nodes",
+        help="check this host for the platform's kubelet nodes, or for the k3d backend",
     )
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     parser.set_defaults(run=run)
     return parser
 
 
-def _kubelet_checks(args: argparse.Namespace) -> list[DoctorCheck] | None:
-    """The kubelet-node checks when the platform file declares kubelet nodes, else None."""
+def _report(args: argparse.Namespace, context: Context) -> HostReport:
     if not args.platform_file.is_file():
-        return None
+        return doctor_report(None, None)
     platform = load(args)
-    if platform.spec.backend != "local" or not platform.kubelet_nodes:
-        return None
-    return kubelet_host_checks(platform)
+    return doctor_report(backend_for(platform, context), platform)
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    kubelet = _kubelet_checks(args)
-    checks = kubelet if kubelet is not None else evaluate(collect_facts())
-    target = "the kubelet node(s)" if kubelet is not None else "the k3d backend"
-    failed = [check for check in checks if check.level is Level.FAIL]
+    report = _report(args, context)
+    failed = report.failed
     code = ExitCode.MISSING_PREREQUISITE if failed else ExitCode.OK
     if args.output == "json":
         document = {
             "ok": not failed,
-            "checks": [dataclasses.asdict(check) for check in checks],
-            "target": "kubelet" if kubelet is not None else "k3d",
-            "suggestion": ("runtime: kwok" if kubelet is not None else "use --backend local")
-            if failed
-            else "",
+            "checks": [dataclasses.asdict(check) for check in report.checks],
+            "target": report.target,
+            "suggestion": report.instead if failed else "",
         }
         context.stdout.write(json.dumps(document, indent=2) + "\n")
         return int(code)
     table = Table("CHECK", "STATUS", "FOUND", "CAUSE / FIX", box=None)
-    for check in checks:
+    for check in report.checks:
         advice = f"{check.cause}\n→ {check.fix}" if check.level is not Level.OK else ""
         table.add_row(
             check.id,
@@ -67,18 +62,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
             escape(advice),
         )
     context.console.print(table)
-    if failed and kubelet is not None:
+    if failed:
         context.console.print(
-            f"{len(failed)} check(s) failed: {target} cannot run on this host; KWOK nodes "
-            "need none of this (runtime: kwok)",
-            highlight=False,
-        )
-    elif failed:
-        context.console.print(
-            f"{len(failed)} check(s) failed: the k3d backend (real GPUs) cannot run on this "
-            "host. The local backend needs none of this: gpuplane up --backend local",
+            f"{len(failed)} check(s) failed: {report.target} cannot run on this host; "
+            f"instead: {report.instead}",
             highlight=False,
         )
     else:
-        context.console.print(f"this host can run {target}", highlight=False)
+        context.console.print(f"this host can run {report.target}", highlight=False)
     return int(code)

@@ -11,14 +11,15 @@ from typing import Any
 
 from rich.table import Table
 
-from gpuplane.backends.local import LocalBackend
-from gpuplane.cli.backend_choice import backend_for, load
+from gpuplane.backends.base import ImageStore
+from gpuplane.cli.backend_choice import backend_for, image_store, load
 from gpuplane.cli.context import Context
 from gpuplane.cli.python_choice import add_python_option, chosen_interpreter
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode
 from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
 from gpuplane.toolchain.oci_layout import layout_names
+from gpuplane.topology import Platform
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
@@ -57,12 +58,9 @@ def register(verbs: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _local(args: argparse.Namespace, context: Context) -> tuple[LocalBackend, Any]:
+def _store(args: argparse.Namespace, context: Context) -> tuple[ImageStore, Platform]:
     platform = load(args)
-    backend = backend_for(platform, context)
-    if not isinstance(backend, LocalBackend):
-        raise BadInputError("gpuplane image applies to the local backend's kubelet nodes")
-    return backend, platform
+    return image_store(backend_for(platform, context), "image"), platform
 
 
 def _given(files: list[Path]) -> list[BuiltImage]:
@@ -79,7 +77,7 @@ def _given(files: list[Path]) -> list[BuiltImage]:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    backend, platform = _local(args, context)
+    backend, platform = _store(args, context)
     if args.action == "build":
         interpreter = chosen_interpreter(args)
         only = args.services or bool(args.service)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
 
-from gpuplane.backends.local import LocalBackend
-from gpuplane.backends.local.activator_service import ActivatorAddress
-from gpuplane.cli.backend_choice import backend_for, load
+from gpuplane.backends.base import ActivatorAddress, ClusterBackend, HostServices, ImageStore
+from gpuplane.cli.backend_choice import backend_for, host_services, image_store, load
 from gpuplane.cli.context import Context
 from gpuplane.cli.python_choice import Interpreter, add_python_option, chosen_interpreter
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
@@ -50,11 +50,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
     interpreter = chosen_interpreter(args) if args.topic == "demo" else None  # bad input first
     platform = load(args)
     backend = backend_for(platform, context)
-    if not isinstance(backend, LocalBackend):
-        raise BadInputError("gpuplane sim only applies to the local backend")
-    client = TrafficClient(backend.traffic_url(platform))
+    services = host_services(backend, "sim")
+    client = TrafficClient(services.traffic_url(platform))
     if interpreter is not None:
-        return demo(context, backend, platform, client, interpreter)
+        stage = Stage(backend, services, image_store(backend, "sim demo"))
+        return demo(context, stage, platform, client, interpreter)
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
         if args.rps < 0:
@@ -92,22 +92,31 @@ class PrometheusSeen:
         return scalar_or_zero(self.url, f"count(DCGM_FI_DEV_GPU_UTIL{{{selector}}})") > 0
 
 
-class BackendActivator:
-    """The wake act's activator: a host process the local backend supervises."""
+@dataclass(frozen=True)
+class Stage:
+    """What the demo plays on: the cluster, the services beside it, its image store."""
 
-    def __init__(self, backend: LocalBackend, platform: Platform) -> None:
-        self.backend, self.platform = backend, platform
+    backend: ClusterBackend
+    services: HostServices
+    images: ImageStore
+
+
+class BackendActivator:
+    """The wake act's activator: a host process the backend supervises."""
+
+    def __init__(self, services: HostServices, platform: Platform) -> None:
+        self.services, self.platform = services, platform
 
     def start(self, backends: list[dict[str, Any]], limits: dict[str, float]) -> ActivatorAddress:
-        return self.backend.start_activator(self.platform, backends, limits)
+        return self.services.start_activator(self.platform, backends, limits)
 
     def stop(self) -> None:
-        self.backend.stop_activator(self.platform)
+        self.services.stop_activator(self.platform)
 
 
 def demo(
     context: Context,
-    backend: LocalBackend,
+    stage: Stage,
     platform: Platform,
     traffic: TrafficClient,
     interpreter: Interpreter,
@@ -118,25 +127,26 @@ def demo(
     context.console.print(
         "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
     )
-    for node in backend.status(platform).nodes:
+    for node in stage.backend.status(platform).nodes:
         what = "simulated (KWOK)" if node.simulated else f"real kubelet node ({node.runtime})"
         context.console.print(f"  node {node.name} ({node.role}): {what}", highlight=False)
 
     def say(step: Step) -> None:
         context.console.print(f"  t+{step.seconds:5.1f}s  {step.text}", highlight=False)
 
-    url = backend.prometheus_url(platform)
+    url = stage.services.prometheus_url(platform)
     if url is None:
         raise PrerequisiteError(f"the Prometheus of local cluster {platform.name!r} is not running")
     apps = repo_root() / "apps" / "demo"
-    client = connect(backend.kubeconfig(platform))
-    if any(node.role == "gpu" for node in platform.kubelet_nodes):
+    client = connect(stage.backend.kubeconfig(platform))
+    if platform.kubelet_gpu_node is not None:
         # The traffic simulator simulates only KWOK nodes' GPUs: on a real gpu node the
         # story's GPU signal and panels read NVML through gpu-exporter.
         context.reporter().step(f"gpu-exporter's image from {python}, imported into the node")
-        exporter = backend.build_service_images(platform, python, extra, kinds=("gpu-exporter",))
-        backend.load_images(platform, exporter)
-        addresses = backend.start_gpu_exporter(platform)
+        store = stage.images
+        exporter = store.build_service_images(platform, python, extra, kinds=("gpu-exporter",))
+        store.load_images(platform, exporter)
+        addresses = stage.services.start_gpu_exporter(platform)
         context.console.print(
             f"  GPU metrics of the real gpu node: gpu-exporter (NVML) at {', '.join(addresses)}, "
             "scraped by Prometheus",
@@ -157,13 +167,15 @@ def demo(
         highlight=False,
     )
     context.reporter().step(f"the inference image from {python}, imported into the node")
-    images = backend.build_service_images(platform, python, extra, kinds=("inference",))
-    backend.load_images(platform, images)
+    images = stage.images.build_service_images(platform, python, extra, kinds=("inference",))
+    stage.images.load_images(platform, images)
     start = time.monotonic()
 
     def note(text: str) -> None:
         say(Step(time.monotonic() - start, text))
 
-    run_wake_story(client, repo_root() / "apps", variant, BackendActivator(backend, platform), note)
+    run_wake_story(
+        client, repo_root() / "apps", variant, BackendActivator(stage.services, platform), note
+    )
     context.console.print(f"wake act complete in {time.monotonic() - start:.0f}s", highlight=False)
     return int(ExitCode.OK)

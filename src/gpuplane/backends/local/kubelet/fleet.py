@@ -96,14 +96,12 @@ class KubeletFleet:
     ) -> list[str]:
         changes: list[str] = []
         for node in self.nodes:
-            changes += node.up(
-                node_binaries(binaries, gpu=node.node.role == "gpu"), images, reporter
-            )
+            changes += node.up(node_binaries(binaries, gpu=node.node.is_gpu), images, reporter)
         return changes
 
     @property
     def has_gpu_node(self) -> bool:
-        return any(n.node.role == "gpu" for n in self.nodes)
+        return any(n.node.is_gpu for n in self.nodes)
 
     def enable_gpus(
         self, client: Client, pins: Pins, binaries: dict[str, Path], reporter: Reporter
@@ -113,7 +111,7 @@ class KubeletFleet:
         advertises every GPU."""
         if not self.has_gpu_node:
             return []
-        gpu_nodes = [n.node.name for n in self.nodes if n.node.role == "gpu"]
+        gpu_nodes = [n.node.name for n in self.nodes if n.node.is_gpu]
         reporter.step("GPU enablement: RuntimeClass nvidia, the NVIDIA device plugin DaemonSet")
         image = f"{DEVICE_PLUGIN_REPOSITORY}:{pins.device_plugin}"
         # The node's containerd injects the plugin's CDI devices itself: a GPU pod gets its
@@ -147,7 +145,7 @@ class KubeletFleet:
                 raise PrerequisiteError(
                     f"kubelet node {node.node.name!r} is not running (gpuplane up)"
                 )
-            gpu = node.node.role == "gpu"
+            gpu = node.node.is_gpu
             loaded[node.node.name] = node.import_images(node_binaries(binaries, gpu=gpu), images)
         return loaded
 

@@ -238,7 +238,7 @@ class KubeletNode:
         left = [str(p) for p in unmount_under((self.layout.root, KUBELET_ROOT))]
         left += [str(p) for p in remove_cgroups(PODS_CGROUP)]
         delete_link(BRIDGE)
-        if self.node.role == "gpu":
+        if self.node.is_gpu:
             NVIDIA_CDI_SPEC.unlink(missing_ok=True)
             PLUGIN_CDI_SPEC.unlink(missing_ok=True)
         shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
