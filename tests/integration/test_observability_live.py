@@ -139,7 +139,8 @@ def test_report_png_from_the_running_platform(
     result = sim_cluster.cli("report", "--png", str(target), "--since", "5m")
     assert result.code == 0, result.stderr
     data = target.read_bytes()
-    assert png_size(data) == (1600, 1440)  # 16 x 14.4 inches at 100 dpi: four panels
+    # 16 x 15 inches at 100 dpi: four panels and the foot line.
+    assert png_size(data) == (1600, 1500)
     assert len(data) > 30_000, len(data)  # lines, legends and text, not a blank canvas
     assert "4 panels" in result.stdout
     series = int(result.stdout.split("panels, ")[1].split(" series")[0])
@@ -151,6 +152,12 @@ def test_report_png_from_the_running_platform(
     assert {"scale-down", "restore"} <= set(downscaler["series"])
     latency = next(p for p in summary["panels"] if p["title"].startswith("Inference latency"))
     assert {"embeddings p50", "embeddings p99"} <= set(latency["series"])
+    # The KWOK gpu node's series come from the traffic simulator, and the report says so;
+    # the real service's latency is not simulated.
+    simulated = {p["title"] for p in summary["panels"] if p["simulated"]}
+    assert simulated == {"GPU utilisation per GPU", "GPU allocation"}
+    assert summary["leftOut"] == []
+    assert "simulated: GPU utilisation per GPU" in result.stdout
 
 
 def test_report_names_an_unreachable_prometheus(sim_cluster: SimCluster, tmp_path: Path) -> None:

@@ -107,12 +107,17 @@ def two_gpu_cluster(
 def test_default_topology_passes_and_cleans_up(sim_cluster: SimCluster) -> None:
     result: CliResult = sim_cluster.cli("verify")
     assert result.code == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "12 passed, 0 failed, 2 skipped"
+    assert result.stdout.strip().splitlines()[-1] == (
+        "10 passed, 0 failed, 2 skipped, 2 simulated (not counted as passed)"
+    )
     code, report = verify_json(sim_cluster)
     assert code == 0
-    assert report["schemaVersion"] == 1
+    assert report["schemaVersion"] == 2
     assert report["simulated"] is True
-    assert report["summary"] == {"passed": 12, "failed": 0, "skipped": 2, "ok": True}
+    summary = {"passed": 10, "failed": 0, "skipped": 2, "simulated": 2, "ok": True}
+    assert report["summary"] == summary
+    simulated = {c["id"] for c in report["checks"] if c["status"] == "simulated"}
+    assert simulated == {"gpu.capacity", "gpu.feature-labels"}
     skipped = {c["id"]: c["reason"] for c in report["checks"] if c["status"] == "skipped"}
     assert skipped == {
         "gpu.device-plugin": "simulated: capacity written by the local backend",

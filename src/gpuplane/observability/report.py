@@ -25,6 +25,7 @@ from gpuplane.shared.durations import parse_duration
 
 LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 ALLOCATED = 'count(DCGM_FI_DEV_GPU_UTIL{pod!=""}) or (count(DCGM_FI_DEV_GPU_UTIL) * 0)'
+SIMULATED_GPUS = 'count(DCGM_FI_DEV_GPU_UTIL{simulated="true"})'
 EMBEDDINGS_LATENCY = (
     "histogram_quantile({q}, sum by (deployment, le) "
     '(rate(http_request_duration_seconds_bucket{{path="/v1/embeddings"}}[1m])))'
@@ -50,6 +51,10 @@ class PanelSpec:
     queries: tuple[Query, ...]
     y_max: float | None = None  # a fixed top (percentages); None: from the data
     whole_numbers: bool = False  # counts of GPUs and targets: no 0.2-GPU ticks
+    # A query with a result wherever the panel's series were simulated in the window.
+    simulated_when: str | None = None
+    # Why the panel can be empty: it is then left out of the picture with this line.
+    empty_because: str = "no series in this window"
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,11 @@ class Series:
 class Panel:
     spec: PanelSpec
     series: tuple[Series, ...]
+    simulated: bool = False
+
+    @property
+    def title(self) -> str:
+        return self.spec.title + (" (SIMULATED series)" if self.simulated else "")
 
 
 PANELS = (
@@ -81,6 +91,8 @@ PANELS = (
         "%",
         (Query("max by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)", "{{Hostname}} GPU {{gpu}}"),),
         y_max=100,
+        simulated_when=SIMULATED_GPUS,
+        empty_because="no GPU series in this window (no gpu node, or no exporter scraped)",
     ),
     PanelSpec(
         "GPU allocation",
@@ -91,6 +103,8 @@ PANELS = (
             Query("count(DCGM_FI_DEV_GPU_UTIL)", "total", True),
         ),
         whole_numbers=True,
+        simulated_when=SIMULATED_GPUS,
+        empty_because="no GPU series in this window (no gpu node, or no exporter scraped)",
     ),
     PanelSpec(
         "Downscaler actions",
@@ -110,6 +124,8 @@ PANELS = (
             Query(EMBEDDINGS_LATENCY.format(q="0.5"), "{{deployment}} p50"),
             Query(EMBEDDINGS_LATENCY.format(q="0.99"), "{{deployment}} p99"),
         ),
+        empty_because="no embeddings service answered in this window (the demo runs the real "
+        "service only where a node is a kubelet node)",
     ),
 )
 
@@ -168,12 +184,28 @@ def fetch_panels(base_url: str, start: datetime, end: datetime) -> list[Panel]:
         series: list[Series] = []
         for query in spec.queries:
             series += series_of(query, range_query(base_url, query.expr, start, end, step))
-        panels.append(Panel(spec, tuple(series)))
+        simulated = spec.simulated_when is not None and bool(
+            series_of(
+                Query(spec.simulated_when, ""),
+                range_query(base_url, spec.simulated_when, start, end, step),
+            )
+        )
+        panels.append(Panel(spec, tuple(series), simulated))
     return panels
 
 
-def render_png(panels: list[Panel], path: Path, title: str) -> None:
-    """Draw the panels one above the other into ``path`` (PNG, 1600 px wide)."""
+def left_out(panels: list[Panel]) -> list[str]:
+    """One line per panel with nothing to draw in the window: why it is not in the PNG."""
+    return [
+        f"{panel.spec.title}: {panel.spec.empty_because}" for panel in panels if not panel.series
+    ]
+
+
+def render_png(
+    panels: list[Panel], path: Path, title: str, window: tuple[datetime, datetime]
+) -> None:
+    """Draw the panels with data one above the other into ``path`` (PNG, 1600 px wide),
+    on a time axis that is exactly ``window``; the panels left out are named at the foot."""
     # Imported here: matplotlib is an optional extra and slow to load, and every other
     # verb must start without it.
     import matplotlib  # noqa: PLC0415
@@ -183,15 +215,24 @@ def render_png(panels: list[Panel], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
     from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
+    drawn = [panel for panel in panels if panel.series]
     figure, axes = plt.subplots(
-        len(panels), 1, figsize=(16, 3.6 * len(panels)), sharex=True, squeeze=False
+        max(1, len(drawn)),
+        1,
+        figsize=(16, 3.6 * max(1, len(drawn)) + 0.6),
+        sharex=True,
+        squeeze=False,
     )
-    for axis, panel in zip(axes[:, 0], panels, strict=True):
-        axis.set_title(panel.spec.title, loc="left", fontsize=12, fontweight="bold")
+    for axis, panel in zip(axes[:, 0], drawn, strict=False):
+        axis.set_title(
+            panel.title,
+            loc="left",
+            fontsize=12,
+            fontweight="bold",
+            color="darkmagenta" if panel.simulated else "black",
+        )
         axis.set_ylabel(panel.spec.unit)
         axis.grid(True, alpha=0.3)
-        if not panel.series:
-            axis.text(0.5, 0.5, "no data", transform=axis.transAxes, ha="center", color="grey")
         lines = [series for series in panel.series if not series.events]
         top = max((max(series.values, default=0) for series in lines), default=0)
         for index, series in enumerate(lines):
@@ -215,12 +256,12 @@ def render_png(panels: list[Panel], path: Path, title: str) -> None:
             axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         if panel.series:
             axis.legend(loc="upper left", fontsize=9, ncols=min(4, len(panel.series)))
-    # From the first sample on: a window reaching back before the cluster stays readable.
-    first = min(
-        (series.times[0] for p in panels for series in p.series if series.times), default=None
-    )
-    if first is not None:
-        axes[-1, 0].set_xlim(left=first)
+    # The axis is the window the title names, even where it reaches back before the
+    # cluster existed: a 2-minute report shows 2 minutes.
+    axes[-1, 0].set_xlim(*window)
+    omitted = left_out(panels)
+    if omitted:
+        figure.text(0.01, 0.005, "left out: " + "; ".join(omitted), fontsize=9, color="grey")
     axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
     axes[-1, 0].set_xlabel("time (UTC)")
     figure.suptitle(title, fontsize=14)

@@ -2,9 +2,10 @@
 
 Each GPU of each gpu node gets the series dcgm-exporter would expose, with its labels
 (``gpu``, ``UUID``, ``modelName``, ``Hostname``, and ``namespace``/``pod``/``container``
-when a pod holds it). Values follow the traffic of the Deployment whose pod holds the GPU,
-so dashboards and the downscaler's GPU signal behave as on a real cluster. Simulated:
-the local backend says so in ``gpuplane status``.
+when a pod holds it), plus ``simulated="true"``, which no real exporter sets. Values
+follow the traffic of the Deployment whose pod holds the GPU, so dashboards and the
+downscaler's GPU signal behave as on a real cluster. Simulated: the local backend says so
+in ``gpuplane status``, and ``gpuplane report`` on every panel drawn from these.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def dcgm_exposition(
                 "namespace": holder.namespace if holder else "",
                 "pod": holder.pod if holder else "",
                 "container": holder.container if holder else "",
+                # Whatever draws or alerts on these can tell them from a real exporter's.
+                "simulated": "true",
             }
             rate = None
             if holder is not None:

@@ -22,9 +22,32 @@ from lightkube.resources.core_v1 import Node, Pod
 from gpuplane.kube import connect
 from gpuplane.kube.nodes import GPU_RESOURCE, read_node
 from gpuplane.simulation.gpu_metrics import GpuHolder, GpuNode, dcgm_exposition, deployment_of
-from gpuplane.simulation.traffic_book import TrafficBook
+from gpuplane.simulation.traffic_book import TrafficBook, rate_problem
 
 log = logging.getLogger("gpuplane.traffic")
+# A rates request is a few hundred bytes per Deployment; 5,000 of them fit well in this.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class BadBody(ValueError):
+    """The request's body cannot be read: ``status`` says how to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def body_length(header: str | None) -> int:
+    """Content-Length, validated before any byte is read: digits only (a negative or
+    malformed length would block a reader thread or raise deep inside), within the limit."""
+    if header is None:
+        return 0
+    text = header.strip()
+    if not text.isdigit():
+        raise BadBody(400, f"Content-Length {header!r} is not a length")
+    if int(text) > MAX_BODY_BYTES:
+        raise BadBody(413, f"body of {text} bytes is over the {MAX_BODY_BYTES}-byte limit")
+    return int(text)
 
 
 class Simulator:
@@ -45,9 +68,13 @@ class Simulator:
 
     def set_rates(self, rates: list[tuple[str, str, float]]) -> None:
         """Set several rates at once (all or none); the rates file is written once."""
-        negative = [f"{ns}/{name}" for ns, name, rps in rates if rps < 0]
-        if negative:
-            raise ValueError(f"rate must not be negative ({', '.join(negative[:3])})")
+        problems = [
+            f"{ns}/{name}: {problem}"
+            for ns, name, rps in rates
+            if (problem := rate_problem(rps)) is not None
+        ]
+        if problems:
+            raise ValueError("; ".join(problems[:3]))
         with self.lock:
             now = time.monotonic()
             for namespace, deployment, rps in rates:
@@ -178,6 +205,11 @@ def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _refuse(self, code: int, message: str) -> None:
+            """Answer and close: the unread body must not be parsed as the next request."""
+            self.close_connection = True
+            self._send(code, json.dumps({"error": f"bad request: {message}"}))
+
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 with simulator.lock:
@@ -202,9 +234,12 @@ def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._send(404, json.dumps({"error": "use PUT /traffic/NAMESPACE/DEPLOYMENT"}))
                 return
             try:
-                length = int(self.headers.get("Content-Length", "0"))
+                length = body_length(self.headers.get("Content-Length"))
                 rps = float(json.loads(self.rfile.read(length) or b"{}")["rps"])
                 simulator.set_rate(parts[1], parts[2], rps)
+            except BadBody as error:
+                self._refuse(error.status, str(error))
+                return
             except (KeyError, ValueError, TypeError) as error:
                 self._send(400, json.dumps({"error": f"bad request: {error}"}))
                 return
@@ -213,13 +248,16 @@ def handler_for(simulator: Simulator) -> type[BaseHTTPRequestHandler]:
         def _put_many(self) -> None:
             """PUT /traffic with [{"namespace", "deployment", "rps"}, ...]: many at once."""
             try:
-                length = int(self.headers.get("Content-Length", "0"))
+                length = body_length(self.headers.get("Content-Length"))
                 rows = json.loads(self.rfile.read(length) or b"[]")
                 rates = [
                     (str(row["namespace"]), str(row["deployment"]), float(row["rps"]))
                     for row in rows
                 ]
                 simulator.set_rates(rates)
+            except BadBody as error:
+                self._refuse(error.status, str(error))
+                return
             except (KeyError, ValueError, TypeError) as error:
                 self._send(400, json.dumps({"error": f"bad request: {error}"}))
                 return

@@ -8,9 +8,30 @@ ingress would.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 Key = tuple[str, str]  # (namespace, deployment)
+
+
+def rate_problem(rps: float) -> str | None:
+    """Why ``rps`` is no request rate: NaN and infinity would poison every counter (and the
+    rates file they are persisted in), a negative rate means nothing."""
+    if not math.isfinite(rps):
+        return f"rate must be a finite number (got {rps})"
+    if rps < 0:
+        return f"rate must not be negative (got {rps})"
+    return None
+
+
+def label_value(text: str) -> str:
+    """A label value as the exposition format writes it: a quote or a newline in a name
+    would otherwise end the value and corrupt every line after it."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(namespace: str, name: str) -> str:
+    return f'namespace="{label_value(namespace)}",deployment="{label_value(name)}"'
 
 
 @dataclass
@@ -36,8 +57,9 @@ class TrafficBook:
         self.last_update = now
 
     def set_rate(self, key: Key, rps: float, now: float) -> None:
-        if rps < 0:
-            raise ValueError(f"rate must not be negative (got {rps})")
+        problem = rate_problem(rps)
+        if problem is not None:
+            raise ValueError(problem)
         self.advance(now)
         self.flows.setdefault(key, Flow()).rps = rps
 
@@ -58,14 +80,14 @@ class TrafficBook:
         ]
         for (namespace, name), flow in sorted(self.flows.items()):
             if self.ready.get((namespace, name), False):
-                labels = f'namespace="{namespace}",deployment="{name}"'
+                labels = _labels(namespace, name)
                 lines.append(f"http_requests_total{{{labels}}} {flow.app_requests:.3f}")
         lines += [
             "# HELP gateway_requests_total Requests seen by the gateway for the app (simulated).",
             "# TYPE gateway_requests_total counter",
         ]
         for (namespace, name), flow in sorted(self.flows.items()):
-            labels = f'namespace="{namespace}",deployment="{name}"'
+            labels = _labels(namespace, name)
             lines.append(f"gateway_requests_total{{{labels}}} {flow.gateway_requests:.3f}")
         return "\n".join(lines) + "\n"
 

@@ -68,6 +68,25 @@ class BuildRecipe:
     tags: tuple[str, ...] = ()
     cgo: bool = False
 
+    def env(self) -> dict[str, str]:
+        """The environment of EVERY go command of this recipe, listing included: with
+        cgo off, go excludes a cgo package's files, and ``go list`` of the NVIDIA toolkit
+        failed ("build constraints exclude all Go files") while only the build had cgo."""
+        return go_env({"CGO_ENABLED": "1"} if self.cgo else None)
+
+    def tag_arguments(self) -> list[str]:
+        return ["-tags", ",".join(self.tags)] if self.tags else []
+
+    def dependencies(self, packages: Sequence[str]) -> list[str]:
+        """Every package ``go build`` of ``packages`` compiles (its progress total)."""
+        listed = run_go(
+            ["list", *self.tag_arguments(), "-deps", *packages],
+            cwd=self.module_dir,
+            timeout=600,
+            env=self.env(),
+        )
+        return listed.splitlines()
+
 
 def build_recipe(module: WrapperModule, tools: Path, cache: Path, pins: Pins) -> BuildRecipe:
     """Each module's flags: version stamps where upstream's release sets them."""
@@ -147,11 +166,10 @@ def build_group(
     """Build ``group`` in one ``go build`` and move each binary into its cache slot."""
     packages = [component.package for component in group]
     names = tuple(component.name for component in group)
-    tags = ["-tags", ",".join(recipe.tags)] if recipe.tags else []
-    deps = run_go(["list", *tags, "-deps", *packages], cwd=recipe.module_dir, timeout=600)
-    total = len(deps.splitlines())
+    total = len(recipe.dependencies(packages))
     (cache / "bin").mkdir(parents=True, exist_ok=True)
-    env = go_env({"CGO_ENABLED": "1"} if recipe.cgo else None)
+    env = recipe.env()
+    tags = recipe.tag_arguments()
     with tempfile.TemporaryDirectory(dir=cache / "bin", prefix=".build-") as staging:
         command = [check_go(), "build", "-v", "-trimpath", *tags, "-ldflags", recipe.ldflags]
         command += ["-o", staging + "/", *packages]

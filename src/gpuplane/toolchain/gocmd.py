@@ -54,12 +54,13 @@ def go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_go(args: list[str], *, cwd: Path, timeout: float) -> str:
-    """Run ``go ARGS`` in ``cwd``; raise OperationError with go's own message on failure."""
+def run_go(args: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run ``go ARGS`` in ``cwd`` (with ``env``, default ``go_env()``); raise
+    OperationError with go's own message on failure."""
     return run_command(
         [check_go(), *args],
         cwd=cwd,
-        env=go_env(),
+        env=env if env is not None else go_env(),
         timeout=timeout,
         what=f"go {' '.join(args)} in {cwd}",
     )

@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-SCHEMA_VERSION = 1
+# 2: the status "simulated" and its count in the summary.
+SCHEMA_VERSION = 2
 
 
 class Status(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # The check held, but only over values the local backend itself wrote from
+    # platform.yaml (a KWOK gpu node's capacity and labels): not evidence of real GPUs.
+    SIMULATED = "simulated"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,21 @@ def failed(check_id: str, description: str, *evidence: str) -> CheckResult:
 
 def skipped(check_id: str, description: str, reason: str) -> CheckResult:
     return CheckResult(check_id, description, Status.SKIPPED, reason=reason)
+
+
+def as_simulated(check: CheckResult, reason: str) -> CheckResult:
+    """A check that passed over simulated values says so; a failure stays a failure (the
+    backend wrote what platform.yaml did not declare)."""
+    if check.status is not Status.PASSED:
+        return check
+    return CheckResult(
+        check.id,
+        check.description,
+        Status.SIMULATED,
+        check.evidence,
+        reason,
+        check.duration_seconds,
+    )
 
 
 def verdict(check_id: str, description: str, problems: list[str], ok: list[str]) -> CheckResult:
@@ -61,7 +80,9 @@ class Report:
         return self.count(Status.FAILED) == 0
 
     def summary_line(self) -> str:
-        return (
+        line = (
             f"{self.count(Status.PASSED)} passed, {self.count(Status.FAILED)} failed, "
             f"{self.count(Status.SKIPPED)} skipped"
         )
+        simulated = self.count(Status.SIMULATED)
+        return line + (f", {simulated} simulated (not counted as passed)" if simulated else "")

@@ -20,6 +20,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "passed": report.count(Status.PASSED),
             "failed": report.count(Status.FAILED),
             "skipped": report.count(Status.SKIPPED),
+            "simulated": report.count(Status.SIMULATED),
             "ok": report.ok,
         },
         "checks": [
@@ -46,7 +47,9 @@ def report_junit(report: Report) -> str:
         tests=str(len(report.checks)),
         failures=str(report.count(Status.FAILED)),
         errors="0",
-        skipped=str(report.count(Status.SKIPPED)),
+        # A simulated check is reported as skipped: a JUnit consumer must not count it as
+        # a real pass.
+        skipped=str(report.count(Status.SKIPPED) + report.count(Status.SIMULATED)),
         time=f"{report.duration_seconds:.2f}",
     )
     for check in report.checks:
@@ -63,6 +66,9 @@ def report_junit(report: Report) -> str:
             failure.text = "\n".join(check.evidence)
         elif check.status is Status.SKIPPED:
             ET.SubElement(case, "skipped", message=check.reason)
+        elif check.status is Status.SIMULATED:
+            skipped = ET.SubElement(case, "skipped", type="simulated", message=check.reason)
+            skipped.text = "\n".join(check.evidence)
         elif check.evidence:
             ET.SubElement(case, "system-out").text = "\n".join(check.evidence)
     ET.indent(suites)

@@ -18,7 +18,7 @@ from gpuplane.verify.gpu_checks import (
     check_device_plugin,
     check_feature_labels,
 )
-from gpuplane.verify.model import Report, Status
+from gpuplane.verify.model import Report, Status, as_simulated
 from gpuplane.verify.output import report_json, report_junit
 from gpuplane.verify.probe_outcome import PodObservation, decide
 from gpuplane.verify.probes import Expect, build_probes, gpu_use
@@ -207,19 +207,29 @@ def test_smoke_test_log_verdict() -> None:
 
 
 def test_json_and_junit_outputs() -> None:
+    broken = replace_node(live_nodes(), "agent-0", gpus_allocatable=1)
     checks = (
         check_nodes(platform(), live_nodes()),
-        check_capacity(platform(), replace_node(live_nodes(), "agent-0", gpus_allocatable=1)),
+        check_capacity(platform(), broken),
         check_device_plugin(platform(), True, [], []),
+        as_simulated(check_feature_labels(platform(), live_nodes()), "simulated: KWOK"),
+        as_simulated(check_capacity(platform(), broken), "a failure stays a failure"),
     )
     report = Report("gpuplane", "/k", True, checks, 1.5, "gpuplane-verify-abc")
     document = report_json(report)
-    assert document["summary"] == {"passed": 1, "failed": 1, "skipped": 1, "ok": False}
-    assert [c["status"] for c in document["checks"]] == ["passed", "failed", "skipped"]
-    assert report.summary_line() == "1 passed, 1 failed, 1 skipped"
+    summary = {"passed": 1, "failed": 2, "skipped": 1, "simulated": 1, "ok": False}
+    assert document["summary"] == summary
+    statuses = [c["status"] for c in document["checks"]]
+    assert statuses == ["passed", "failed", "skipped", "simulated", "failed"]
+    assert report.summary_line() == (
+        "1 passed, 2 failed, 1 skipped, 1 simulated (not counted as passed)"
+    )
     suite = ET.fromstring(report_junit(report)).find("testsuite")  # noqa: S314 - our own output
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    # A JUnit consumer counts the simulated check as skipped, never as a pass.
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("5", "2", "2")
+    marked = suite.find("testcase[@name='gpu.feature-labels']/skipped")
+    assert marked is not None and marked.get("type") == "simulated"
     failure = suite.find("testcase[@name='gpu.capacity']/failure")
     assert failure is not None and "agent-0 (app)" in (failure.text or "")
 

@@ -17,7 +17,7 @@ from gpuplane.cli.prometheus_choice import (
 )
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
-from gpuplane.observability.report import fetch_panels, render_png
+from gpuplane.observability.report import fetch_panels, left_out, render_png
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
@@ -43,8 +43,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
     start = end - timedelta(seconds=seconds)
     panels = fetch_panels(url, start, end)
     title = f"gpuplane report {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} UTC ({url})"
-    render_png(panels, args.png, title)
+    if any(panel.simulated for panel in panels):
+        title += "\nGPU series SIMULATED (KWOK gpu nodes; the traffic simulator writes them)"
+    render_png(panels, args.png, title, (start, end))
     series = sum(len(panel.series) for panel in panels)
+    omitted = left_out(panels)
     if args.output == "json":
         summary = {
             "png": str(args.png),
@@ -53,15 +56,25 @@ def run(args: argparse.Namespace, context: Context) -> int:
             "start": start.isoformat(),
             "end": end.isoformat(),
             "panels": [
-                {"title": panel.spec.title, "series": [s.name for s in panel.series]}
+                {
+                    "title": panel.spec.title,
+                    "series": [s.name for s in panel.series],
+                    "simulated": panel.simulated,
+                }
                 for panel in panels
             ],
+            "leftOut": omitted,
         }
         print_json(context, summary)
         return int(ExitCode.OK)
     context.console.print(
         f"wrote {args.png} ({args.png.stat().st_size} bytes): "
-        f"{len(panels)} panels, {series} series",
+        f"{len(panels) - len(omitted)} panels, {series} series",
         highlight=False,
     )
+    for panel in panels:
+        if panel.simulated:
+            context.console.print(f"  simulated: {panel.spec.title}", highlight=False)
+    for line in omitted:
+        context.console.print(f"  left out: {line}", highlight=False)
     return int(ExitCode.OK)

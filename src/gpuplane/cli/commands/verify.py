@@ -19,7 +19,12 @@ from gpuplane.topology import Platform
 from gpuplane.verify import CheckResult, Report, Status, VerifyOptions, run_verify
 from gpuplane.verify.output import report_json, report_junit
 
-STYLE = {Status.PASSED: "green", Status.FAILED: "bold red", Status.SKIPPED: "yellow"}
+STYLE = {
+    Status.PASSED: "green",
+    Status.FAILED: "bold red",
+    Status.SKIPPED: "yellow",
+    Status.SIMULATED: "magenta",
+}
 
 
 def register(verbs: Any) -> argparse.ArgumentParser:
@@ -80,7 +85,7 @@ def offline_smoke_image(platform: Platform) -> str | None:
 
 def table_detail(check: CheckResult) -> str:
     """Short evidence for people: all of it when failed, its first line otherwise."""
-    if check.status is Status.SKIPPED:
+    if check.status in (Status.SKIPPED, Status.SIMULATED):
         return check.reason
     if check.status is Status.FAILED:
         return "\n".join(check.evidence)
