@@ -20,6 +20,12 @@ HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
      b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length", b"expect"}
 )  # fmt: skip
+# Set by the proxy from what it saw, never passed through from the client: a forged
+# X-Forwarded-For placed first would be the address a backend trusts.
+FORWARDED = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"forwarded",
+     b"proxy-connection"}
+)  # fmt: skip
 # A body (request or answer) with a length up to this is relayed in one write.
 WHOLE_BODY_BYTES = 256 * 1024
 
@@ -42,9 +48,20 @@ async def read_to_end(chunks: Chunks) -> bytes:
     return b"".join(parts)
 
 
+def connection_listed(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names the client's Connection (and Proxy-Connection) headers declare as
+    hop-by-hop: they end at this proxy (RFC 9110, 7.6.1)."""
+    names = set()
+    for name, value in headers:
+        if name.lower() in (b"connection", b"proxy-connection"):
+            names |= {token.strip().lower() for token in value.split(b",") if token.strip()}
+    return frozenset(names)
+
+
 def request_head(request: Request, target: bytes, authority: bytes, whole: bytes | None) -> bytes:
     lines = [b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (request.method.encode(), target, authority)]
-    lines += [b"%s: %s\r\n" % pair for pair in request.headers if pair[0].lower() not in HOP_BY_HOP]
+    dropped = HOP_BY_HOP | FORWARDED | connection_listed(request.headers)
+    lines += [b"%s: %s\r\n" % pair for pair in request.headers if pair[0].lower() not in dropped]
     lines.append(b"X-Forwarded-For: %s\r\n" % request.remote.encode())
     lines.append(b"X-Forwarded-Host: %s\r\n" % request.host.encode("latin-1"))
     lines.append(b"X-Forwarded-Proto: http\r\n")

@@ -24,7 +24,8 @@ import httptools
 from gpuplane.activator.streams import Chunks, Connection
 
 log = logging.getLogger(__name__)
-MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 400
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 431
+LINGER_SECONDS = 2.0  # a refused connection's bytes are read and dropped this long
 # Pipelined requests queued on one connection before its reading pauses (a client that
 # sends without reading answers cannot queue without bound).
 MAX_PIPELINED = 16
@@ -125,6 +126,22 @@ class Reply:
 Handler = Callable[[Request, Reply], Awaitable[None]]
 
 
+class BadRequest(Exception):
+    """A request refused while it is parsed: ``status`` and the message answer it, and the
+    connection closes."""
+
+    status = 400
+
+
+class HeadTooLarge(BadRequest):
+    """The request line and headers are over MAX_HEAD_BYTES."""
+
+    status = 431
+
+    def __init__(self) -> None:
+        super().__init__(f"the request head is over {MAX_HEAD_BYTES} bytes")
+
+
 class ClientConnection(Connection):
     def __init__(self, handler: Handler, connections: set[ClientConnection]) -> None:
         super().__init__()
@@ -138,8 +155,13 @@ class ClientConnection(Connection):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
+        # Raw bytes of the head being read, counted as they arrive: llhttp only reports a
+        # header once it is complete, and an unfinished one grew without bound before.
+        self._in_head = True
+        self._head_raw = 0
         self._peer = ""
         self._websocket = self._queue_full = False
+        self._discarding = False  # refused: what still arrives is read and dropped
         self.keep_alive = True
         self.busy = False  # a request is being answered
 
@@ -153,6 +175,10 @@ class ClientConnection(Connection):
         self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        if self._in_head:
+            self._head_raw += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -166,7 +192,17 @@ class ClientConnection(Connection):
             if rest:
                 self.data_received(rest)
         except httptools.HttpParserError as error:
-            self._refuse(400, f"malformed request: {error}")
+            # A refusal of our own callbacks arrives wrapped (httptools' callback error).
+            cause = error.__context__
+            if isinstance(cause, BadRequest):
+                self._refuse(cause.status, str(cause))
+            else:
+                self._refuse(400, f"malformed request: {error}")
+            return
+        if self._in_head and self._head_raw > MAX_HEAD_BYTES:
+            # Checked per read (asyncio reads at most 256 KiB): an unfinished header line is
+            # held by llhttp where on_header never sees it.
+            self._refuse(HeadTooLarge.status, str(HeadTooLarge()))
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -181,20 +217,22 @@ class ClientConnection(Connection):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._url, self._headers, self._head_size = b"", [], 0
+        self._in_head = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_size += len(url)
         if self._head_size > MAX_HEAD_BYTES:
-            raise httptools.HttpParserError("request line too long")
+            raise HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         self._head_size += len(name) + len(value) + 4
         if self._head_size > MAX_HEAD_BYTES:
-            raise httptools.HttpParserError("headers too large")
+            raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
+        self._in_head, self._head_raw = False, 0
         transport = self.transport
         self._websocket = self._parser.should_upgrade() and any(
             name.lower() == b"upgrade" and b"websocket" in value.lower()
@@ -206,16 +244,21 @@ class ClientConnection(Connection):
             # Disarmed only now: a client that never finishes its head is still closed.
             self._idle.cancel()
         host, length, chunked, expect = "", None, False, False
+        hosts = 0
         for name, value in self._headers:
             lowered = name.lower()
             if lowered == b"host":
                 host = value.decode("latin-1")
+                hosts += 1
             elif lowered == b"content-length":
                 length = int(value)  # llhttp has checked it is a number
             elif lowered == b"transfer-encoding":
                 chunked = chunked or b"chunked" in value.lower()
             elif lowered == b"expect":
                 expect = value.lower() == b"100-continue"
+        if hosts > 1:
+            # Which one routes? A front proxy and we might not agree (RFC 9112, 3.2): refuse.
+            raise BadRequest("more than one Host header")
         has_body = chunked or bool(length)
         request = Request(
             method=self._parser.get_method().decode("ascii"),
@@ -241,6 +284,7 @@ class ClientConnection(Connection):
             self._reading.body.feed(body)
 
     def on_message_complete(self) -> None:
+        self._in_head, self._head_raw = True, 0
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish()
         self._reading = None
@@ -261,7 +305,7 @@ class ClientConnection(Connection):
                 body = message.encode()
                 framing = [(b"Content-Length", b"%d" % len(body)), (b"Connection", b"close")]
                 self.write(head_bytes(status, framing) + body)
-                self.close()
+                self._linger()
                 return
             self.busy = True
             reply = Reply(self, item)
@@ -286,12 +330,21 @@ class ClientConnection(Connection):
     def _refuse(self, status: int, message: str) -> None:
         """A request that cannot be parsed: answered in its turn, then the connection
         closes (nothing after it on the connection can be trusted)."""
-        if self.transport is not None:
-            self.transport.pause_reading()
+        # Reading goes on, into nothing: closing with unsent bytes of the client's still
+        # unread would reset the connection and lose the answer on the way.
+        self._discarding = True
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish(ConnectionResetError(message))
         self._queue.append((status, message))
         self._arrived.set()
+
+    def _linger(self) -> None:
+        """After a refusal: our side ends (FIN after the answer), the client's bytes are
+        dropped as they come, and the connection closes after LINGER_SECONDS at most."""
+        transport = self.transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def _arm_idle(self) -> None:
         if self._idle is not None:

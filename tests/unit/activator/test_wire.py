@@ -2,7 +2,9 @@
 aiohttp or a raw socket where a library would hide what is on the wire): keep-alive both
 ways, pipelining, HEAD and 204, the target as sent, big bodies both ways, 100-continue, an
 HTTP/1.0 client, bad and upgrade requests, idle connections, a kept-alive upstream
-connection the backend closed, a backend that answers early or dies mid-answer."""
+connection the backend closed, a backend that answers early or dies mid-answer; hostile
+input: an endless header cut at the head limit (431), forged forwarding headers replaced,
+Connection-listed headers dropped, two Host headers refused."""
 
 from __future__ import annotations
 
@@ -264,3 +266,48 @@ def test_idle_and_half_sent_connections_are_closed(monkeypatch: pytest.MonkeyPat
     assert half == b""
     assert kept.startswith(b"HTTP/1.1 200 OK") and kept.endswith(b"\r\n\r\n/x")
     assert took < 3  # both closed by the proxy, neither waited out raw()'s 3 s of silence
+
+
+def headers_app() -> web.Application:
+    """Answers with the request's headers as the backend saw them, one per line."""
+
+    async def show(request: web.Request) -> web.Response:
+        lines = [f"{name.decode()}: {value.decode()}" for name, value in request.raw_headers]
+        return web.Response(text="\n".join(lines))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", show)
+    return app
+
+
+def test_an_unfinished_header_is_cut_at_the_head_limit() -> None:
+    """A header value that never ends is refused once the head passes 64 KiB, not read
+    into memory without end (64 MiB once took the process from 23 to 139 MiB)."""
+    endless = b"GET /b/x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * (4 * 1024 * 1024)
+    answer = through(echo_app(), lambda url: raw(url, endless))
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), answer[:80]
+    assert b"over 65536 bytes" in answer
+    complete = b"GET /b/x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 70_000 + b"\r\n\r\n"
+    also = through(echo_app(), lambda url: raw(url, complete))
+    assert also.startswith(b"HTTP/1.1 431 "), also[:80]
+
+
+def test_forwarding_headers_are_ours_and_connection_listed_ones_end_here() -> None:
+    request = (
+        b"GET /b/x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\n"
+        b"X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nForwarded: for=6.6.6.6\r\n"
+        b"Connection: keep-alive, X-Secret\r\nX-Secret: token\r\n"
+        b"Proxy-Connection: X-Other\r\nX-Other: 1\r\nX-Kept: yes\r\nConnection: close\r\n\r\n"
+    )
+    answer = through(headers_app(), lambda url: raw(url, request)).decode()
+    seen = answer.split("\r\n\r\n", 1)[1]
+    assert "6.6.6.6" not in seen and "evil" not in seen and "https" not in seen
+    assert "X-Forwarded-For: 127.0.0.1" in seen and "X-Forwarded-Host: a" in seen
+    assert "X-Secret" not in seen and "X-Other" not in seen and "Proxy-Connection" not in seen
+    assert "X-Kept: yes" in seen
+
+
+def test_two_host_headers_are_refused() -> None:
+    request = b"GET /b/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"
+    answer = through(echo_app(), lambda url: raw(url, request))
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request") and b"more than one Host" in answer
