@@ -35,6 +35,7 @@ from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_documents
+from platforms import kwok_platform
 from proc import process_figures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,10 +212,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        platform = work / "platform.yaml"
-        platform.write_text(
-            (REPO / "platform.yaml").read_text().replace("name: gpuplane", f"name: {CLUSTER}", 1)
-        )
+        platform = kwok_platform(work / "platform.yaml", CLUSTER)
         cli = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(platform)]
         subprocess.run([*cli, "up"], check=True, capture_output=True, timeout=600)
         try:

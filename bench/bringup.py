@@ -28,6 +28,7 @@ from gpuplane.kube import connect, is_reachable
 from gpuplane.kube.nodes import read_node
 from gpuplane.toolchain import cache_dir, ensure_built, read_pins, tools_dir
 from gpuplane.toolchain.images import TOOLBOX_NAME
+from platforms import kwok_platform
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +78,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def kubelet_node_round(scratch: Path, pods: int = 20) -> dict[str, object]:
     """One cluster whose app node is a real kubelet node: bring-up, then pod start
     latency (create -> Running, every pod created at once, as a Deployment would)."""
-    document = yaml.safe_load((REPO / "platform.yaml").read_text())
+    document = yaml.safe_load(kwok_platform(scratch / "base-platform.yaml").read_text())
     for node in document["spec"]["nodes"]:
         if node["name"] == "agent-0":
             node["runtime"] = "kubelet"
@@ -149,13 +150,14 @@ def main() -> None:
     rounds = options.rounds
     pins = read_pins()
     binaries = ensure_built(tools_dir(), cache_dir(), pins)
-    gpuplane = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(REPO / "platform.yaml")]
     ours: list[float] = []
     schedulable: list[float] = []
     whole: list[float] = []
     plain: list[float] = []
     with tempfile.TemporaryDirectory(prefix="gpuplane-bench-") as scratch:
         root = Path(scratch)
+        platform = kwok_platform(root / "platform.yaml")
+        gpuplane = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(platform)]
         for index in range(rounds):
             config = root / f"kwok-{index}.yaml"
             pki = root / f"kwok-{index}" / "clusters" / "plain" / "pki"

@@ -45,6 +45,7 @@ from gpuplane.backends.local.services import Services
 from gpuplane.backends.local.state import LocalState
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect, get_raw
+from platforms import kwok_platform
 from proc import process_figures
 
 REPO = Path(__file__).resolve().parents[1]
@@ -354,9 +355,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=6, help="steady intervals measured")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gpuplane-bench-") as scratch:
-        platform = Path(scratch) / "platform.yaml"
-        document = (REPO / "platform.yaml").read_text()
-        platform.write_text(document.replace("name: gpuplane", f"name: {CLUSTER}", 1))
+        platform = kwok_platform(Path(scratch) / "platform.yaml", CLUSTER)
         env = {**os.environ, "GPUPLANE_STATE": scratch}
         cli = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(platform)]
         subprocess.run([*cli, "up"], env=env, check=True, capture_output=True)

@@ -56,6 +56,7 @@ def main() -> None:
             target.symlink_to(relative)
         else:
             shutil.copy2(path, target)
+    (stage / "cache" / "images").mkdir(parents=True, exist_ok=True)
     for image in images:
         shutil.copy2(image.file, stage / "cache" / "images" / image.file.name)
 

@@ -52,11 +52,17 @@ def run_cli(argv: list[str], env: dict[str, str]) -> CliResult:
 def write_platform(
     directory: Path, name: str, nodes: list[dict[str, object]] | None = None
 ) -> Path:
-    """The repository's platform.yaml under another cluster name (and optionally nodes)."""
+    """The repository's platform.yaml under another cluster name (and optionally nodes).
+    Every ``runtime: auto`` is pinned to KWOK: the suite's clusters declare what runs them,
+    so none depends on (or takes) this host's one kubelet node; the real-node tests
+    declare their kubelet node themselves."""
     document = yaml.safe_load((REPO / "platform.yaml").read_text())
     document["metadata"]["name"] = name
     if nodes is not None:
         document["spec"]["nodes"] = nodes
+    for node in document["spec"]["nodes"]:
+        if node.get("runtime") == "auto":
+            node["runtime"] = "kwok"
     file = directory / f"{name}.yaml"
     file.write_text(yaml.safe_dump(document, sort_keys=False))
     return file

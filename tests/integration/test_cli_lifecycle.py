@@ -104,6 +104,14 @@ def test_up_repairs_a_removed_taint(sim_cluster: SimCluster) -> None:
     ]
 
 
+def test_every_private_key_is_the_owners_alone(sim_cluster: SimCluster) -> None:
+    state = LocalState(Path(sim_cluster.env["GPUPLANE_STATE"]), "gpuplane-it")
+    keys = sorted(state.directory.rglob("*.key"))
+    assert {key.name for key in keys} >= {"ca.key", "admin.key"}
+    modes = {key.name: key.stat().st_mode & 0o777 for key in keys}
+    assert set(modes.values()) == {0o600}, modes
+
+
 def test_status_json_and_kubeconfig(sim_cluster: SimCluster) -> None:
     result = sim_cluster.cli("status", "-o", "json")
     assert result.code == 0, result.stderr

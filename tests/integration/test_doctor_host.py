@@ -1,5 +1,6 @@
-"""``gpuplane doctor`` on this very host, with its real tools: the exit code agrees with
-the checks (3 when any fails, with the sim suggestion), and JSON carries every check.
+"""``gpuplane doctor`` on this very host, with its real tools: on an all-KWOK platform it
+checks what real GPUs need (the k3d backend); the exit code agrees with the checks (3 when
+any fails, with the local-backend suggestion), and JSON carries every check.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import run_cli, write_platform
 
 EXPECTED_IDS = {
     "nvidia.driver",
@@ -23,7 +24,8 @@ EXPECTED_IDS = {
 
 
 def test_doctor_reports_this_host_honestly(tmp_path: Path) -> None:
-    result = run_cli(["doctor", "-o", "json"], dict(os.environ))
+    kwok = str(write_platform(tmp_path, "doctor-kwok"))
+    result = run_cli(["-f", kwok, "doctor", "-o", "json"], dict(os.environ))
     document = json.loads(result.stdout)
     ids = {check["id"] for check in document["checks"]}
     assert ids >= EXPECTED_IDS
@@ -34,7 +36,7 @@ def test_doctor_reports_this_host_honestly(tmp_path: Path) -> None:
         assert check["cause"] and check["fix"], check
     if failed:
         assert document["suggestion"] == "use --backend local"
-    table = run_cli(["doctor"], dict(os.environ))
+    table = run_cli(["-f", kwok, "doctor"], dict(os.environ))
     assert table.code == result.code
     if failed:
         assert "instead: use --backend local" in table.stdout

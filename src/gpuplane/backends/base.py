@@ -96,11 +96,42 @@ class HostReport:
     def require(self) -> None:
         """PrerequisiteError naming every failed check, before anything is created."""
         if self.failed:
-            reasons = "; ".join(f"{c.id}: {c.summary} (fix: {c.fix})" for c in self.failed)
+            reasons = "; ".join(
+                f"{c.id}: {c.summary}: {c.cause} (fix: {c.fix})" for c in self.failed
+            )
             raise PrerequisiteError(
                 f"{self.target} cannot run on this host: {reasons}; see gpuplane doctor, "
                 f"or {self.instead}"
             )
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """What a node runs on, as the backend resolved it: ``declared`` is platform.yaml's
+    runtime (``auto`` included), ``runtime`` what it became, ``reason`` why."""
+
+    node: str
+    declared: str
+    runtime: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResolvedPlatform:
+    """A platform as this host will run it: every ``auto`` runtime resolved, once."""
+
+    platform: Platform
+    choices: tuple[RuntimeChoice, ...] = ()
+
+    def lines(self) -> list[str]:
+        """For people: one line per node resolved from ``auto``; a reason every KWOK node
+        shares (no root, say) is said once."""
+        autos = [choice for choice in self.choices if choice.declared == "auto"]
+        kwok_reasons = {choice.reason for choice in autos if choice.runtime == "kwok"}
+        if autos and len(kwok_reasons) == 1 and all(c.runtime == "kwok" for c in autos):
+            names = ", ".join(choice.node for choice in autos)
+            return [f"runtime auto -> kwok for {names}: {kwok_reasons.pop()}"]
+        return [f"runtime auto -> {c.runtime} for {c.node}: {c.reason}" for c in autos]
 
 
 @dataclass(frozen=True)
@@ -157,12 +188,19 @@ class HostServices(Protocol):
 class ClusterBackend(Protocol):
     name: str
 
+    def resolve(self, platform: Platform) -> ResolvedPlatform:
+        """Every ``runtime: auto`` decided from this host's facts, once: a running
+        cluster keeps what its ``up`` decided. Every other method takes the result."""
+        ...
+
     def preflight(self, platform: Platform) -> HostReport:
         """Every host check this backend needs for ``platform``; ``up`` requires them
         itself, so no caller can skip them."""
         ...
 
-    def up(self, platform: Platform, reporter: Reporter) -> UpResult: ...
+    def up(self, resolved: ResolvedPlatform, reporter: Reporter) -> UpResult:
+        """Create or converge the cluster ``resolve`` gave (its choices are kept)."""
+        ...
 
     def down(self, platform: Platform, reporter: Reporter) -> bool: ...
 

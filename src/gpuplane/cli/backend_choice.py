@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from gpuplane.backends import choice
-from gpuplane.backends.base import ClusterBackend, HostServices, ImageStore
+from gpuplane.backends.base import ClusterBackend, HostServices, ImageStore, ResolvedPlatform
 from gpuplane.cli.context import Context
 from gpuplane.errors import BadInputError
 from gpuplane.toolchain import cache_dir
@@ -39,6 +39,22 @@ def backend_for(
         cache=cache_dir(context.env),
         run_services=run_services,
     )
+
+
+def opened(
+    args: argparse.Namespace, context: Context, *, run_services: bool = True
+) -> tuple[ClusterBackend, ResolvedPlatform]:
+    """The verb's backend and its platform with every ``runtime: auto`` resolved (once, by
+    the backend, from this host's facts)."""
+    platform = load(args)
+    backend = backend_for(platform, context, run_services=run_services)
+    return backend, backend.resolve(platform)
+
+
+def print_choices(context: Context, resolved: ResolvedPlatform) -> None:
+    """What each ``auto`` node resolved to and why, on stderr (stdout stays for output)."""
+    for line in resolved.lines():
+        context.err_console.print(line, highlight=False)
 
 
 def image_store(backend: ClusterBackend, verb: str) -> ImageStore:

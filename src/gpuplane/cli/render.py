@@ -30,7 +30,11 @@ def print_json(context: Context, value: Any) -> None:
     context.stdout.write(json.dumps(to_jsonable(value), indent=2, sort_keys=False) + "\n")
 
 
-def print_status(context: Context, status: ClusterStatus) -> None:
+def print_status(
+    context: Context, status: ClusterStatus, runtimes: list[str] | None = None
+) -> None:
+    """The cluster, its nodes and components, what ``runtime: auto`` became and why, and
+    what is simulated."""
     state = "running" if status.running else "not running"
     context.console.print(
         f"cluster [bold]{status.name}[/] ({status.backend} backend): {state}"
@@ -58,5 +62,7 @@ def print_status(context: Context, status: ClusterStatus) -> None:
                 component.detail,
             )
         context.console.print(parts)
+    for line in runtimes or []:
+        context.console.print(line, highlight=False)
     for note in status.simulated:
         context.console.print(f"[yellow]simulated:[/] {note}", highlight=False)

@@ -23,8 +23,9 @@ from gpuplane.topology.syntax import (
 Role = Literal["control-plane", "app", "infra", "gpu"]
 Backend = Literal["local", "k3d"]
 # What runs a node on the local backend: KWOK simulates it, or the upstream kubelet
-# with containerd runs it for real on this host.
-Runtime = Literal["kwok", "kubelet"]
+# with containerd runs it for real on this host; ``auto``: the backend decides from the
+# host's facts (a kubelet node where this host can run one, else KWOK).
+Runtime = Literal["kwok", "kubelet", "auto"]
 # The local backend's former name: still read, with a deprecation warning.
 DEPRECATED_BACKEND_NAMES = {"sim": "local"}
 
@@ -162,6 +163,19 @@ class Platform(_Strict):
     def kubelet_nodes(self) -> tuple[Node, ...]:
         """Nodes run for real by a kubelet on this host (local backend)."""
         return tuple(node for node in self.spec.nodes if node.runtime == "kubelet")
+
+    @property
+    def auto_nodes(self) -> tuple[Node, ...]:
+        """Nodes whose runtime the backend resolves from the host's facts."""
+        return tuple(node for node in self.spec.nodes if node.runtime == "auto")
+
+    def with_runtimes(self, runtimes: dict[str, Runtime]) -> Platform:
+        """This platform with the named nodes' runtimes replaced (the resolution of
+        ``auto``); validated again, so a resolution can never break a rule."""
+        document = self.model_dump(by_alias=True, exclude_none=True)
+        for node in document["spec"]["nodes"]:
+            node["runtime"] = runtimes.get(node["name"], node.get("runtime", "kwok"))
+        return Platform.model_validate(document)
 
     @property
     def kwok_nodes(self) -> tuple[Node, ...]:

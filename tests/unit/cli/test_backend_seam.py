@@ -81,7 +81,7 @@ def test_the_local_backend_has_both_capabilities() -> None:
 
 def test_a_failed_preflight_names_every_failed_check() -> None:
     report = HostReport(
-        "kubelet node(s) agent-0",
+        "kubelet node 'agent-0'",
         (
             DoctorCheck("kubelet.root", Level.FAIL, "running as uid 1000", "c", "run as root"),
             DoctorCheck("kubelet.swap", Level.WARN, "1 swap area(s)", "c", "swapoff -a"),
@@ -93,7 +93,8 @@ def test_a_failed_preflight_names_every_failed_check() -> None:
     with pytest.raises(PrerequisiteError) as caught:
         report.require()
     text = str(caught.value)
-    assert "kubelet node(s) agent-0 cannot run on this host" in text
+    assert "kubelet node 'agent-0' cannot run on this host" in text
+    assert "running as uid 1000: c (fix: run as root)" in text
     assert "kubelet.root" in text and "kubelet.overlayfs" in text and "swap" not in text
     assert text.endswith("or declare the node(s) runtime: kwok")
     HostReport("KWOK nodes", (), "").require()  # nothing needed: nothing raised

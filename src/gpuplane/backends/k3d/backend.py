@@ -14,7 +14,14 @@ from pathlib import Path
 import yaml
 from lightkube.resources.core_v1 import Node as NodeResource
 
-from gpuplane.backends.base import ClusterStatus, HostReport, NodeStatus, Reporter, UpResult
+from gpuplane.backends.base import (
+    ClusterStatus,
+    HostReport,
+    NodeStatus,
+    Reporter,
+    ResolvedPlatform,
+    UpResult,
+)
 from gpuplane.backends.gpu_enablement import apply_gpu_enablement, wait_gpus
 from gpuplane.backends.k3d.config import render_k3d_config
 from gpuplane.backends.platform_labels import apply_node_labels
@@ -49,6 +56,10 @@ class K3dBackend:
     def __init__(self, state_root: Path | None = None) -> None:
         self._root = state_root or default_state_root()
 
+    def resolve(self, platform: Platform) -> ResolvedPlatform:
+        """k3s nodes are always real: ``runtime`` means nothing here."""
+        return ResolvedPlatform(platform)
+
     def preflight(self, platform: Platform) -> HostReport:
         return self.host_report()
 
@@ -76,7 +87,8 @@ class K3dBackend:
     def _version(self, platform: Platform) -> str:
         return platform.spec.kubernetes_version or read_pins().kubernetes
 
-    def up(self, platform: Platform, reporter: Reporter) -> UpResult:
+    def up(self, resolved: ResolvedPlatform, reporter: Reporter) -> UpResult:
+        platform = resolved.platform
         self.preflight(platform).require()
         directory = self._dir(platform)
         directory.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ converges, so a second ``up`` changes nothing and says so.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from gpuplane.backends.base import (
     ImageStore,
     NodeStatus,
     Reporter,
+    ResolvedPlatform,
+    RuntimeChoice,
     UpResult,
 )
 from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
@@ -32,6 +36,8 @@ from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_component
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
 from gpuplane.backends.local.registration import register_nodes, wait_ready, wait_registered
+from gpuplane.backends.local.runtime_choice import resolve_runtimes, resolved_platform
+from gpuplane.backends.local.runtime_facts import collect_host_facts
 from gpuplane.backends.local.services import SERVICES, Services, running_prometheus_url
 from gpuplane.backends.local.simulated_parts import simulated_parts
 from gpuplane.backends.local.state import LocalState
@@ -72,6 +78,15 @@ class LocalBackend:
         # hosts that only run the platform's nodes (the GPU machine has no Prometheus).
         self._services = run_services
 
+    def resolve(self, platform: Platform) -> ResolvedPlatform:
+        """``runtime: auto`` from this host's facts; a cluster that is up keeps what its
+        ``up`` resolved (saved beside it), so a later verb never flips a node."""
+        state = self._state(platform)
+        choices = _saved_choices(state, platform) or resolve_runtimes(
+            platform, collect_host_facts(platform, state.directory)
+        )
+        return ResolvedPlatform(resolved_platform(platform, choices), choices)
+
     def preflight(self, platform: Platform) -> HostReport:
         """KWOK nodes need nothing of the host; kubelet nodes need root, cgroups,
         overlayfs (and NVML on a gpu node)."""
@@ -79,7 +94,7 @@ class LocalBackend:
         if not names:
             return HostReport("KWOK nodes", (), "")
         return HostReport(
-            f"kubelet node(s) {names}",
+            f"kubelet node {names!r}",
             tuple(kubelet_host_checks(platform)),
             "declare the node(s) runtime: kwok",
         )
@@ -109,10 +124,13 @@ class LocalBackend:
             )
         return ports.traffic_url
 
-    def up(self, platform: Platform, reporter: Reporter) -> UpResult:
+    def up(self, resolved: ResolvedPlatform, reporter: Reporter) -> UpResult:
+        platform = resolved.platform
         state = self._state(platform)
         # Before anything is built or started: a host that cannot run the node says so.
         self.preflight(platform).require()
+        if any(choice.declared == "auto" for choice in resolved.choices):
+            save_choices(state, resolved.choices)
         KubeletFleet(platform, state).check_host()
         toolchain = LocalToolchain.of(platform, self._cache)
         pins = toolchain.pins
@@ -142,6 +160,7 @@ class LocalBackend:
                 kwokctl.create()
                 created = True
         state.kubeconfig.chmod(0o600)
+        private_keys(state)
         wait_reachable(state.kubeconfig)
         client = connect(state.kubeconfig)
         reporter.step("registering nodes (taints, role, GPU capacity) and applying role labels")
@@ -276,3 +295,29 @@ class LocalBackend:
             components=processes,
             simulated=simulated_parts(nodes, traffic_running=Services(state).running("traffic")),
         )
+
+
+def _saved_choices(state: LocalState, platform: Platform) -> tuple[RuntimeChoice, ...] | None:
+    """What ``up`` resolved for this cluster, if it is saved and still fits the platform
+    (same nodes, same declared runtimes)."""
+    try:
+        rows = json.loads(state.runtimes.read_text())
+        saved = tuple(RuntimeChoice(**row) for row in rows)
+    except (OSError, ValueError, TypeError):
+        return None
+    declared = [(node.name, node.runtime) for node in platform.spec.nodes]
+    return saved if [(c.node, c.declared) for c in saved] == declared else None
+
+
+def save_choices(state: LocalState, choices: tuple[RuntimeChoice, ...]) -> None:
+    state.directory.mkdir(parents=True, exist_ok=True)
+    state.runtimes.write_text(json.dumps([dataclasses.asdict(c) for c in choices], indent=1))
+
+
+def private_keys(state: LocalState) -> list[Path]:
+    """Every private key of the cluster readable by its owner alone: kwokctl writes its CA's
+    and the admin's keys 0644, and the CA key signs any identity (a node's, an admin's)."""
+    keys = sorted(state.directory.rglob("*.key"))
+    for key in keys:
+        key.chmod(0o600)
+    return keys

@@ -30,6 +30,11 @@ class LocalState:
         return self.directory / "downscaler.kubeconfig"
 
     @property
+    def runtimes(self) -> Path:
+        """How ``up`` resolved each ``runtime: auto`` node: later verbs read it back."""
+        return self.directory / "runtimes.json"
+
+    @property
     def kwok_config(self) -> Path:
         return self.directory / "kwok.yaml"
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from gpuplane.backends.base import HostReport
 from gpuplane.backends.choice import doctor_report
-from gpuplane.cli.backend_choice import backend_for, load
+from gpuplane.cli.backend_choice import opened
 from gpuplane.cli.context import Context
 from gpuplane.doctor import Level
 from gpuplane.errors import ExitCode
@@ -35,8 +35,8 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 def _report(args: argparse.Namespace, context: Context) -> HostReport:
     if not args.platform_file.is_file():
         return doctor_report(None, None)
-    platform = load(args)
-    return doctor_report(backend_for(platform, context), platform)
+    backend, resolved = opened(args, context)
+    return doctor_report(backend, resolved.platform)
 
 
 def run(args: argparse.Namespace, context: Context) -> int:

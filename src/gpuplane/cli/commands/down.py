@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
+from gpuplane.cli.backend_choice import add_backend_option, opened
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode
 
@@ -18,8 +18,9 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    platform = load(args)
-    removed = backend_for(platform, context).down(platform, context.reporter())
+    backend, resolved = opened(args, context)
+    platform = resolved.platform
+    removed = backend.down(platform, context.reporter())
     if removed:
         context.console.print(f"cluster {platform.name!r} deleted")
     else:

@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from gpuplane.backends.base import ImageStore
-from gpuplane.cli.backend_choice import backend_for, image_store, load
+from gpuplane.cli.backend_choice import image_store, opened
 from gpuplane.cli.context import Context
 from gpuplane.cli.python_choice import add_python_option, chosen_interpreter
 from gpuplane.cli.render import print_json
@@ -59,8 +59,8 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def _store(args: argparse.Namespace, context: Context) -> tuple[ImageStore, Platform]:
-    platform = load(args)
-    return image_store(backend_for(platform, context), "image"), platform
+    backend, resolved = opened(args, context)
+    return image_store(backend, "image"), resolved.platform
 
 
 def _given(files: list[Path]) -> list[BuiltImage]:

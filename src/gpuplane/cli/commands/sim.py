@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from gpuplane.backends.base import ActivatorAddress, ClusterBackend, HostServices, ImageStore
-from gpuplane.cli.backend_choice import backend_for, host_services, image_store, load
+from gpuplane.cli.backend_choice import host_services, image_store, opened
 from gpuplane.cli.context import Context
 from gpuplane.cli.python_choice import Interpreter, add_python_option, chosen_interpreter
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
@@ -48,12 +48,12 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, context: Context) -> int:
     interpreter = chosen_interpreter(args) if args.topic == "demo" else None  # bad input first
-    platform = load(args)
-    backend = backend_for(platform, context)
+    backend, resolved = opened(args, context)
+    platform = resolved.platform
     services = host_services(backend, "sim")
     client = TrafficClient(services.traffic_url(platform))
     if interpreter is not None:
-        stage = Stage(backend, services, image_store(backend, "sim demo"))
+        stage = Stage(backend, services, image_store(backend, "sim demo"), resolved.lines())
         return demo(context, stage, platform, client, interpreter)
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
@@ -99,6 +99,7 @@ class Stage:
     backend: ClusterBackend
     services: HostServices
     images: ImageStore
+    runtimes: list[str]  # what runtime: auto resolved to, and why
 
 
 class BackendActivator:
@@ -130,6 +131,8 @@ def demo(
     for node in stage.backend.status(platform).nodes:
         what = "simulated (KWOK)" if node.simulated else f"real kubelet node ({node.runtime})"
         context.console.print(f"  node {node.name} ({node.role}): {what}", highlight=False)
+    for line in stage.runtimes:
+        context.console.print(f"  {line}", highlight=False)
 
     def say(step: Step) -> None:
         context.console.print(f"  t+{step.seconds:5.1f}s  {step.text}", highlight=False)
@@ -158,7 +161,8 @@ def demo(
     if variant is None:
         context.console.print(
             "the zero-loss wake (the real service behind the activator): not run, every node "
-            "is KWOK here (it needs a node with runtime: kubelet in platform.yaml)",
+            "is KWOK here (it needs a kubelet node: runtime auto on a host that can run one, "
+            "or runtime: kubelet)",
             highlight=False,
         )
         return int(ExitCode.OK)

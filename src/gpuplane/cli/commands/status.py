@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
+from gpuplane.cli.backend_choice import add_backend_option, opened
 from gpuplane.cli.context import Context
-from gpuplane.cli.render import print_json, print_status
+from gpuplane.cli.render import print_json, print_status, to_jsonable
 from gpuplane.errors import ExitCode
 
 
@@ -20,11 +20,12 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    platform = load(args)
-    status = backend_for(platform, context).status(platform)
+    backend, resolved = opened(args, context)
+    platform = resolved.platform
+    status = backend.status(platform)
     if args.output == "json":
-        print_json(context, status)
+        print_json(context, {**to_jsonable(status), "runtimes": to_jsonable(resolved.choices)})
     else:
-        print_status(context, status)
+        print_status(context, status, resolved.lines())
     # Not running is an answer, not a failure of the command: exit 1 lets scripts test it.
     return int(ExitCode.OK if status.running else ExitCode.CHECKS_FAILED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
+from gpuplane.cli.backend_choice import add_backend_option, opened
 from gpuplane.cli.context import Context
 from gpuplane.cli.render import print_status
 from gpuplane.errors import ExitCode
@@ -25,10 +25,10 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    platform = load(args)
-    backend = backend_for(platform, context, run_services=not args.no_services)
+    backend, resolved = opened(args, context, run_services=not args.no_services)
+    platform = resolved.platform
     # The backend's own pre-flight (doctor's host checks) runs first inside up.
-    result = backend.up(platform, context.reporter())
+    result = backend.up(resolved, context.reporter())
     if result.created:
         context.console.print(f"cluster {platform.name!r} is up ({backend.name} backend)")
     elif result.changes:
@@ -40,6 +40,6 @@ def run(args: argparse.Namespace, context: Context) -> int:
             f"cluster {platform.name!r} is already up and matches {args.platform_file}; "
             "nothing changed"
         )
-    print_status(context, backend.status(platform))
+    print_status(context, backend.status(platform), resolved.lines())
     context.console.print(f"kubeconfig: {result.kubeconfig}", highlight=False)
     return int(ExitCode.OK)

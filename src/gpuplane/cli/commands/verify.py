@@ -10,7 +10,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from gpuplane.cli.backend_choice import add_backend_option, backend_for, load
+from gpuplane.cli.backend_choice import add_backend_option, opened, print_choices
 from gpuplane.cli.context import Context
 from gpuplane.errors import ExitCode
 from gpuplane.toolchain import tools_dir
@@ -54,11 +54,13 @@ def register(verbs: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    platform = load(args)
-    kubeconfig = args.kubeconfig or backend_for(platform, context).kubeconfig(platform)
+    backend, resolved = opened(args, context)
+    platform = resolved.platform
+    kubeconfig = args.kubeconfig or backend.kubeconfig(platform)
     smoke = args.smoke_test or tools_dir().parent / "apps" / "gpu-smoke-test" / "pod.yaml"
     if args.output == "table":
         context.reporter().step(f"verifying {kubeconfig} against {args.platform_file}")
+        print_choices(context, resolved)
     report = run_verify(
         platform,
         VerifyOptions(
