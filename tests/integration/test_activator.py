@@ -275,6 +275,14 @@ def test_the_activator_token_may_request_a_wake_and_nothing_else(
         {"spec": {"replicas": 5}},
         {"metadata": {"annotations": {"gpuplane.io/original-replicas": "9"}}},
         {"metadata": {"labels": {"app.kubernetes.io/part-of": "other"}}},
+        {"metadata": {"finalizers": ["example.com/block-deletion"]}},
+        {
+            "metadata": {
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1234"}
+                ]
+            }
+        },
     ):
         with pytest.raises(ApiError) as refused:
             own.patch(Deployment, "guarded", forbidden, namespace=ns)

@@ -261,6 +261,38 @@ def test_operator_token_cannot_delete_a_deployment(sim_cluster: SimCluster, ns: 
     assert stale.value.status.code == 409
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "evil:1"}]}}}},
+            "may change spec.replicas only",
+        ),
+        ({"spec": {"paused": True}}, "may change spec.replicas only"),
+        ({"metadata": {"labels": {"stolen": "yes"}}}, "may not change labels"),
+        ({"metadata": {"finalizers": ["example.com/block"]}}, "may not change labels"),
+        ({"metadata": {"annotations": {"other": "x"}}}, "only its own annotations"),
+    ],
+)
+def test_operator_token_may_change_replicas_and_its_annotations_only(
+    sim_cluster: SimCluster, ns: str, change: dict[str, object], message: str
+) -> None:
+    """RBAC's "patch deployments" is narrowed by an admission policy: the operator's token
+    cannot change an image (or anything but replicas and its own annotations)."""
+    sim_cluster.client.create(deployment(ns, "guarded", 2))
+    operator = connect(sim_cluster.kubeconfig.parent / "downscaler.kubeconfig")
+    with pytest.raises(ApiError) as refused:
+        operator.patch(Deployment, "guarded", change, namespace=ns, patch_type=PatchType.MERGE)
+    assert refused.value.status.code in (403, 422), change
+    assert message in str(refused.value.status.message)
+    ledger = {"metadata": {"annotations": {"gpuplane.io/original-replicas": "2"}}}
+    operator.patch(
+        Deployment, "guarded", {**ledger, "spec": {"replicas": 0}}, namespace=ns,
+        patch_type=PatchType.MERGE,
+    )  # fmt: skip
+    assert replicas(sim_cluster.client, ns, "guarded") == 0
+
+
 def test_deploy_files_pass_pod_security_restricted(sim_cluster: SimCluster) -> None:
     """The operator's pod, server-side dry-run into gpuplane-system, which enforces Pod
     Security "restricted": admission accepts it, and rejects a privileged variant."""

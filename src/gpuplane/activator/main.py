@@ -71,11 +71,13 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: KubeSession) -> 
     try:
         await stop.wait()
     finally:
+        # Held requests first: each is answered 503 + Retry-After now (a held one may wait
+        # minutes, longer than a pod's grace). Requests being forwarded get the grace; the
+        # endpoint watches stop last, so no forwarded request loses its endpoints.
+        proxy.stop_holding()
+        await listener.stop(grace=STOP_GRACE_SECONDS)
         for task in following:
             task.cancel()
-        # Requests in progress, held ones too, get a moment to be answered; past it their
-        # connections close (a held request may wait minutes, longer than a pod's grace).
-        await listener.stop(grace=STOP_GRACE_SECONDS)
         pool.close()
         await status_runner.cleanup()
         await kube.close()

@@ -5,7 +5,6 @@ streamed both ways, answer 503 with ``Retry-After`` when a limit is reached."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -61,6 +60,16 @@ class Unavailable(Exception):
 Waker = Callable[[Backend], Coroutine[Any, Any, bool]]
 
 
+async def first_of(events: tuple[asyncio.Event, ...], timeout: float) -> None:
+    """Until one of ``events`` is set, or ``timeout`` seconds."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 def answer_json(reply: Reply, status: int, document: dict[str, str], retry: bool) -> None:
     headers = [(b"Content-Type", b"application/json")]
     if retry:
@@ -82,6 +91,12 @@ class Proxy:
         self.routes, self.states, self.pool = routes, states, pool
         self.wake, self.metrics, self.clock = wake, metrics, clock
         self._wakes: set[asyncio.Task[bool]] = set()
+        # Set on SIGTERM: held requests are answered 503 + Retry-After at once (a client
+        # retries elsewhere), instead of being cut without an answer after the grace.
+        self.stopping = asyncio.Event()
+
+    def stop_holding(self) -> None:
+        self.stopping.set()
 
     async def handle(self, request: Request, reply: Reply) -> None:
         path = request.path
@@ -161,6 +176,8 @@ class Proxy:
         gauge.inc()
         try:
             while not state.readiness.ready.is_set():
+                if self.stopping.is_set():
+                    raise Unavailable("shutdown", f"{backend.name}: the activator is stopping")
                 self._ask_wake(state)
                 left = deadline - self.clock()
                 if left <= 0:
@@ -168,10 +185,9 @@ class Proxy:
                         "timeout",
                         f"{backend.name}: no ready endpoint after {backend.max_hold_seconds:.0f}s",
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        state.readiness.ready.wait(), min(left, WAKE_REPEAT_SECONDS)
-                    )
+                await first_of(
+                    (state.readiness.ready, self.stopping), min(left, WAKE_REPEAT_SECONDS)
+                )
         finally:
             state.held -= 1
             gauge.dec()

@@ -21,12 +21,19 @@ from gpuplane.downscaler.deployment_cache import DeploymentCache, OnChange
 from gpuplane.downscaler.kube_api import KubeRequests
 from gpuplane.downscaler.ledger import ledger_value
 from gpuplane.downscaler.metrics import VERDICTS, OperatorMetrics
-from gpuplane.downscaler.policy import PolicyError, dry_run_of, parse_policy, selector_matches
+from gpuplane.downscaler.policy import (
+    PolicyError,
+    dry_run_of,
+    parse_policy,
+    prometheus_allowed,
+    selector_matches,
+)
 from gpuplane.downscaler.prometheus import PrometheusClient
 from gpuplane.downscaler.resource import GROUP, PLURAL, VERSION, policy_ref
 from gpuplane.downscaler.snapshot import DeploymentSnapshot
 from gpuplane.downscaler.status import PolicyState, invalid_policy_status
 from gpuplane.downscaler.wake import WakeTracker
+from gpuplane.shared.quoting import quoted
 
 log = logging.getLogger(__name__)
 POLICY_ERROR_RETRY_SECONDS = 30.0
@@ -61,9 +68,18 @@ class OperatorContext:
     # Per namespace: set when a ScaledDown Deployment there gets a wake request, so its
     # policies evaluate now instead of at their next interval.
     requested: WakeRequests = field(default_factory=WakeRequests)
+    # Prometheus URLs a policy may name besides the default (--allow-prometheus-url): a
+    # policy author must not make the operator fetch any URL it can reach.
+    allowed_prometheus: frozenset[str] = frozenset()
 
     def prometheus(self, url: str | None) -> PrometheusClient:
+        """The client for a policy's Prometheus; PolicyError for a URL not allowed."""
         key = url or self.default_prometheus_url
+        if not prometheus_allowed(key, self.default_prometheus_url, self.allowed_prometheus):
+            raise PolicyError(
+                f"spec.prometheus.url {quoted(key)} is not a Prometheus this operator may "
+                "query (its --prometheus-url or an --allow-prometheus-url)"
+            )
         if key not in self.clients:
             self.clients[key] = PrometheusClient(key)
         return self.clients[key]
@@ -138,6 +154,7 @@ async def evaluate_policy(
     while not stopped:
         try:
             policy = parse_policy(dict(spec))
+            prometheus = context.prometheus(policy.prometheus_url)
         except POLICY_ERRORS as error:
             invalid = invalid_policy_status(f"{type(error).__name__}: {error}", utcnow())
             if _conditions_differ(invalid, state.last_status):
@@ -151,7 +168,7 @@ async def evaluate_policy(
             for item in context.cache.in_namespace(namespace)
             if selector_matches(policy, item.labels)
         ]
-        await evaluator.cycle(policy, context.prometheus(policy.prometheus_url), targets)
+        await evaluator.cycle(policy, prometheus, targets)
         await _pause(stopped, context.requested(namespace), policy.interval.total_seconds())
 
 

@@ -9,6 +9,9 @@ restart or a retry can never shrink or zero it (kube-downscaler#40, #44).
 from __future__ import annotations
 
 ANNOTATION = "gpuplane.io/original-replicas"
+# The annotation is writable by anyone who may edit the Deployment: a hand-set 10,000
+# must not become what a restore scales a GPU Deployment to. Larger values are ignored.
+MAX_RECORDED_REPLICAS = 1000
 
 
 def parse_annotation(annotations: dict[str, str] | None) -> int | None:
@@ -19,12 +22,14 @@ def parse_annotation(annotations: dict[str, str] | None) -> int | None:
         value = int(raw)
     except ValueError:
         return None
-    return value if value > 0 else None
+    return value if 0 < value <= MAX_RECORDED_REPLICAS else None
 
 
 def ledger_value(annotation: int | None, status: int | None) -> int | None:
-    """The recorded original: the annotation travels with the Deployment, so it wins."""
-    return annotation if annotation is not None else status
+    """The recorded original: the policy's status first (only the operator writes it, the
+    status subresource), the annotation where the status has none (a policy recreated,
+    its status lost); the annotation travels with the Deployment for that."""
+    return status if status is not None else annotation
 
 
 def value_to_record(current_replicas: int, recorded: int | None) -> int | None:

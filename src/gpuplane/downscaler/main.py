@@ -35,6 +35,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpuplane-downscaler", description=__doc__)
     parser.add_argument("--kubeconfig", help="out-of-cluster kubeconfig (default: in-cluster)")
     parser.add_argument("--prometheus-url", default="http://127.0.0.1:9090")
+    parser.add_argument(
+        "--allow-prometheus-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another Prometheus a policy's spec.prometheus.url may name (repeatable); "
+        "any other URL makes the policy invalid",
+    )
     parser.add_argument("--metrics-address", default="127.0.0.1:8081", help="host:port of /metrics")
     parser.add_argument("--health-address", default="127.0.0.1:8080", help="host:port of /healthz")
     parser.add_argument("--namespace", action="append", default=[], help="watch only these")
@@ -103,6 +111,7 @@ async def run(args: argparse.Namespace) -> int:
         args.prometheus_url,
         wakes=wakes,
         requested=requested,
+        allowed_prometheus=frozenset(args.allow_prometheus_url),
     )
     stop = asyncio.Event()
     health_host, health_port = _split(args.health_address)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from gpuplane.shared import durations
 from gpuplane.shared.quoting import quoted
@@ -195,3 +196,29 @@ def selector_matches(policy: Policy, labels: dict[str, str]) -> bool:
         if operator == "DoesNotExist" and present:
             return False
     return True
+
+
+def prometheus_allowed(url: str, default: str, allowed: frozenset[str]) -> bool:
+    """Whether a policy may name ``url``: the operator's own Prometheus, or one its flags
+    allow. An allowed entry is ``scheme://host:port``, the port may be ``*`` (the local
+    backend allows ``http://127.0.0.1:*``); the URL itself may carry no user, path beyond
+    ``/``, query or fragment, so an allowed host cannot be stretched to another endpoint."""
+    if url == default:
+        return True
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username or parts.password or parts.query or parts.fragment:
+        return False
+    if parts.path not in ("", "/") or parts.hostname is None:
+        return False
+    for entry in allowed:
+        scheme, _, rest = entry.partition("://")
+        host, _, wanted_port = rest.rpartition(":")
+        if scheme != parts.scheme or host.strip("[]") != parts.hostname:
+            continue
+        if wanted_port == "*" or (wanted_port.isdigit() and int(wanted_port) == port):
+            return True
+    return False

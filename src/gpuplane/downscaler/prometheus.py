@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from gpuplane.downscaler.readings import QueryResult, vector_values
+from gpuplane.shared.quoting import quoted
 
 QUERY_TIMEOUT_SECONDS = 10.0
 
@@ -33,7 +34,9 @@ def answer_of(status: int, text: str, target_label: str) -> QueryResult:
         return QueryResult(error=f"HTTP {status}: not a Prometheus answer")
     if status != 200 or payload.get("status") != "success":
         message = payload.get("error") or f"HTTP {status}"
-        return QueryResult(error=str(message))
+        # What a server answered goes into the policy's status and Events: bounded and
+        # quoted, never taken as the operator's own words.
+        return QueryResult(error=f"Prometheus answered {status}: {quoted(str(message)[:200])}")
     kind = (payload.get("data") or {}).get("resultType")
     if kind != "vector":
         return QueryResult(error=f"query must return an instant vector, got {kind}")

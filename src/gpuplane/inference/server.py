@@ -17,13 +17,24 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gpuplane.inference.api import MODEL_ALIASES, ApiError, parse_request, response_body
+from gpuplane.inference.api import (
+    MODEL_ALIASES,
+    ApiError,
+    EmbeddingsRequest,
+    parse_request,
+    response_body,
+)
 from gpuplane.inference.batching import Batcher, QueueFull
 from gpuplane.inference.metrics import ServiceMetrics
 
 log = logging.getLogger("gpuplane.inference")
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# Request bodies being read or parsed at once, all requests together: 24 concurrent 16 MB
+# bodies once took the pod to 729 MiB of its 1 Gi. Past it: 503 + Retry-After.
+MAX_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 API_PATHS = ("/v1/embeddings", "/v1/models")
+# Refusals counted in the rejected metric by their code.
+REJECTIONS = frozenset({"not_ready", "body_budget"})
 
 
 @dataclass
@@ -33,6 +44,8 @@ class ServiceState:
     dimensions: int = 0
     ready: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    body_budget: int = MAX_BODY_BYTES_IN_FLIGHT
+    body_bytes: int = 0  # reserved by the requests being read now
 
 
 def _error(error: ApiError, headers: dict[str, str] | None = None) -> web.Response:
@@ -67,24 +80,57 @@ async def count_api(
 
 async def embeddings(request: web.Request) -> web.Response:
     state: ServiceState = request.app["state"]
-    if not state.ready or state.batcher is None:
-        state.metrics.reject("not_ready")
-        return _unavailable("the model is still loading; retry shortly", "not_ready")
     try:
-        body = json.loads(await request.read())
-    except ValueError as error:
-        return _error(ApiError(400, f"the body is not JSON: {error}"))
-    try:
-        parsed = parse_request(body, state.dimensions)
+        parsed, batcher = await _read_request(request, state)
+        vectors, tokens = await batcher.submit(parsed.texts)
     except ApiError as error:
-        return _error(error)
-    try:
-        vectors, tokens = await state.batcher.submit(parsed.texts)
+        if error.code in REJECTIONS:
+            state.metrics.reject(error.code or "")
+        return _error(error, {"Retry-After": "1"} if error.status == 503 else None)
     except QueueFull as error:
         state.metrics.reject("queue_full")
         return _unavailable(f"the server is at capacity ({error}); retry shortly", "queue_full")
     state.metrics.tokens.inc(tokens)
     return web.json_response(response_body(parsed, vectors, tokens))
+
+
+async def _read_request(
+    request: web.Request, state: ServiceState
+) -> tuple[EmbeddingsRequest, Batcher]:
+    """The request and the batcher to submit it to, or the ApiError that answers it: not
+    ready, over the body budget, not JSON (or nested past the parser's depth), invalid, or
+    more inputs than ever fit."""
+    batcher = state.batcher
+    if not state.ready or batcher is None:
+        raise ApiError(503, "the model is still loading; retry shortly", code="not_ready",
+                       kind="server_error")  # fmt: skip
+    # A body of unknown length (chunked) may be as large as the per-request limit.
+    reserved = min(request.content_length or MAX_BODY_BYTES, MAX_BODY_BYTES)
+    if state.body_bytes + reserved > state.body_budget:
+        message = (
+            f"{state.body_bytes} bytes of request bodies are in flight; the budget is "
+            f"{state.body_budget}: retry shortly"
+        )
+        raise ApiError(503, message, code="body_budget", kind="server_error")
+    state.body_bytes += reserved
+    try:
+        body = json.loads(await request.read())
+    except RecursionError:
+        raise ApiError(400, "the body is not JSON this server reads: nested too deep") from None
+    except ValueError as error:
+        raise ApiError(400, f"the body is not JSON: {error}") from None
+    finally:
+        state.body_bytes -= reserved
+    parsed = parse_request(body, state.dimensions)
+    if len(parsed.texts) > batcher.max_queue:
+        # Never fits, however long the client waits: not a 503 to retry.
+        raise ApiError(
+            413,
+            f"'input' has {len(parsed.texts)} items; this server queues at most "
+            f"{batcher.max_queue}: split the request",
+            "input",
+        )
+    return parsed, batcher
 
 
 async def models(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ import yaml
 from gpuplane.errors import BadInputError
 
 RATE_WINDOW = "1m"
-LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?P<metric>.+?)\s*,\s*\w+\s*\)\s*$")
+LABEL_VALUES = re.compile(r"\s*label_values\(\s*(?P<metric>.+?)\s*,\s*\w+\s*\)\s*")
 VARIABLE = re.compile(r"\$\{?(\w+)\}?")
 
 
@@ -66,7 +66,7 @@ def dashboard_queries(path: Path) -> list[NamedQuery]:
             continue
         raw = variable.get("query")
         text = raw.get("query", "") if isinstance(raw, dict) else str(raw or "")
-        match = LABEL_VALUES.match(text)
+        match = LABEL_VALUES.fullmatch(text)
         expr = match.group("metric") if match else text
         queries.append(NamedQuery(path.name, f'variable "{variable["name"]}"', concrete(expr)))
     for panel in _panels(board.get("panels") or []):

@@ -11,14 +11,14 @@ from datetime import timedelta
 
 from gpuplane.shared.quoting import quoted
 
-PATTERN = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+PATTERN = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 LONGEST = timedelta(days=366)
 EXAMPLES = "15s, 10m or 1h30m"
 
 
 def parse_duration(text: str) -> timedelta:
     """The duration ``text`` names; ValueError saying what is wrong (value quoted, bounded)."""
-    match = PATTERN.match(text) if len(text) <= 32 else None
+    match = PATTERN.fullmatch(text) if len(text) <= 32 else None
     if not text or match is None:
         raise ValueError(f"{quoted(text)} is not a duration like {EXAMPLES}")
     hours, minutes, seconds = (int(part or 0) for part in match.groups())

@@ -7,6 +7,7 @@ released, restore to exactly the recorded count.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,14 +23,21 @@ from gpuplane.downscaler.decide import (
     decide_on_delete,
 )
 from gpuplane.downscaler.kube_api import deployment_patch
-from gpuplane.downscaler.ledger import parse_annotation, restore_target, value_to_record
+from gpuplane.downscaler.ledger import (
+    ledger_value,
+    parse_annotation,
+    restore_target,
+    value_to_record,
+)
 from gpuplane.downscaler.policy import (
     MetricsLossAction,
     PolicyError,
     parse_duration,
     parse_policy,
+    prometheus_allowed,
     selector_matches,
 )
+from gpuplane.downscaler.prometheus import answer_of
 from gpuplane.downscaler.readings import (
     QueryResult,
     SignalReading,
@@ -152,6 +160,15 @@ def test_ledger_rules() -> None:
     assert parse_annotation({"gpuplane.io/original-replicas": "3"}) == 3
     assert parse_annotation({"gpuplane.io/original-replicas": "0"}) is None
     assert parse_annotation({"gpuplane.io/original-replicas": "x"}) is None
+    # A hand-set count past the bound is no record (it would be the restore's target).
+    assert parse_annotation({"gpuplane.io/original-replicas": "1000"}) == 1000
+    assert parse_annotation({"gpuplane.io/original-replicas": "10000"}) is None
+
+
+def test_the_operators_status_record_wins_over_the_annotation() -> None:
+    assert ledger_value(annotation=7, status=3) == 3
+    assert ledger_value(annotation=7, status=None) == 7
+    assert ledger_value(annotation=None, status=None) is None
 
 
 def test_idle_streak_then_scale_down() -> None:
@@ -300,3 +317,32 @@ def test_every_action_clears_a_wake_request_and_broken_ones_are_none() -> None:
     )
     assert parse_wake_request({WAKE_REQUEST_ANNOTATION: "soon"}) is None
     assert parse_wake_request({}) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://prometheus:9090", True),  # the operator's own
+        ("http://127.0.0.1:9091", True),  # any port of an allowed host
+        ("http://127.0.0.1:9091/", True),
+        ("https://127.0.0.1:9091", False),  # another scheme
+        ("http://127.0.0.1:9091/api/v1/admin", False),  # a path stretches the host
+        ("http://127.0.0.1:9091?x=1", False),
+        ("http://user@127.0.0.1:9091", False),
+        ("http://169.254.169.254", False),  # cloud metadata: never
+        ("http://kube-prometheus:9090", True),  # allowed with its exact port
+        ("http://kube-prometheus:9091", False),
+        ("http://127.0.0.1:99999", False),  # not a port
+    ],
+)
+def test_a_policy_may_name_only_allowed_prometheus_urls(url: str, allowed: bool) -> None:
+    entries = frozenset({"http://127.0.0.1:*", "http://kube-prometheus:9090"})
+    assert prometheus_allowed(url, "http://prometheus:9090", entries) is allowed
+
+
+def test_a_prometheus_error_is_bounded_and_quoted() -> None:
+    hostile = json.dumps({"status": "error", "error": "x" * 10_000 + "\n\u001b[31mboom"})
+    result = answer_of(400, hostile, "deployment")
+    assert result.error is not None and len(result.error) < 300
+    assert result.error.startswith("Prometheus answered 400: '")
+    assert "\u001b" not in result.error and "\n" not in result.error

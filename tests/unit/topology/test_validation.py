@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from gpuplane.errors import ExitCode
+from gpuplane.shared.durations import parse_duration
 from gpuplane.topology import TopologyError, load_platform
+from gpuplane.topology.syntax import (
+    dns_label_problem,
+    label_key_problem,
+    label_value_problem,
+    parse_taint,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -286,3 +293,24 @@ def test_a_huge_label_value_is_quoted_short(tmp_path: Path) -> None:
         load_platform(file)
     assert "(100000 characters)" in str(error.value)
     assert len(str(error.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        dns_label_problem("agent-0\n"),
+        label_key_problem("gpuplane.io/role\n"),
+        label_value_problem("true\n"),
+    ],
+)
+def test_a_trailing_newline_is_no_name(problem: str | None) -> None:
+    """`$` matches before a final newline: a name ending in one reached
+    --hostname-override and paths before the checks became whole-string matches."""
+    assert problem is not None
+
+
+def test_a_taint_or_duration_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(ValueError, match="NoSchedule"):
+        parse_taint("node-role.kubernetes.io/gpu=true:NoSchedule\n")
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration("5m\n")

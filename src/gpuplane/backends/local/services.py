@@ -174,6 +174,9 @@ class Services(Supervisor):
                     *python_service(), "gpuplane.downscaler.main",
                     "--kubeconfig", str(downscaler_kubeconfig),
                     "--prometheus-url", ports.prometheus_url,
+                    # Every listener of this backend is on loopback: a policy may name
+                    # another Prometheus there (the fault tests' own), nowhere else.
+                    "--allow-prometheus-url", "http://127.0.0.1:*",
                     "--metrics-address", f"127.0.0.1:{ports.downscaler_metrics}",
                     "--health-address", f"127.0.0.1:{ports.downscaler_health}",
                     # one supervised slot: a restart resumes the lease instead of waiting
