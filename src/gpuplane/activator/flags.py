@@ -14,3 +14,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-address", default="127.0.0.1:9091", help="HOST:PORT of /metrics and /healthz"
     )
+    # Defaults fit the pod's 256 Mi memory limit (wire.ListenerLimits says how).
+    parser.add_argument(
+        "--max-connections", type=int, default=1024,
+        help="client connections at once; more are answered 503 and closed (default 1024)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--body-budget-mib", type=int, default=96,
+        help="request body bytes buffered by the whole process, MiB (default 96); past it, "
+        "connections are read only as bodies are forwarded",
+    )  # fmt: skip
+    parser.add_argument(
+        "--body-idle-seconds", type=float, default=30.0,
+        help="a request body that sends nothing this long closes its connection (default 30)",
+    )  # fmt: skip

@@ -20,7 +20,7 @@ from gpuplane.activator.metrics import ActivatorMetrics
 from gpuplane.activator.proxy import BackendState, Proxy
 from gpuplane.activator.upstream import UpstreamPool
 from gpuplane.activator.waker import Waker
-from gpuplane.activator.wire import Listener
+from gpuplane.activator.wire import Listener, ListenerLimits
 from gpuplane.shared.kube_session import KubeSession, UnsupportedCredentials, current_context
 from gpuplane.shared.stop_signals import stop_event
 
@@ -48,7 +48,12 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: KubeSession) -> 
     following = [asyncio.create_task(watch.run()) for watch in watches]
     pool = UpstreamPool()
     proxy = Proxy(routes, states, pool, wake=Waker(kube, metrics), metrics=metrics)
-    listener = Listener(proxy.handle)
+    limits = ListenerLimits(
+        max_connections=args.max_connections,
+        body_budget=args.body_budget_mib * 1024 * 1024,
+        body_idle_seconds=args.body_idle_seconds,
+    )
+    listener = Listener(proxy.handle, limits)
     status = web.Application()
 
     async def metrics_page(request: web.Request) -> web.Response:
@@ -88,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for flag in ("max_connections", "body_budget_mib", "body_idle_seconds"):
+        if getattr(args, flag) <= 0:
+            print(f"activator: --{flag.replace('_', '-')} must be above 0", file=sys.stderr)
+            return 2
     try:
         routes = load_routes(args.config)
     except ConfigError as error:

@@ -13,6 +13,67 @@ from typing import cast
 BUFFER_HIGH = 256 * 1024
 
 
+class ReadGate:
+    """One transport's reading, paused for any of several reasons (a full body buffer, the
+    process's body budget, a full pipeline) and resumed only when none is left."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._reasons: set[str] = set()
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._reasons)
+
+    def pause(self, reason: str) -> None:
+        if not self._reasons:
+            self._transport.pause_reading()
+        self._reasons.add(reason)
+
+    def resume(self, reason: str) -> None:
+        if reason in self._reasons:
+            self._reasons.discard(reason)
+            if not self._reasons:
+                self._transport.resume_reading()
+
+
+class BodyBudget:
+    """Request body bytes buffered by the whole process, every connection together (held
+    requests' bodies and those pipelined behind them included). Past ``limit`` every
+    client connection stops reading until the total is back under half: bytes arrive only
+    as fast as bodies are forwarded, never into memory without end (70 connections x 16
+    pipelined x 250 KiB once reached 308 MiB). Pausing all of them at once bounds the
+    overshoot by one read (asyncio reads 256 KiB at most)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.over = False
+        self._gates: set[ReadGate] = set()
+
+    def join(self, gate: ReadGate) -> None:
+        self._gates.add(gate)
+        if self.over:
+            gate.pause("budget")
+
+    def leave(self, gate: ReadGate) -> None:
+        self._gates.discard(gate)
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit and not self.over:
+            self.over = True
+            for gate in self._gates:
+                gate.pause("budget")
+
+    def give_back(self, size: int) -> None:
+        self.used -= size
+        if self.over and self.used <= self.limit // 2:
+            self.over = False
+            for gate in self._gates:
+                gate.resume("budget")
+
+
 class PeerGone(ConnectionError):
     """The other end closed the connection before the message was complete."""
 
@@ -20,8 +81,9 @@ class PeerGone(ConnectionError):
 class Chunks:
     """Body bytes as they arrive from one transport, for one reader."""
 
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+    def __init__(self, reading: ReadGate, budget: BodyBudget | None = None) -> None:
+        self._reading = reading
+        self._budget = budget
         self._parts: deque[bytes] = deque()
         self._size = 0
         self._paused = False
@@ -34,8 +96,15 @@ class Chunks:
         self._size += len(data)
         if self._size > BUFFER_HIGH and not self._paused:
             self._paused = True
-            self._transport.pause_reading()
+            self._reading.pause("body")
+        if self._budget is not None:
+            self._budget.take(len(data))
         self._wake()
+
+    def _taken(self, size: int) -> None:
+        self._size -= size
+        if self._budget is not None:
+            self._budget.give_back(size)
 
     def finish(self, error: BaseException | None = None) -> None:
         if not self.complete:
@@ -43,12 +112,13 @@ class Chunks:
         self._wake()
 
     def discard(self) -> None:
-        """Drop what is buffered and read on: the reader wants no more of it."""
+        """Drop what is buffered and read on: the reader wants no more of it (also what a
+        dead connection's requests held: the budget gets it back)."""
         self._parts.clear()
-        self._size = 0
+        self._taken(self._size)
         if self._paused:
             self._paused = False
-            self._transport.resume_reading()
+            self._reading.resume("body")
 
     async def next(self) -> bytes:
         """The next bytes, ``b""`` at the end; the error when the sender went away first."""
@@ -63,17 +133,17 @@ class Chunks:
             finally:
                 self._waiter = None
         data = self._parts.popleft()
-        self._size -= len(data)
+        self._taken(len(data))
         if self._paused and self._size <= BUFFER_HIGH // 4:
             self._paused = False
-            self._transport.resume_reading()
+            self._reading.resume("body")
         return data
 
     def take_all(self) -> bytes:
         """Everything buffered now, at once (a body that arrived whole)."""
         data = b"".join(self._parts)
         self._parts.clear()
-        self._size = 0
+        self._taken(self._size)
         return data
 
     def _wake(self) -> None:

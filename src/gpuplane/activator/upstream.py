@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from gpuplane.activator.streams import Chunks, Connection
+from gpuplane.activator.streams import Chunks, Connection, ReadGate
 
 # An idle pooled connection is closed after this. Shorter than the keep-alive of common
 # servers (aiohttp 75 s, Go 90 s), so the pool seldom sends on one the server just closed.
@@ -104,7 +104,7 @@ class UpstreamConnection(Connection):
                 length = int(value)
             elif lowered == b"transfer-encoding":
                 chunked = chunked or b"chunked" in value.lower()
-        self.body = body = Chunks(self.transport)
+        self.body = body = Chunks(ReadGate(self.transport))
         self.reusable = self._parser.should_keep_alive()
         bodiless = status in (204, 304)
         self._until_close = length is None and not chunked and not bodiless and not self._no_body

@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
-from gpuplane.activator.streams import Chunks, Connection
+from gpuplane.activator.streams import BodyBudget, Chunks, Connection, ReadGate
 
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 431
@@ -30,6 +31,17 @@ LINGER_SECONDS = 2.0  # a refused connection's bytes are read and dropped this l
 # sends without reading answers cannot queue without bound).
 MAX_PIPELINED = 16
 IDLE_SECONDS = 75.0  # a connection with no whole request head in this long is closed
+
+
+@dataclass(frozen=True)
+class ListenerLimits:
+    """What one activator process accepts at once. The defaults fit the pod's 256 Mi: at
+    most 1,024 connections (each head under 64 KiB: 64 MiB at worst) and 96 MiB of request
+    bodies buffered; a body that stalls ``body_idle_seconds`` closes its connection."""
+
+    max_connections: int = 1024
+    body_budget: int = 96 * 1024 * 1024
+    body_idle_seconds: float = 30.0
 
 
 @dataclass
@@ -143,9 +155,18 @@ class HeadTooLarge(BadRequest):
 
 
 class ClientConnection(Connection):
-    def __init__(self, handler: Handler, connections: set[ClientConnection]) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        connections: set[ClientConnection],
+        limits: ListenerLimits,
+        budget: BodyBudget,
+    ) -> None:
         super().__init__()
         self._handler, self._connections = handler, connections
+        self._limits, self._budget = limits, budget
+        self._stalled: asyncio.TimerHandle | None = None
+        self._gate: ReadGate | None = None  # the transport's reading, once connected
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[Request | tuple[int, str]] = deque()
         self._arrived = asyncio.Event()
@@ -168,8 +189,18 @@ class ClientConnection(Connection):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if len(self._connections) >= self._limits.max_connections:
+            # Told and closed at once: nothing of it is read or kept.
+            body = b"too many connections; retry shortly"
+            framing = [(b"Content-Length", b"%d" % len(body)), (b"Connection", b"close"),
+                       (b"Retry-After", b"1")]  # fmt: skip
+            self.write(head_bytes(503, framing) + body)
+            self.close()
+            return
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if peer else ""
+        self._gate = ReadGate(cast(asyncio.Transport, transport))
+        self._budget.join(self._gate)
         self._connections.add(self)
         self._worker = asyncio.get_running_loop().create_task(self._answer_in_turn())
         self._arm_idle()
@@ -207,10 +238,17 @@ class ClientConnection(Connection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._connections.discard(self)
+        if self._gate is not None:
+            self._budget.leave(self._gate)
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish(ConnectionResetError("the client closed the connection"))
-        if self._idle is not None:
-            self._idle.cancel()
+        # Bodies of requests that will never be answered give their bytes back.
+        for item in self._queue:
+            if isinstance(item, Request) and item.body is not None:
+                item.body.discard()
+        for timer in (self._idle, self._stalled):
+            if timer is not None:
+                timer.cancel()
         if self._worker is not None:
             self._worker.cancel()  # a held request frees its slot; a relay stops
 
@@ -233,12 +271,12 @@ class ClientConnection(Connection):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_raw = False, 0
-        transport = self.transport
+        gate = self._gate
         self._websocket = self._parser.should_upgrade() and any(
             name.lower() == b"upgrade" and b"websocket" in value.lower()
             for name, value in self._headers
         )
-        if transport is None or self._websocket:
+        if gate is None or self._websocket:
             return  # feed_data raises next, and the request is refused
         if self._idle is not None:
             # Disarmed only now: a client that never finishes its head is still closed.
@@ -268,23 +306,29 @@ class ClientConnection(Connection):
             remote=self._peer,
             http_version=self._parser.get_http_version(),
             keep_alive=self._parser.should_keep_alive(),
-            body=Chunks(transport) if has_body else None,
+            body=Chunks(gate, self._budget) if has_body else None,
             length=None if chunked else length,
             expect_continue=expect and has_body,
         )
         self._reading = request if has_body else None
+        if has_body:
+            self._arm_stalled()
         self._queue.append(request)
         self._arrived.set()
         if len(self._queue) >= MAX_PIPELINED and not self._queue_full:
             self._queue_full = True
-            transport.pause_reading()
+            gate.pause("pipeline")
 
     def on_body(self, body: bytes) -> None:
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.feed(body)
+            self._arm_stalled()
 
     def on_message_complete(self) -> None:
         self._in_head, self._head_raw = True, 0
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish()
         self._reading = None
@@ -298,8 +342,8 @@ class ClientConnection(Connection):
             item = self._queue.popleft()
             if self._queue_full and len(self._queue) <= MAX_PIPELINED // 2:
                 self._queue_full = False
-                if self.transport is not None:
-                    self.transport.resume_reading()
+                if self._gate is not None:
+                    self._gate.resume("pipeline")
             if isinstance(item, tuple):
                 status, message = item
                 body = message.encode()
@@ -346,6 +390,26 @@ class ClientConnection(Connection):
             transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
+    def _arm_stalled(self) -> None:
+        """A body that sends nothing for body_idle_seconds ends its connection (a body
+        stalled at 10 of 100 bytes once kept one open for ten idle timeouts)."""
+        if self._stalled is not None:
+            self._stalled.cancel()
+        self._stalled = asyncio.get_running_loop().call_later(
+            self._limits.body_idle_seconds, self._body_stalled
+        )
+
+    def _body_stalled(self) -> None:
+        reading = self._reading
+        if reading is None or reading.body is None or reading.body.complete:
+            return
+        if self._gate is not None and self._gate.paused:
+            self._arm_stalled()  # we stopped reading it, not the client: not a stall
+            return
+        log.info("closing %s: its request body stalled", self._peer)
+        reading.body.finish(TimeoutError("the request body stalled"))
+        self.close()
+
     def _arm_idle(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
@@ -359,15 +423,19 @@ class ClientConnection(Connection):
 class Listener:
     """The proxy's listening socket and the connections it accepted."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, limits: ListenerLimits | None = None) -> None:
         self._handler = handler
+        self._limits = limits or ListenerLimits()
+        self.budget = BodyBudget(self._limits.body_budget)
         self._connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ClientConnection(self._handler, self._connections), host, port
+            lambda: ClientConnection(self._handler, self._connections, self._limits, self.budget),
+            host,
+            port,
         )
         return int(self._server.sockets[0].getsockname()[1])
 
