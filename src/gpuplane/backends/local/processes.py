@@ -37,11 +37,59 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def read_pid(state: LocalState, component: str) -> int | None:
+def boot_time(proc: Path = Path("/proc")) -> float | None:
+    """When this host booted (seconds since the epoch), from /proc/stat's btime."""
     try:
-        return int((state.cluster_dir / "pids" / f"{component}.pid").read_text().strip())
+        for line in (proc / "stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def written_this_boot(path: Path) -> bool:
+    """A pid file from before the last boot names a process that is gone: its pid may be
+    anybody's now (``down`` as root once could signal an unrelated process)."""
+    booted = boot_time()
+    try:
+        return booted is None or path.stat().st_mtime >= booted
+    except OSError:
+        return False
+
+
+def process_start(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22): with the
+    pid it names one process for good, where the pid alone may be reused."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def command_of(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def read_pid(state: LocalState, component: str) -> int | None:
+    """A control-plane component's pid from kwokctl's pid file, only when it is this
+    cluster's process: written since boot, and its binary is the cluster's own copy."""
+    path = state.cluster_dir / "pids" / f"{component}.pid"
+    try:
+        pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+    if not written_this_boot(path):
+        return None
+    command = command_of(pid)
+    if command and not command[0].startswith(str(state.cluster_dir)):
+        return None
+    return pid
 
 
 def component_statuses(state: LocalState) -> tuple[ComponentStatus, ...]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpuplane.backends.local.kubelet.layout import KUBELET_ROOT
-from gpuplane.backends.local.kubelet.node import OWNER_FILE
+from gpuplane.backends.local.kubelet.node import kubelet_root_owner
 from gpuplane.backends.local.runtime_choice import HostFacts
 from gpuplane.doctor import Level
 from gpuplane.doctor.kubelet_host import collect_kubelet_facts, kubelet_checks
@@ -16,13 +16,7 @@ from gpuplane.topology import Platform
 
 def kubelet_root_holder(own_cluster_dir: Path, root: Path = KUBELET_ROOT) -> str | None:
     """The other cluster whose kubelet node uses this host's kubelet root, if any."""
-    try:
-        if not root.is_dir() or not any(root.iterdir()):
-            return None
-        owner_file = root / OWNER_FILE
-        owner = owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
-    except OSError:
-        return "another kubelet (its root cannot be read)"
+    owner = kubelet_root_owner(root)
     return None if owner == str(own_cluster_dir) else owner
 
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from gpuplane.backends.local.processes import pid_alive, terminate
+from gpuplane.backends.local.processes import (
+    pid_alive,
+    process_start,
+    terminate,
+    written_this_boot,
+)
 
 
 class Supervisor:
@@ -20,10 +25,20 @@ class Supervisor:
         return self.directory / f"{name}.log"
 
     def pid(self, name: str) -> int | None:
+        """The pid of ``name``, only while the pid file names the process this supervisor
+        started (pid and start time, written since boot); None for a stale file."""
+        path = self._pid_file(name)
         try:
-            return int(self._pid_file(name).read_text().strip())
-        except (OSError, ValueError):
+            words = path.read_text().split()
+            pid = int(words[0])
+            started = int(words[1]) if len(words) > 1 else None
+        except (OSError, ValueError, IndexError):
             return None
+        if not written_this_boot(path):
+            return None
+        if started is not None and process_start(pid) not in (started, None):
+            return None  # the pid belongs to another process now
+        return pid
 
     def running(self, name: str) -> bool:
         pid = self.pid(name)
@@ -42,7 +57,9 @@ class Supervisor:
                 env=env,
                 start_new_session=True,  # outlives `gpuplane up`; `down` stops it
             )
-        self._pid_file(name).write_text(str(process.pid))
+        started = process_start(process.pid)
+        record = f"{process.pid} {started}" if started is not None else str(process.pid)
+        self._pid_file(name).write_text(record + "\n")
         return process.pid
 
     def stop(self, names: tuple[str, ...], *, grace: float = 15.0) -> list[int]:

@@ -59,6 +59,19 @@ TTRPC_SUFFIX = ".ttrpc"
 OWNER_FILE = ".gpuplane-owner"
 
 
+def kubelet_root_owner(root: Path = KUBELET_ROOT) -> str | None:
+    """Who uses this host's kubelet root: None while it is absent or empty, else the state
+    directory of the gpuplane cluster that wrote its owner file ("another kubelet" when
+    no gpuplane cluster did)."""
+    try:
+        if not root.is_dir() or not any(root.iterdir()):
+            return None
+        owner_file = root / OWNER_FILE
+        return owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
+    except OSError:
+        return "another kubelet (its root cannot be read)"
+
+
 class KubeletNode:
     def __init__(
         self, cluster_dir: Path, node: Node, *, ca_dir: Path, admin_kubeconfig: Path
@@ -83,14 +96,12 @@ class KubeletNode:
                 f"{len(socket)} characters, over the {MAX_SOCKET_PATH} a unix socket path may "
                 f"have; use a shorter state directory (GPUPLANE_STATE) or cluster name"
             )
-        owner_file = KUBELET_ROOT / OWNER_FILE
-        if KUBELET_ROOT.is_dir() and any(KUBELET_ROOT.iterdir()):
-            owner = owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
-            if owner != self.owner:
-                raise PrerequisiteError(
-                    f"kubelet node {self.node.name!r}: {KUBELET_ROOT} is in use by {owner} "
-                    "(one kubelet node per host; gpuplane down that cluster first)"
-                )
+        owner = kubelet_root_owner()
+        if owner is not None and owner != self.owner:
+            raise PrerequisiteError(
+                f"kubelet node {self.node.name!r}: {KUBELET_ROOT} is in use by {owner} "
+                "(one kubelet node per host; gpuplane down that cluster first)"
+            )
 
     def up(self, binaries: NodeBinaries, images: list[BuiltImage], reporter: Reporter) -> list[str]:
         """Configs, containerd, images, kubelet; ``check_host`` has run (the backend runs it
@@ -241,7 +252,12 @@ class KubeletNode:
         if self.node.is_gpu:
             NVIDIA_CDI_SPEC.unlink(missing_ok=True)
             PLUGIN_CDI_SPEC.unlink(missing_ok=True)
-        shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
+        holder = kubelet_root_owner()
+        if holder in (None, self.owner):
+            shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
+        else:
+            # Another cluster's kubelet node (or another kubelet) uses it: not ours to take.
+            left.append(f"{KUBELET_ROOT} (owned by {holder})")
         shutil.rmtree(self.layout.root, ignore_errors=True)
         return left
 
