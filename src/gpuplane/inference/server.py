@@ -48,6 +48,9 @@ class ServiceState:
     body_bytes: int = 0  # reserved by the requests being read now
 
 
+STATE = web.AppKey("state", ServiceState)
+
+
 def _error(error: ApiError, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(error.body(), status=error.status, headers=headers)
 
@@ -63,7 +66,7 @@ async def count_api(
 ) -> web.StreamResponse:
     """Count and time API requests; known paths only, so the label stays bounded."""
     started = time.monotonic()
-    state: ServiceState = request.app["state"]
+    state = request.app[STATE]
     path = request.path if request.path in API_PATHS else ""
     status = 500  # unless the handler answers: an exception is aiohttp's 500
     try:
@@ -79,7 +82,7 @@ async def count_api(
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    state: ServiceState = request.app["state"]
+    state = request.app[STATE]
     try:
         parsed, batcher = await _read_request(request, state)
         vectors, tokens = await batcher.submit(parsed.texts)
@@ -144,12 +147,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    state: ServiceState = request.app["state"]
+    state = request.app[STATE]
     return web.json_response({"ready": state.ready}, status=200 if state.ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    state: ServiceState = request.app["state"]
+    state = request.app[STATE]
     if state.batcher is not None:
         state.metrics.queued.set(state.batcher.queued)
     body = generate_latest(state.metrics.registry)
@@ -164,7 +167,7 @@ async def too_large(request: web.Request) -> web.Response:
 
 def make_app(state: ServiceState) -> web.Application:
     app = web.Application(middlewares=[count_api], client_max_size=MAX_BODY_BYTES)
-    app["state"] = state
+    app[STATE] = state
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)

@@ -1,0 +1,99 @@
+"""The embeddings API fuzzed over HTTP on loopback, with the real packaged model: random
+bytes, JSON-like values, and mutations of a valid request (inputs of every type, nesting,
+models, formats, dimensions). Every answer is 200 with one vector per input, or 400, 404,
+413 or 503 in OpenAI's error shape; never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gpuplane.inference.batching import Batcher
+from gpuplane.inference.metrics import ServiceMetrics
+from gpuplane.inference.model import (
+    Encoder,
+    EncoderConfig,
+    Tokenizer,
+    packaged_model_dir,
+    read_weights,
+)
+from gpuplane.inference.ops import NumpyOps
+from gpuplane.inference.server import ServiceState, make_app
+from tests.unit.fuzz.background_loop import BackgroundLoop
+from tests.unit.fuzz.strategies import json_like, mutated
+
+VALID = {"input": ["a sentence", "another"], "model": "all-MiniLM-L6-v2"}
+HTTP = httpx2.Client(trust_env=False, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    directory = packaged_model_dir()
+    config = EncoderConfig.read(directory)
+    encoder = Encoder(config, read_weights(directory), NumpyOps())
+    tokenizer = Tokenizer(directory, config.max_tokens)
+
+    def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
+        batch = tokenizer.batch(texts)
+        return list(encoder.embed(batch)), [int(n) for n in batch.mask.sum(axis=1)]
+
+    background = BackgroundLoop()
+    state = ServiceState(ServiceMetrics("ml", "inference"), dimensions=384, ready=True)
+    state.batcher = Batcher(embed, 32, 0.002, 64)
+
+    async def start() -> tuple[web.AppRunner, int]:
+        assert state.batcher is not None
+        state.tasks.append(background.loop.create_task(state.batcher.run()))
+        runner = web.AppRunner(make_app(state), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    runner, port = background.run(start())
+    yield f"http://127.0.0.1:{port}/v1/embeddings"
+    background.run(runner.cleanup())
+    background.close()
+
+
+def check(url: str, body: bytes, sent: Any = None) -> None:
+    answer = HTTP.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code in (200, 400, 404, 413, 503), answer.text[:300]
+    document = answer.json()
+    if answer.status_code == 200:
+        inputs = sent["input"]
+        count = (
+            len(inputs) if isinstance(inputs, list) and inputs and isinstance(inputs[0], str) else 1
+        )
+        assert len(document["data"]) == count
+        return
+    error = document["error"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+@given(body=st.binary(max_size=300))
+def test_random_bytes(url: str, body: bytes) -> None:
+    check(url, body)
+
+
+@given(document=json_like)
+def test_json_values(url: str, document: Any) -> None:
+    check(url, json.dumps(document).encode(), document)
+
+
+@given(document=mutated(VALID))
+def test_mutated_requests(url: str, document: Any) -> None:
+    check(url, json.dumps(document).encode(), document)
+
+
+@given(depth=st.integers(min_value=1, max_value=200_000))
+def test_nesting_of_any_depth(url: str, depth: int) -> None:
+    check(url, b"[" * depth + b"]" * depth)
