@@ -10,8 +10,10 @@ exits 2 and creates nothing; ``kubeconfig`` of a cluster that is not up exits 3;
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 
+import httpx2
 import pytest
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
@@ -221,3 +223,39 @@ def test_toolchain_status_lists_every_component(sim_cluster: SimCluster) -> None
     # kubectl provider on first use of the Terraform flow; the node components for a
     # platform with a kubelet node (or by its tests).
     assert all(rows[name]["state"] in ("built", "optional") for name in on_demand)
+
+
+def test_etcd_answers_only_the_api_servers_certificate(sim_cluster: SimCluster) -> None:
+    """etcd listens on 127.0.0.1 with TLS and client authentication: plain HTTP, TLS
+    without a certificate and the cluster admin's certificate are all refused; the API
+    server's own etcd client certificate is the one way in."""
+    state = LocalState(Path(sim_cluster.env["GPUPLANE_STATE"]), "gpuplane-it")
+    pki = state.directory / "etcd-pki"
+    port = json.loads((pki / "ports.json").read_text())["client"]
+
+    def version(context: ssl.SSLContext | None) -> str:
+        scheme = "https" if context is not None else "http"
+        url = f"{scheme}://127.0.0.1:{port}/version"
+        return httpx2.get(url, verify=context or True, timeout=5, trust_env=False).text
+
+    def trusting(cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        if cert is not None:
+            context.load_cert_chain(str(cert), str(key))
+        return context
+
+    admin = state.pki
+    for refused in (
+        None,
+        trusting(),
+        trusting(admin / "admin.crt", admin / "admin.key"),
+    ):
+        with pytest.raises((OSError, ssl.SSLError, httpx2.HTTPError)):
+            version(refused)
+    answer = version(trusting(pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key"))
+    assert '"etcdserver"' in answer
+    assert {key.name: key.stat().st_mode & 0o777 for key in pki.glob("*.key")} == {
+        "etcd.key": 0o600,
+        "apiserver-etcd-client.key": 0o600,
+    }
+    assert not (pki / "ca.key").exists()  # the etcd CA signs nothing more: no key kept

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from gpuplane.backends.base import (
 from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
 from gpuplane.backends.local.activator_service import start_activator, stop_activator
 from gpuplane.backends.local.binaries import LocalToolchain
+from gpuplane.backends.local.etcd_tls import etcd_tls
 from gpuplane.backends.local.gpu_exporter_service import start_gpu_exporter
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
@@ -38,7 +40,12 @@ from gpuplane.backends.local.processes import component_statuses, running_pids, 
 from gpuplane.backends.local.registration import register_nodes, wait_ready, wait_registered
 from gpuplane.backends.local.runtime_choice import resolve_runtimes, resolved_platform
 from gpuplane.backends.local.runtime_facts import collect_host_facts
-from gpuplane.backends.local.services import SERVICES, Services, running_prometheus_url
+from gpuplane.backends.local.services import (
+    SERVICES,
+    Services,
+    free_port,
+    running_prometheus_url,
+)
 from gpuplane.backends.local.simulated_parts import simulated_parts
 from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.tokens import mint_token
@@ -145,8 +152,9 @@ class LocalBackend:
         created = False
         changes: list[str] = []
         if not is_reachable(state.kubeconfig):
+            etcd = etcd_tls(state.directory / "etcd-pki", free_port, datetime.now(UTC))
             kwokctl.write_config(
-                kwokctl_configuration(binaries, pins.kubernetes, pins.etcd, state.pki)
+                kwokctl_configuration(binaries, pins.kubernetes, pins.etcd, state.pki, etcd)
             )
             if state.exists():
                 reporter.step(f"starting the stopped local cluster {platform.name!r}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from gpuplane.backends.local.etcd_tls import EtcdTls, etcd_arguments
 from gpuplane.backends.local.kwok_nodes import KWOK_ANNOTATION
 from gpuplane.backends.local.state import LocalState
 from gpuplane.commands import run_command
@@ -16,14 +18,19 @@ COMMAND_TIMEOUT_SECONDS = 120.0
 
 
 def kwokctl_configuration(
-    binaries: dict[str, Path], kubernetes_version: str, etcd_version: str, pki: Path
+    binaries: dict[str, Path],
+    kubernetes_version: str,
+    etcd_version: str,
+    pki: Path,
+    etcd: EtcdTls | None = None,
 ) -> dict[str, object]:
     """Our KwokctlConfiguration: the binary runtime on 127.0.0.1 with local binaries.
 
     Authorization and admission are on, so RBAC and Pod Security behave as on a real
-    cluster; the API server serves HTTPS with client certificates.
+    cluster; the API server serves HTTPS with client certificates; with ``etcd``, etcd
+    too, and only the API server's certificate gets in.
     """
-    return {
+    configuration: dict[str, Any] = {
         "kind": "KwokctlConfiguration",
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "options": {
@@ -73,6 +80,15 @@ def kwokctl_configuration(
             },
         ],
     }
+    if etcd is not None:
+        etcd_args, apiserver_args = etcd_arguments(etcd)
+        configuration["options"]["etcdPort"] = etcd.client_port
+        configuration["options"]["etcdPeerPort"] = etcd.peer_port
+        configuration["componentsPatches"].append({"name": "etcd", "extraArgs": etcd_args})
+        for patch in configuration["componentsPatches"]:
+            if patch["name"] == "kube-apiserver":
+                patch["extraArgs"] += apiserver_args
+    return configuration
 
 
 class Kwokctl:
