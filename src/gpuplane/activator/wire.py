@@ -22,7 +22,7 @@ from typing import cast
 
 import httptools
 
-from gpuplane.activator.streams import BodyBudget, Chunks, Connection, ReadGate
+from gpuplane.activator.streams import BodyBudget, Chunks, Connection, PeerGone, ReadGate
 
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 431
@@ -407,7 +407,8 @@ class ClientConnection(Connection):
             self._arm_stalled()  # we stopped reading it, not the client: not a stall
             return
         log.info("closing %s: its request body stalled", self._peer)
-        reading.body.finish(TimeoutError("the request body stalled"))
+        # The client's doing: its request ends as one whose client went away.
+        reading.body.finish(PeerGone("the request body stalled"))
         self.close()
 
     def _arm_idle(self) -> None:

@@ -125,6 +125,7 @@ def statuses(answer: bytes) -> set[int]:
 
 @given(requests=st.lists(request(), min_size=1, max_size=4))
 def test_pipelined_fuzzed_requests(proxy_port: int, requests: list[bytes]) -> None:
+    ERRORS.records.clear()
     answer = exchange(proxy_port, b"".join(requests))
     assert statuses(answer) <= DOCUMENTED, answer[:300]
     assert not ERRORS.records, [record.getMessage() for record in ERRORS.records]
@@ -133,6 +134,7 @@ def test_pipelined_fuzzed_requests(proxy_port: int, requests: list[bytes]) -> No
 
 @given(payload=st.binary(min_size=1, max_size=400))
 def test_random_bytes(proxy_port: int, payload: bytes) -> None:
+    ERRORS.records.clear()
     answer = exchange(proxy_port, payload)
     assert statuses(answer) <= DOCUMENTED, answer[:300]
     assert not ERRORS.records, [record.getMessage() for record in ERRORS.records]
