@@ -87,6 +87,7 @@ bench: toolchain ## every benchmark; JSON on stdout and in bench/results/<date>/
 	$(PY) bench/observability.py | tee $(BENCH_RESULTS)/observability.json
 	$(PY) bench/downscaler.py | tee $(BENCH_RESULTS)/downscaler.json
 	$(PY) bench/activator.py | tee $(BENCH_RESULTS)/activator.json
+	$(PY) bench/activator_hostile.py | tee $(BENCH_RESULTS)/activator-hostile.json
 	$(PY) bench/inference.py | tee $(BENCH_RESULTS)/inference.json
 
 clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)

@@ -20,12 +20,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx2
+from lightkube import Client
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace
 
@@ -209,27 +210,36 @@ def main() -> None:
         "--rounds", type=int, default=5, help="direct/activator windows per rate (alternating)"
     )
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0])
-    args = parser.parse_args()
+    on_own_cluster(run, parser.parse_args())
+
+
+Bench = Callable[[LocalState, Client, Path, argparse.Namespace], dict[str, Any]]
+
+
+def on_own_cluster(bench: Bench, args: argparse.Namespace) -> None:
+    """``bench(state, client, work, args)`` on a KWOK cluster of its own with the bench's
+    namespace, brought up and down here; its report printed as JSON."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         platform = kwok_platform(work / "platform.yaml", CLUSTER)
         cli = [sys.executable, "-m", "gpuplane.cli.main", "-f", str(platform)]
         subprocess.run([*cli, "up"], check=True, capture_output=True, timeout=600)
         try:
-            print(json.dumps(run(cli, work, args), indent=2))
+            kubeconfig = Path(
+                subprocess.run(
+                    [*cli, "kubeconfig"], check=True, capture_output=True, text=True
+                ).stdout.strip()
+            )
+            client = connect(kubeconfig)
+            client.create(Namespace.from_dict({"metadata": {"name": NS}}))
+            state = LocalState(kubeconfig.parent.parent, CLUSTER)
+            print(json.dumps(bench(state, client, work, args), indent=2))
+            client.delete(Namespace, NS)
         finally:
             subprocess.run([*cli, "down"], check=False, capture_output=True, timeout=300)
 
 
-def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    kubeconfig = Path(
-        subprocess.run(
-            [*cli, "kubeconfig"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
-    state = LocalState(kubeconfig.parent.parent, CLUSTER)
-    client = connect(kubeconfig)
-    client.create(Namespace.from_dict({"metadata": {"name": NS}}))
+def run(state: LocalState, client: Client, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     apply_documents(
         client, manifests("echo", 1, selected=True) + manifests("ghost", 0, selected=False)
     )
@@ -303,7 +313,6 @@ def run(cli: list[str], work: Path, args: argparse.Namespace) -> dict[str, Any]:
                               "replicas_after": scaled()}  # fmt: skip
     finally:
         stop_activator(state)
-    client.delete(Namespace, NS)
     return report
 
 

@@ -403,6 +403,38 @@ def test_the_demo_wakes_the_real_service_through_the_activator_losing_nothing(
     assert list(left) == []
 
 
+def test_an_auto_platform_beside_a_real_node_stays_kwok_and_says_why(
+    kubelet_cluster: SimCluster, tmp_path: Path
+) -> None:
+    """The default platform.yaml (runtime: auto) brought up while another cluster's kubelet
+    node holds this host: every auto node resolves to KWOK, with that reason, and the two
+    clusters run side by side. (Before test_down_leaves_nothing_behind: the real node must
+    still be up.)"""
+    document = yaml.safe_load((Path(__file__).resolve().parents[2] / "platform.yaml").read_text())
+    document["metadata"]["name"] = "gpuplane-auto-beside"
+    file = tmp_path / "auto.yaml"
+    file.write_text(yaml.safe_dump(document))
+    beside = SimCluster(file, kubelet_cluster.env, Path(), kubelet_cluster.client)
+    holder = str(Path(kubelet_cluster.env["GPUPLANE_STATE"]) / CLUSTER)
+    reason = f"this host's kubelet root is held by {holder} (one kubelet node per host)"
+    try:
+        up = beside.cli("up")
+        assert up.code == 0, up.stdout + up.stderr
+        assert f"runtime auto -> kwok for agent-0, agent-2: {reason}" in up.stdout
+        status = beside.cli("status", "-o", "json")
+        document = json.loads(status.stdout)
+        assert all(node["simulated"] for node in document["nodes"])
+        autos = {r["node"]: r for r in document["runtimes"] if r["declared"] == "auto"}
+        assert {r["runtime"] for r in autos.values()} == {"kwok"}
+        assert autos["agent-0"]["reason"] == reason
+        # The real node is untouched.
+        again = kubelet_cluster.cli("status", "-o", "json")
+        nodes = {n["name"]: n for n in json.loads(again.stdout)["nodes"]}
+        assert nodes[NODE]["simulated"] is False and nodes[NODE]["ready"] is True
+    finally:
+        assert beside.cli("down").code == 0
+
+
 def test_down_leaves_nothing_behind(kubelet_cluster: SimCluster) -> None:
     layout = NodeLayout(kubelet_cluster.kubeconfig.parent, NODE)
     processes = Supervisor(layout.supervised)
@@ -436,34 +468,3 @@ def test_a_state_directory_too_deep_for_containerds_socket_is_bad_input(
     assert "containerd socket" in message and "over the 104" in message
     assert "GPUPLANE_STATE" in message
     assert not deep.exists()
-
-
-def test_an_auto_platform_beside_a_real_node_stays_kwok_and_says_why(
-    kubelet_cluster: SimCluster, tmp_path: Path
-) -> None:
-    """The default platform.yaml (runtime: auto) brought up while another cluster's kubelet
-    node holds this host: every auto node resolves to KWOK, with that reason, and the two
-    clusters run side by side."""
-    document = yaml.safe_load((Path(__file__).resolve().parents[2] / "platform.yaml").read_text())
-    document["metadata"]["name"] = "gpuplane-auto-beside"
-    file = tmp_path / "auto.yaml"
-    file.write_text(yaml.safe_dump(document))
-    beside = SimCluster(file, kubelet_cluster.env, Path(), kubelet_cluster.client)
-    holder = str(Path(kubelet_cluster.env["GPUPLANE_STATE"]) / CLUSTER)
-    reason = f"this host's kubelet root is held by {holder} (one kubelet node per host)"
-    try:
-        up = beside.cli("up")
-        assert up.code == 0, up.stdout + up.stderr
-        assert f"runtime auto -> kwok for agent-0, agent-2: {reason}" in up.stdout
-        status = beside.cli("status", "-o", "json")
-        document = json.loads(status.stdout)
-        assert all(node["simulated"] for node in document["nodes"])
-        autos = {r["node"]: r for r in document["runtimes"] if r["declared"] == "auto"}
-        assert {r["runtime"] for r in autos.values()} == {"kwok"}
-        assert autos["agent-0"]["reason"] == reason
-        # The real node is untouched.
-        again = kubelet_cluster.cli("status", "-o", "json")
-        nodes = {n["name"]: n for n in json.loads(again.stdout)["nodes"]}
-        assert nodes[NODE]["simulated"] is False and nodes[NODE]["ready"] is True
-    finally:
-        assert beside.cli("down").code == 0

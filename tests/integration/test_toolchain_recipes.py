@@ -65,7 +65,8 @@ def test_the_gpu_pack_builds_from_an_empty_cache(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     binaries = [p for p in (stage / "cache" / "bin").rglob("*") if not p.is_dir()]
     names = {p.name for p in binaries}
-    for wanted in ("kubelet", "containerd", "runc", "nvidia-device-plugin", "nvidia-cdi-hook"):
+    # The device plugin travels as its image (below), the rest as binaries.
+    for wanted in ("kubelet", "containerd", "runc", "nvidia-ctk", "nvidia-cdi-hook", "etcd"):
         assert wanted in names, sorted(names)
     for binary in binaries:
         assert os.access(binary.resolve(), os.X_OK), binary

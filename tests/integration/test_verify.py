@@ -134,10 +134,15 @@ def test_junit_output_parses_with_the_right_counts(sim_cluster: SimCluster) -> N
     root = ET.fromstring(result.stdout)  # noqa: S314 - our own output
     suite = root.find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("14", "0", "2")
+    # Two skipped and two simulated (KWOK gpu node): a JUnit consumer counts four skips.
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("14", "0", "4")
     cases = suite.findall("testcase")
     assert len(cases) == 14
-    assert sum(case.find("skipped") is not None for case in cases) == 2
+    assert sum(case.find("skipped") is not None for case in cases) == 4
+    simulated = {
+        case.get("name") for case in cases if case.find("skipped[@type='simulated']") is not None
+    }
+    assert simulated == {"gpu.capacity", "gpu.feature-labels"}
 
 
 def test_keep_probes_keeps_the_namespace(sim_cluster: SimCluster) -> None:

@@ -16,13 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # Defaults fit the pod's 256 Mi memory limit (wire.ListenerLimits says how).
     parser.add_argument(
-        "--max-connections", type=int, default=1024,
-        help="client connections at once; more are answered 503 and closed (default 1024)",
+        "--max-connections", type=int, default=4096,
+        help="client connections at once; more are answered 503 and closed (default 4096)",
     )  # fmt: skip
     parser.add_argument(
         "--body-budget-mib", type=int, default=96,
-        help="request body bytes buffered by the whole process, MiB (default 96); past it, "
-        "connections are read only as bodies are forwarded",
+        help="request heads and bodies buffered by the whole process, MiB (default 96); past "
+        "it, connections are read only as requests are forwarded",
     )  # fmt: skip
     parser.add_argument(
         "--body-idle-seconds", type=float, default=30.0,

@@ -38,8 +38,9 @@ class ReadGate:
 
 
 class BodyBudget:
-    """Request body bytes buffered by the whole process, every connection together (held
-    requests' bodies and those pipelined behind them included). Past ``limit`` every
+    """Request bytes buffered by the whole process, every connection together: heads from
+    their first byte until answered, bodies until forwarded (held requests and those
+    pipelined behind them included). Past ``limit`` every
     client connection stops reading until the total is back under half: bytes arrive only
     as fast as bodies are forwarded, never into memory without end (70 connections x 16
     pipelined x 250 KiB once reached 308 MiB). Pausing all of them at once bounds the

@@ -35,11 +35,12 @@ IDLE_SECONDS = 75.0  # a connection with no whole request head in this long is c
 
 @dataclass(frozen=True)
 class ListenerLimits:
-    """What one activator process accepts at once. The defaults fit the pod's 256 Mi: at
-    most 1,024 connections (each head under 64 KiB: 64 MiB at worst) and 96 MiB of request
-    bodies buffered; a body that stalls ``body_idle_seconds`` closes its connection."""
+    """What one activator process accepts at once. The defaults fit the pod's 256 Mi: 96
+    MiB of request heads and bodies buffered (the input budget), at most 4,096 connections
+    (a Python connection costs about 20 KiB besides its input); a body that stalls
+    ``body_idle_seconds`` closes its connection."""
 
-    max_connections: int = 1024
+    max_connections: int = 4096
     body_budget: int = 96 * 1024 * 1024
     body_idle_seconds: float = 30.0
 
@@ -56,6 +57,7 @@ class Request:
     body: Chunks | None  # None: the request has no body
     length: int | None  # Content-Length; None for a chunked body
     expect_continue: bool
+    head_bytes: int = 0  # of the process's input budget, held until it is answered
 
     @property
     def path(self) -> str:
@@ -209,7 +211,10 @@ class ClientConnection(Connection):
         if self._discarding:
             return
         if self._in_head:
+            # Heads count in the process's input budget from their first byte: an endless
+            # or a held one costs memory like a body.
             self._head_raw += len(data)
+            self._budget.take(len(data))
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -242,10 +247,15 @@ class ClientConnection(Connection):
             self._budget.leave(self._gate)
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.finish(ConnectionResetError("the client closed the connection"))
-        # Bodies of requests that will never be answered give their bytes back.
+        # Requests that will never be answered give their bytes back (heads and bodies).
+        self._budget.give_back(self._head_raw)
+        self._head_raw = 0
         for item in self._queue:
-            if isinstance(item, Request) and item.body is not None:
-                item.body.discard()
+            if isinstance(item, Request):
+                self._budget.give_back(item.head_bytes)
+                item.head_bytes = 0
+                if item.body is not None:
+                    item.body.discard()
         for timer in (self._idle, self._stalled):
             if timer is not None:
                 timer.cancel()
@@ -270,7 +280,7 @@ class ClientConnection(Connection):
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
-        self._in_head, self._head_raw = False, 0
+        head_bytes, self._in_head, self._head_raw = self._head_raw, False, 0
         gate = self._gate
         self._websocket = self._parser.should_upgrade() and any(
             name.lower() == b"upgrade" and b"websocket" in value.lower()
@@ -309,6 +319,7 @@ class ClientConnection(Connection):
             body=Chunks(gate, self._budget) if has_body else None,
             length=None if chunked else length,
             expect_continue=expect and has_body,
+            head_bytes=head_bytes,
         )
         self._reading = request if has_body else None
         if has_body:
@@ -360,6 +371,9 @@ class ClientConnection(Connection):
                 if not reply.status:
                     reply.whole(500, [], b"internal error")
                 self.keep_alive = False
+            finally:
+                self._budget.give_back(item.head_bytes)
+                item.head_bytes = 0
             self.busy = False
             unread = item.body is not None and not item.body.complete
             if not (reply.finished and self.keep_alive and item.keep_alive) or unread:

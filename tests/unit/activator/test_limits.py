@@ -1,5 +1,6 @@
 """The activator's process-wide limits on loopback, with real clients and an aiohttp
-backend: request bodies held at zero (pipelined ones too) stay inside the body budget,
+backend: request heads and bodies held at zero (pipelined ones too) stay inside the input
+budget and all of it is given back,
 and every one of them arrives whole once the backend wakes; connections past the cap are
 answered 503 + Retry-After and closed; a body that stalls closes its connection."""
 
@@ -80,7 +81,7 @@ def test_held_bodies_stay_inside_the_budget_and_all_arrive_after_the_wake() -> N
     body = bytes(range(256)) * 1024  # 256 KiB
     expected = b"HTTP/1.1 200 OK " + hashlib.sha256(body).hexdigest().encode()
 
-    async def scenario() -> tuple[int, list[list[bytes]]]:
+    async def scenario() -> tuple[int, list[list[bytes]], int]:
         readiness = Readiness()  # at zero: everything is held
         async with activator(ListenerLimits(body_budget=budget), readiness) as (listener, port):
             connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
@@ -96,11 +97,17 @@ def test_held_bodies_stay_inside_the_budget_and_all_arrive_after_the_wake() -> N
             answers = [
                 await asyncio.wait_for(read_answers(reader, 4), 30) for reader, _ in connections
             ]
-            for _, writer in connections:
+            # A connection left half-way through a head gives its bytes back when it goes.
+            _, partial = await asyncio.open_connection("127.0.0.1", port)
+            partial.write(b"GET /b/x HTTP/1.1\r\nHost: a\r\nX-Half: " + b"y" * 30_000)
+            await asyncio.sleep(0.2)
+            for _, writer in [*connections, (None, partial)]:
                 writer.close()
-            return peak, answers
+            await asyncio.sleep(0.3)
+            return peak, answers, listener.budget.used
 
-    peak, answers = asyncio.run(scenario())
+    peak, answers, left = asyncio.run(scenario())
+    assert left == 0  # every head and body given back: nothing leaks from the budget
     # One read's worth past the budget at most, never the 8 MiB that was sent.
     assert 0 < peak <= budget + 512 * 1024, peak
     assert answers == [[expected] * 4] * 8  # every body whole: 0 lost
