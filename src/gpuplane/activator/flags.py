@@ -6,6 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# What one activator accepts at once; the defaults fit the pod's 256 Mi memory limit
+# (wire.ListenerLimits says how, and takes these as its defaults).
+MAX_CONNECTIONS = 4096
+INPUT_BUDGET_MIB = 96
+BODY_IDLE_SECONDS = 30.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="the routes file (YAML)")
@@ -14,17 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-address", default="127.0.0.1:9091", help="HOST:PORT of /metrics and /healthz"
     )
-    # Defaults fit the pod's 256 Mi memory limit (wire.ListenerLimits says how).
     parser.add_argument(
-        "--max-connections", type=int, default=4096,
-        help="client connections at once; more are answered 503 and closed (default 4096)",
+        "--max-connections", type=int, default=MAX_CONNECTIONS,
+        help="client connections at once; more are answered 503 and closed (default %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--body-budget-mib", type=int, default=96,
-        help="request heads and bodies buffered by the whole process, MiB (default 96); past "
-        "it, connections are read only as requests are forwarded",
+        "--input-budget-mib", type=int, default=INPUT_BUDGET_MIB,
+        help="request heads and bodies buffered by the whole process, MiB (default "
+        "%(default)s); past it, connections are read only as requests are forwarded",
     )  # fmt: skip
     parser.add_argument(
-        "--body-idle-seconds", type=float, default=30.0,
-        help="a request body that sends nothing this long closes its connection (default 30)",
+        "--body-idle-seconds", type=float, default=BODY_IDLE_SECONDS,
+        help="a request body that sends nothing this long closes its connection "
+        "(default %(default)s)",
     )  # fmt: skip

@@ -50,7 +50,7 @@ async def serve(args: argparse.Namespace, routes: Routes, kube: KubeSession) -> 
     proxy = Proxy(routes, states, pool, wake=Waker(kube, metrics), metrics=metrics)
     limits = ListenerLimits(
         max_connections=args.max_connections,
-        body_budget=args.body_budget_mib * 1024 * 1024,
+        input_budget=args.input_budget_mib * 1024 * 1024,
         body_idle_seconds=args.body_idle_seconds,
     )
     listener = Listener(proxy.handle, limits)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    for flag in ("max_connections", "body_budget_mib", "body_idle_seconds"):
+    for flag in ("max_connections", "input_budget_mib", "body_idle_seconds"):
         if getattr(args, flag) <= 0:
             print(f"activator: --{flag.replace('_', '-')} must be above 0", file=sys.stderr)
             return 2

@@ -37,7 +37,7 @@ class ReadGate:
                 self._transport.resume_reading()
 
 
-class BodyBudget:
+class InputBudget:
     """Request bytes buffered by the whole process, every connection together: heads from
     their first byte until answered, bodies until forwarded (held requests and those
     pipelined behind them included). Past ``limit`` every
@@ -82,7 +82,7 @@ class PeerGone(ConnectionError):
 class Chunks:
     """Body bytes as they arrive from one transport, for one reader."""
 
-    def __init__(self, reading: ReadGate, budget: BodyBudget | None = None) -> None:
+    def __init__(self, reading: ReadGate, budget: InputBudget | None = None) -> None:
         self._reading = reading
         self._budget = budget
         self._parts: deque[bytes] = deque()

@@ -22,7 +22,8 @@ from typing import cast
 
 import httptools
 
-from gpuplane.activator.streams import BodyBudget, Chunks, Connection, PeerGone, ReadGate
+from gpuplane.activator.flags import BODY_IDLE_SECONDS, INPUT_BUDGET_MIB, MAX_CONNECTIONS
+from gpuplane.activator.streams import Chunks, Connection, InputBudget, PeerGone, ReadGate
 
 log = logging.getLogger(__name__)
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers together; past it: 431
@@ -40,9 +41,9 @@ class ListenerLimits:
     (a Python connection costs about 20 KiB besides its input); a body that stalls
     ``body_idle_seconds`` closes its connection."""
 
-    max_connections: int = 4096
-    body_budget: int = 96 * 1024 * 1024
-    body_idle_seconds: float = 30.0
+    max_connections: int = MAX_CONNECTIONS
+    input_budget: int = INPUT_BUDGET_MIB * 1024 * 1024
+    body_idle_seconds: float = BODY_IDLE_SECONDS
 
 
 @dataclass
@@ -162,12 +163,13 @@ class ClientConnection(Connection):
         handler: Handler,
         connections: set[ClientConnection],
         limits: ListenerLimits,
-        budget: BodyBudget,
+        budget: InputBudget,
     ) -> None:
         super().__init__()
         self._handler, self._connections = handler, connections
         self._limits, self._budget = limits, budget
         self._stalled: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0  # loop time of the last body byte of the request being read
         self._gate: ReadGate | None = None  # the transport's reading, once connected
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[Request | tuple[int, str]] = deque()
@@ -212,7 +214,8 @@ class ClientConnection(Connection):
             return
         if self._in_head:
             # Heads count in the process's input budget from their first byte: an endless
-            # or a held one costs memory like a body.
+            # or a held one costs memory like a body. A read that also carries body bytes
+            # counts them twice until the request is answered: over, never under.
             self._head_raw += len(data)
             self._budget.take(len(data))
         try:
@@ -323,7 +326,8 @@ class ClientConnection(Connection):
         )
         self._reading = request if has_body else None
         if has_body:
-            self._arm_stalled()
+            self._body_seen = asyncio.get_running_loop().time()
+            self._arm_stalled(self._limits.body_idle_seconds)
         self._queue.append(request)
         self._arrived.set()
         if len(self._queue) >= MAX_PIPELINED and not self._queue_full:
@@ -333,7 +337,8 @@ class ClientConnection(Connection):
     def on_body(self, body: bytes) -> None:
         if self._reading is not None and self._reading.body is not None:
             self._reading.body.feed(body)
-            self._arm_stalled()
+            # A timestamp per chunk, not a timer: the one timer reads it when it fires.
+            self._body_seen = asyncio.get_running_loop().time()
 
     def on_message_complete(self) -> None:
         self._in_head, self._head_raw = True, 0
@@ -404,21 +409,24 @@ class ClientConnection(Connection):
             transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
-    def _arm_stalled(self) -> None:
+    def _arm_stalled(self, delay: float) -> None:
         """A body that sends nothing for body_idle_seconds ends its connection (a body
         stalled at 10 of 100 bytes once kept one open for ten idle timeouts)."""
         if self._stalled is not None:
             self._stalled.cancel()
-        self._stalled = asyncio.get_running_loop().call_later(
-            self._limits.body_idle_seconds, self._body_stalled
-        )
+        self._stalled = asyncio.get_running_loop().call_later(delay, self._body_stalled)
 
     def _body_stalled(self) -> None:
         reading = self._reading
         if reading is None or reading.body is None or reading.body.complete:
             return
+        idle = self._limits.body_idle_seconds
+        quiet = asyncio.get_running_loop().time() - self._body_seen
+        if quiet < idle:
+            self._arm_stalled(idle - quiet)  # bytes came since: wait out the rest
+            return
         if self._gate is not None and self._gate.paused:
-            self._arm_stalled()  # we stopped reading it, not the client: not a stall
+            self._arm_stalled(idle)  # we stopped reading it, not the client: not a stall
             return
         log.info("closing %s: its request body stalled", self._peer)
         # The client's doing: its request ends as one whose client went away.
@@ -441,7 +449,7 @@ class Listener:
     def __init__(self, handler: Handler, limits: ListenerLimits | None = None) -> None:
         self._handler = handler
         self._limits = limits or ListenerLimits()
-        self.budget = BodyBudget(self._limits.body_budget)
+        self.budget = InputBudget(self._limits.input_budget)
         self._connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
 

@@ -83,7 +83,7 @@ def test_held_bodies_stay_inside_the_budget_and_all_arrive_after_the_wake() -> N
 
     async def scenario() -> tuple[int, list[list[bytes]], int]:
         readiness = Readiness()  # at zero: everything is held
-        async with activator(ListenerLimits(body_budget=budget), readiness) as (listener, port):
+        async with activator(ListenerLimits(input_budget=budget), readiness) as (listener, port):
             connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
             for _, writer in connections:
                 writer.write(post(body) * 4)  # 4 pipelined requests a connection: 8 MiB
@@ -150,3 +150,25 @@ def test_a_stalled_body_closes_its_connection(caplog: pytest.LogCaptureFixture) 
     assert 0.4 < took < 5.0, took  # the body deadline, not the 75 s idle timeout
     # The client's doing, not an internal error of the activator.
     assert not [r for r in caplog.records if r.name.startswith("gpuplane.activator")]
+
+
+def test_a_slow_body_that_keeps_sending_is_not_cut() -> None:
+    """The deadline is for silence: a byte every 0.2 s for 1.6 s, with a 0.5 s deadline,
+    arrives whole and is answered."""
+
+    async def scenario() -> list[bytes]:
+        readiness = Readiness()
+        readiness.ready.set()
+        async with activator(ListenerLimits(body_idle_seconds=0.5), readiness) as (_, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            body = b"x" * 8
+            writer.write(b"POST /b/x HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n")
+            for byte in body:
+                await asyncio.sleep(0.2)
+                writer.write(bytes([byte]))
+            answers = await asyncio.wait_for(read_answers(reader, 1), 10)
+            writer.close()
+            return answers
+
+    expected = b"HTTP/1.1 200 OK " + hashlib.sha256(b"x" * 8).hexdigest().encode()
+    assert asyncio.run(scenario()) == [expected]
