@@ -65,8 +65,8 @@ def test_later_verbs_keep_the_choice_up_made(auto_cluster: tuple[SimCluster, str
     saved = Path(cluster.env["GPUPLANE_STATE"]) / CLUSTER / "runtimes.json"
     rows = json.loads(saved.read_text())
     assert {row["node"]: row["runtime"] for row in rows}["agent-0"] == "kubelet"
-    # Now this cluster itself holds the kubelet root: a fresh resolution would still pick
-    # agent-0 (its own root), and the saved one is what every verb reads.
+    # The saved choice is what later verbs read (tests/unit/backends/test_runtime_auto.py
+    # tells a saved choice from a fresh one; here both would pick agent-0).
     table = cluster.cli("status")
     assert "runtime auto -> kubelet for agent-0" in table.stdout
     verify = cluster.cli("verify", "-o", "json")

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gpuplane.backends.base import ResolvedPlatform
+from gpuplane.backends.base import ResolvedPlatform, RuntimeChoice
+from gpuplane.backends.local import LocalBackend
+from gpuplane.backends.local.backend import save_choices
 from gpuplane.backends.local.runtime_choice import HostFacts, resolve_runtimes, resolved_platform
 from gpuplane.backends.local.runtime_facts import kubelet_root_holder
+from gpuplane.backends.local.state import LocalState
 from gpuplane.topology import Platform, load_platform
 
 REPO = Path(__file__).resolve().parents[3]
@@ -102,3 +105,36 @@ def test_the_kubelet_root_holder_is_read_from_its_owner_file(tmp_path: Path) -> 
     (root / ".gpuplane-owner").unlink()
     (root / "pods").mkdir()
     assert kubelet_root_holder(tmp_path / "mine", root) == "another kubelet"
+
+
+def test_a_running_cluster_keeps_the_choice_its_up_saved(tmp_path: Path) -> None:
+    """LocalBackend.resolve reads back what up saved beside the cluster, so a verb run
+    later never decides again (here the saved reason is one the host could never give);
+    a saved choice for other declared runtimes is ignored."""
+    platform = default()
+    backend = LocalBackend(state_root=tmp_path)
+    saved = tuple(
+        RuntimeChoice(node.name, node.runtime, "kwok", "saved by an earlier up")
+        for node in platform.spec.nodes
+    )
+    save_choices(LocalState(tmp_path, platform.name), saved)
+    resolved = backend.resolve(platform)
+    assert resolved.choices == saved
+    assert resolved.platform.kubelet_nodes == ()
+    # The same file for a platform whose agent-0 is now declared kwok: not its choice.
+    document = platform.model_dump(by_alias=True, exclude_none=True)
+    document["spec"]["nodes"][1]["runtime"] = "kwok"
+    changed = Platform.model_validate(document)
+    fresh = backend.resolve(changed)
+    assert all(choice.reason != "saved by an earlier up" for choice in fresh.choices)
+
+
+def test_a_platform_without_auto_nodes_resolves_as_declared(tmp_path: Path) -> None:
+    document = default().model_dump(by_alias=True, exclude_none=True)
+    for node in document["spec"]["nodes"]:
+        node["runtime"] = "kwok"
+    platform = Platform.model_validate(document)
+    resolved = LocalBackend(state_root=tmp_path).resolve(platform)
+    assert resolved.platform == platform
+    assert {(c.runtime, c.reason) for c in resolved.choices} == {("kwok", "declared")}
+    assert resolved.lines() == []

@@ -38,7 +38,11 @@ from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_component
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
 from gpuplane.backends.local.processes import component_statuses, running_pids, stop_leftovers
 from gpuplane.backends.local.registration import register_nodes, wait_ready, wait_registered
-from gpuplane.backends.local.runtime_choice import resolve_runtimes, resolved_platform
+from gpuplane.backends.local.runtime_choice import (
+    NO_FACTS_NEEDED,
+    resolve_runtimes,
+    resolved_platform,
+)
 from gpuplane.backends.local.runtime_facts import collect_host_facts
 from gpuplane.backends.local.services import (
     SERVICES,
@@ -88,6 +92,9 @@ class LocalBackend:
     def resolve(self, platform: Platform) -> ResolvedPlatform:
         """``runtime: auto`` from this host's facts; a cluster that is up keeps what its
         ``up`` resolved (saved beside it), so a later verb never flips a node."""
+        if not platform.auto_nodes:
+            # Nothing to decide: every verb on such a platform reads no host facts.
+            return ResolvedPlatform(platform, resolve_runtimes(platform, NO_FACTS_NEEDED))
         state = self._state(platform)
         choices = _saved_choices(state, platform) or resolve_runtimes(
             platform, collect_host_facts(platform, state.directory)
@@ -323,9 +330,11 @@ def save_choices(state: LocalState, choices: tuple[RuntimeChoice, ...]) -> None:
 
 
 def private_keys(state: LocalState) -> list[Path]:
-    """Every private key of the cluster readable by its owner alone: kwokctl writes its CA's
-    and the admin's keys 0644, and the CA key signs any identity (a node's, an admin's)."""
-    keys = sorted(state.directory.rglob("*.key"))
+    """kwokctl's keys readable by their owner alone: it writes its CA's and the admin's
+    0644, and the CA key signs any identity (a node's, an admin's). Ours (etcd's, a
+    node's) are written 0600; nothing else of the state is walked (a kubelet node's
+    image layers live there too)."""
+    keys = sorted(state.pki.glob("*.key"))
     for key in keys:
         key.chmod(0o600)
     return keys

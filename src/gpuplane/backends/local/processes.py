@@ -3,6 +3,7 @@ and stopping any process the way ``down`` must: SIGTERM, a grace, then SIGKILL."
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -37,8 +38,10 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+@functools.cache
 def boot_time(proc: Path = Path("/proc")) -> float | None:
-    """When this host booted (seconds since the epoch), from /proc/stat's btime."""
+    """When this host booted (seconds since the epoch), from /proc/stat's btime; read
+    once per process (it does not change while we run)."""
     try:
         for line in (proc / "stat").read_text().splitlines():
             if line.startswith("btime "):

@@ -31,6 +31,10 @@ class HostFacts:
     kubelet_root_holder: str | None
 
 
+# For a platform without ``auto`` nodes: the facts are never read.
+NO_FACTS_NEEDED = HostFacts(failed_checks=(), gpus=0, kubelet_root_holder=None)
+
+
 def resolve_runtimes(platform: Platform, facts: HostFacts) -> tuple[RuntimeChoice, ...]:
     """One resolution per node, in platform order."""
     autos = platform.auto_nodes

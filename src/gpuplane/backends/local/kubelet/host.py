@@ -16,6 +16,8 @@ import socket
 import struct
 from pathlib import Path
 
+from gpuplane.backends.local.processes import command_of
+
 SIOCGIFADDR = 0x8915
 MNT_DETACH = 2
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -153,14 +155,5 @@ def delete_link(name: str) -> bool:
 
 def processes_mentioning(text: str) -> list[int]:
     """Pids whose command line contains ``text`` (the shims of our containerd)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry.name))
-    return found
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if text in " ".join(command_of(pid))]
