@@ -5,6 +5,7 @@ asked for by name, with one message when it lacks them."""
 from __future__ import annotations
 
 import argparse
+from typing import TypeVar
 
 from gpuplane.backends import choice
 from gpuplane.backends.base import ClusterBackend, HostServices, ImageStore, ResolvedPlatform
@@ -12,6 +13,8 @@ from gpuplane.cli.context import Context
 from gpuplane.errors import BadInputError
 from gpuplane.toolchain import cache_dir
 from gpuplane.topology import Platform, load_platform
+
+T = TypeVar("T")
 
 
 def add_backend_option(
@@ -57,21 +60,18 @@ def print_choices(context: Context, resolved: ResolvedPlatform) -> None:
         context.err_console.print(line, highlight=False)
 
 
+def _capability(found: T | None, backend: ClusterBackend, verb: str, lacks: str) -> T:
+    """What ``backend`` has, or bad input naming the verb, the backend and what it lacks."""
+    if found is None:
+        raise BadInputError(f"gpuplane {verb}: the {backend.name} backend {lacks}")
+    return found
+
+
 def image_store(backend: ClusterBackend, verb: str) -> ImageStore:
-    store = backend.images()
-    if store is None:
-        raise BadInputError(
-            f"gpuplane {verb}: the {backend.name} backend's nodes take no offline images "
-            "(it applies to the local backend's kubelet nodes)"
-        )
-    return store
+    lacks = "takes no offline images (it applies to the local backend's kubelet nodes)"
+    return _capability(backend.images(), backend, verb, lacks)
 
 
 def host_services(backend: ClusterBackend, verb: str) -> HostServices:
-    services = backend.services()
-    if services is None:
-        raise BadInputError(
-            f"gpuplane {verb}: the {backend.name} backend runs no services beside the "
-            "cluster (it applies to the local backend)"
-        )
-    return services
+    lacks = "runs no services beside the cluster (it applies to the local backend)"
+    return _capability(backend.services(), backend, verb, lacks)

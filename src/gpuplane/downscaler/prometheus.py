@@ -36,7 +36,7 @@ def answer_of(status: int, text: str, target_label: str) -> QueryResult:
         message = payload.get("error") or f"HTTP {status}"
         # What a server answered goes into the policy's status and Events: bounded and
         # quoted, never taken as the operator's own words.
-        return QueryResult(error=f"Prometheus answered {status}: {quoted(str(message)[:200])}")
+        return QueryResult(error=f"Prometheus answered {status}: {quoted(str(message))}")
     kind = (payload.get("data") or {}).get("resultType")
     if kind != "vector":
         return QueryResult(error=f"query must return an instant vector, got {kind}")

@@ -61,7 +61,7 @@ def test_the_old_backend_name_is_read_through_the_override(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["image", "build", "--services"], "k3d backend's nodes take no offline images"),
+        (["image", "build", "--services"], "k3d backend takes no offline images"),
         (["sim", "traffic", "list"], "k3d backend runs no services beside the cluster"),
         (["observability", "check", "--live"], "backend 'k3d' has no built-in Prometheus address"),
     ],
