@@ -28,6 +28,7 @@ from gpuplane.inference.model import (  # noqa: E402
     Encoder,
     EncoderConfig,
     Tokenizer,
+    embedder,
     packaged_model_dir,
     read_weights,
 )
@@ -93,11 +94,7 @@ def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Encoder, 
 
 async def start(args: argparse.Namespace, state: ServiceState) -> None:
     encoder, tokenizer = await asyncio.to_thread(load_model, args, state)
-
-    def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
-        batch = tokenizer.batch(texts)
-        vectors = encoder.embed(batch)
-        return list(vectors), [int(n) for n in batch.mask.sum(axis=1)]
+    embed = embedder(encoder, tokenizer)
 
     def observed(outcome: BatchOutcome) -> None:
         state.metrics.batch_size.observe(outcome.size)

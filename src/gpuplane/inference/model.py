@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpuplane.inference.ops import Array, Ops
+from gpuplane.inference.ops import Array, NumpyOps, Ops
 from gpuplane.inference.weights import WeightsError, load_safetensors
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -176,6 +177,29 @@ class Encoder:
             w[f"{prefix}output.LayerNorm.bias"],
             c.eps,
         )
+
+
+Embed = Callable[[list[str]], tuple[list[Any], list[int]]]
+
+
+def embedder(encoder: Encoder, tokenizer: Tokenizer) -> Embed:
+    """What the batcher calls: texts to (their vectors, their token counts)."""
+
+    def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
+        batch = tokenizer.batch(texts)
+        return list(encoder.embed(batch)), [int(n) for n in batch.mask.sum(axis=1)]
+
+    return embed
+
+
+def packaged_embedder() -> Embed:
+    """The packaged model on numpy (CPU), ready to embed: what the tests serve."""
+    directory = packaged_model_dir()
+    config = EncoderConfig.read(directory)
+    return embedder(
+        Encoder(config, read_weights(directory), NumpyOps()),
+        Tokenizer(directory, config.max_tokens),
+    )
 
 
 def _needed_names(config: EncoderConfig) -> list[str]:

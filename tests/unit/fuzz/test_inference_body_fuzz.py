@@ -17,14 +17,7 @@ from hypothesis import strategies as st
 
 from gpuplane.inference.batching import Batcher
 from gpuplane.inference.metrics import ServiceMetrics
-from gpuplane.inference.model import (
-    Encoder,
-    EncoderConfig,
-    Tokenizer,
-    packaged_model_dir,
-    read_weights,
-)
-from gpuplane.inference.ops import NumpyOps
+from gpuplane.inference.model import packaged_embedder
 from gpuplane.inference.server import ServiceState, make_app
 from tests.unit.fuzz.background_loop import BackgroundLoop
 from tests.unit.fuzz.strategies import json_like, mutated
@@ -35,15 +28,7 @@ HTTP = httpx2.Client(trust_env=False, timeout=30)
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    directory = packaged_model_dir()
-    config = EncoderConfig.read(directory)
-    encoder = Encoder(config, read_weights(directory), NumpyOps())
-    tokenizer = Tokenizer(directory, config.max_tokens)
-
-    def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
-        batch = tokenizer.batch(texts)
-        return list(encoder.embed(batch)), [int(n) for n in batch.mask.sum(axis=1)]
-
+    embed = packaged_embedder()
     background = BackgroundLoop()
     state = ServiceState(ServiceMetrics("ml", "inference"), dimensions=384, ready=True)
     state.batcher = Batcher(embed, 32, 0.002, 64)

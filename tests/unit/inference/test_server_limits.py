@@ -17,29 +17,13 @@ from aiohttp import web
 
 from gpuplane.inference.batching import Batcher
 from gpuplane.inference.metrics import ServiceMetrics
-from gpuplane.inference.model import (
-    Encoder,
-    EncoderConfig,
-    Tokenizer,
-    packaged_model_dir,
-    read_weights,
-)
-from gpuplane.inference.ops import NumpyOps
+from gpuplane.inference.model import Embed, packaged_embedder
 from gpuplane.inference.server import ServiceState, make_app
 
 
 @pytest.fixture(scope="module")
-def embed() -> Any:
-    directory = packaged_model_dir()
-    config = EncoderConfig.read(directory)
-    encoder = Encoder(config, read_weights(directory), NumpyOps())
-    tokenizer = Tokenizer(directory, config.max_tokens)
-
-    def run(texts: list[str]) -> tuple[list[Any], list[int]]:
-        batch = tokenizer.batch(texts)
-        return list(encoder.embed(batch)), [int(n) for n in batch.mask.sum(axis=1)]
-
-    return run
+def embed() -> Embed:
+    return packaged_embedder()
 
 
 async def served(state: ServiceState) -> AsyncIterator[str]:
