@@ -10,20 +10,18 @@ once, so a restarted cluster keeps its etcd where its data says it is.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gpuplane.backends.local.pki import LOOPBACK, issue, new_key, pem_key
+
 VALIDITY = datetime.timedelta(days=3650)
-BACKDATE = datetime.timedelta(hours=1)
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -61,44 +59,6 @@ class EtcdTls:
         return f"https://{LOOPBACK}:{self.peer_port}"
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    usages: list[x509.ObjectIdentifier],
-    now: datetime.datetime,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, signer = issuer if issuer is not None else (name, key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if usages:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    if ExtendedKeyUsageOID.SERVER_AUTH in usages:
-        loopback = x509.IPAddress(ipaddress.ip_address(LOOPBACK))
-        san = x509.SubjectAlternativeName([loopback, x509.DNSName("localhost")])
-        builder = builder.add_extension(san, critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
 def _write(path: Path, data: bytes, *, private: bool) -> None:
     if private:
         path.touch(mode=0o600)
@@ -110,21 +70,30 @@ def issue_etcd_pki(tls: EtcdTls, now: datetime.datetime) -> None:
     """The CA, etcd's serving-and-peer certificate, the API server's client certificate."""
     tls.directory.mkdir(parents=True, exist_ok=True)
     tls.directory.chmod(0o700)
-    ca_key = _key()
-    ca = _certificate("gpuplane-etcd-ca", ca_key, None, [], now)
-    server_key, client_key = _key(), _key()
-    both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    server = _certificate("etcd", server_key, (ca.subject, ca_key), both, now)
-    client = _certificate(
-        "kube-apiserver-etcd-client", client_key, (ca.subject, ca_key),
-        [ExtendedKeyUsageOID.CLIENT_AUTH], now,
-    )  # fmt: skip
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key, server_key, client_key = new_key(), new_key(), new_key()
+    ca = issue(name("gpuplane-etcd-ca"), ca_key, issuer=None, usages=(), now=now, validity=VALIDITY)
+    signer = (ca.subject, ca_key)
+    client_only = (ExtendedKeyUsageOID.CLIENT_AUTH,)
+    both = (ExtendedKeyUsageOID.SERVER_AUTH, *client_only)
+    server = issue(name("etcd"), server_key, issuer=signer, usages=both, now=now, validity=VALIDITY)
+    client = issue(
+        name("kube-apiserver-etcd-client"),
+        client_key,
+        issuer=signer,
+        usages=client_only,
+        now=now,
+        validity=VALIDITY,
+    )
     pem = serialization.Encoding.PEM
     _write(tls.ca, ca.public_bytes(pem), private=False)
     _write(tls.server_cert, server.public_bytes(pem), private=False)
-    _write(tls.server_key, _pem_key(server_key), private=True)
+    _write(tls.server_key, pem_key(server_key), private=True)
     _write(tls.client_cert, client.public_bytes(pem), private=False)
-    _write(tls.client_key, _pem_key(client_key), private=True)
+    _write(tls.client_key, pem_key(client_key), private=True)
     # The CA's key signs nothing more: not kept.
 
 

@@ -13,17 +13,16 @@ import warnings
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gpuplane.backends.local.pki import issue, new_key, pem_key
 from gpuplane.kube.files import user_kubeconfig, write_private
 
 NODE_GROUP = "system:nodes"
 VALIDITY = datetime.timedelta(days=365)
-# Clocks of the host and of a freshly made CA may disagree by a little.
-BACKDATE = datetime.timedelta(hours=1)
 
 
 def node_user(name: str) -> str:
@@ -42,44 +41,18 @@ def issue_node_certificate(
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     if not isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise TypeError(f"unsupported CA key type {type(ca_key).__name__}")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = new_key()
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, NODE_GROUP),
             x509.NameAttribute(NameOID.COMMON_NAME, node_user(name)),
         ]
     )
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=False,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    certificate = issue(
+        subject, key, issuer=(ca_cert.subject, ca_key),
+        usages=(ExtendedKeyUsageOID.CLIENT_AUTH,), now=now, validity=VALIDITY,
+    )  # fmt: skip
+    key_pem = pem_key(key)
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
