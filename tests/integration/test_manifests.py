@@ -6,7 +6,6 @@ the Prometheus operator's CRDs installed from the pinned upstream modules (tools
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gpuplane.errors import OperationError
 from gpuplane.toolchain import tools_dir
 from gpuplane.toolchain.crds import upstream_crd_files
 from tests.integration.conftest import REPO, SimCluster
@@ -27,13 +27,21 @@ def documents(text: str) -> list[dict[str, Any]]:
 
 
 def manifest_files() -> list[Path]:
-    """Every Kubernetes manifest of gitops/ and apps/ (Helm values files are not)."""
+    """Every Kubernetes manifest of gitops/ and apps/ (Helm values files and the
+    templates of gitops/apps, a chart, are not: platform_applications renders those)."""
     found = []
     for root in ("gitops", "apps"):
         for path in sorted((REPO / root).rglob("*.yaml")):
-            if "values" not in path.name:
+            chart_file = path.name == "Chart.yaml" or "templates" in path.parts
+            if "values" not in path.name and not chart_file:
                 found.append(path)
     return found
+
+
+def platform_applications(env: dict[str, str], *sets: str) -> dict[str, dict[str, Any]]:
+    """The Applications gitops/apps renders (the root Application's chart), by name."""
+    rendered = documents(helm_template(env, "gitops/apps", "argocd", *sets))
+    return {document["metadata"]["name"]: document for document in rendered}
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +144,7 @@ def test_every_manifest_passes_server_side_dry_run(with_crds: SimCluster) -> Non
             env, "charts/downscaler", "gpuplane-system", values_file=ACTIVATOR_EXAMPLE
         ),
     }
+    rendered["gitops/apps"] = helm_template(env, "gitops/apps", "argocd")
     for name, text in rendered.items():
         result = kubectl(env, kubeconfig, "apply", "--dry-run=server", "-f", "-", stdin=text)
         assert result.returncode == 0, f"{name}: {result.stderr}"
@@ -152,7 +161,7 @@ def test_every_manifest_passes_server_side_dry_run(with_crds: SimCluster) -> Non
 
 def test_the_crds_reject_a_broken_application(with_crds: SimCluster) -> None:
     """The dry-run above can fail: an Application without a destination is refused."""
-    application = yaml.safe_load((REPO / "gitops/apps/demo.yaml").read_text())
+    application = platform_applications(with_crds.env)["demo"]
     del application["spec"]["destination"]
     result = kubectl(
         with_crds.env, with_crds.kubeconfig, "apply", "--dry-run=server", "-f", "-",
@@ -167,11 +176,13 @@ def test_gitops_structure(with_crds: SimCluster) -> None:
     CRDs sync first; Deployments a DownscalePolicy manages ignore /spec/replicas."""
     applications = [
         document
-        for path in sorted((REPO / "gitops").rglob("*.yaml"))
-        if "values" not in path.name
+        for path in manifest_files()
+        if path.is_relative_to(REPO / "gitops")
         for document in documents(path.read_text())
         if document["kind"] == "Application"
     ]
+    applications += list(platform_applications(with_crds.env, "gpuExporter=gpu-exporter").values())
+    applications += [platform_applications(with_crds.env)["dcgm-exporter"]]
     waves = {}
     for application in applications:
         spec = application["spec"]
@@ -209,30 +220,48 @@ def test_gitops_structure(with_crds: SimCluster) -> None:
             )
 
 
-def test_the_root_application_syncs_exactly_one_gpu_exporter() -> None:
-    """dcgm-exporter and gpu-exporter export the same series: the root Application leaves
-    one of the two out, and the switch is that one glob."""
+def test_the_root_application_syncs_exactly_one_gpu_exporter(sim_cluster: SimCluster) -> None:
+    """dcgm-exporter and gpu-exporter export the same series: the chart renders one of
+    the two, and the switch is one value of the root Application."""
     root = yaml.safe_load((REPO / "gitops/bootstrap/root-application.yaml").read_text())
-    excluded = root["spec"]["source"]["directory"]["exclude"]
-    synced = {
-        path.name
-        for path in (REPO / "gitops" / "apps").glob("*.yaml")
-        if not fnmatch.fnmatch(path.name, excluded)
-    }
-    exporters = {"dcgm-exporter.yaml", "gpu-exporter.yaml"}
-    assert synced & exporters == {"dcgm-exporter.yaml"}
-    assert len(synced) == len(list((REPO / "gitops" / "apps").glob("*.yaml"))) - 1
+    values = root["spec"]["source"]["helm"]["valuesObject"]
+    assert values["gpuExporter"] == "dcgm-exporter"
+    default = platform_applications(sim_cluster.env, f"gpuExporter={values['gpuExporter']}")
+    switched = platform_applications(sim_cluster.env, "gpuExporter=gpu-exporter")
+    exporters = {"dcgm-exporter", "gpu-exporter"}
+    assert set(default) & exporters == {"dcgm-exporter"}
+    assert set(switched) & exporters == {"gpu-exporter"}
+    assert set(default) - exporters == set(switched) - exporters
     # Both go to the gpu node's namespace in the same wave, so a switch is one sync.
-    apps = {
-        name: yaml.safe_load((REPO / "gitops" / "apps" / name).read_text()) for name in exporters
-    }
+    apps = {"dcgm-exporter": default["dcgm-exporter"], "gpu-exporter": switched["gpu-exporter"]}
     assert {a["spec"]["destination"]["namespace"] for a in apps.values()} == {
         "gpu-operator-resources"
     }
     waves = {a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] for a in apps.values()}
     assert waves == {"2"}
-    paths = {source["path"] for source in apps["gpu-exporter.yaml"]["spec"]["sources"]}
+    paths = {source["path"] for source in apps["gpu-exporter"]["spec"]["sources"]}
     assert paths == {"apps/gpu-exporter", "gitops/monitors/gpu-exporter"}
+
+
+def test_the_repository_is_a_parameter_and_sources_split_local_from_remote(
+    sim_cluster: SimCluster,
+) -> None:
+    """Every Application reading this repository takes its URL and revision from the
+    values; "local" and "remote" split the Applications without overlap; a wrong value
+    fails the render with its name."""
+    url, revision = "git://127.0.0.1:9/platform.git", "HEAD"
+    every = platform_applications(sim_cluster.env, f"repoURL={url}", f"targetRevision={revision}")
+    for name, application in every.items():
+        spec = application["spec"]
+        for source in [spec["source"]] if "source" in spec else spec["sources"]:
+            if "chart" not in source:
+                assert (source["repoURL"], source["targetRevision"]) == (url, revision), name
+    local = platform_applications(sim_cluster.env, "sources=local")
+    remote = platform_applications(sim_cluster.env, "sources=remote")
+    assert set(local) | set(remote) == set(every) and not set(local) & set(remote)
+    assert set(remote) == {"kube-prometheus-stack", "dcgm-exporter", "gpu-enablement"}
+    with pytest.raises(OperationError, match="sources"):
+        platform_applications(sim_cluster.env, "sources=everything")
 
 
 def test_observability_chart_ships_the_files_unchanged(sim_cluster: SimCluster) -> None:
@@ -256,8 +285,8 @@ def test_observability_chart_ships_the_files_unchanged(sim_cluster: SimCluster) 
     assert rules[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
-def chart_values(name: str) -> dict[str, Any]:
-    application = yaml.safe_load((REPO / "gitops" / "apps" / f"{name}.yaml").read_text())
+def chart_values(env: dict[str, str], name: str) -> dict[str, Any]:
+    application = platform_applications(env)[name]
     spec = application["spec"]
     sources = [spec["source"]] if "source" in spec else spec["sources"]
     (chart,) = [source for source in sources if "chart" in source]
@@ -265,7 +294,7 @@ def chart_values(name: str) -> dict[str, Any]:
     return values
 
 
-def test_components_are_pinned_to_their_nodes() -> None:
+def test_components_are_pinned_to_their_nodes(sim_cluster: SimCluster) -> None:
     infra = {"node-role.kubernetes.io/infra": "true"}
     gpu = {"node-role.kubernetes.io/gpu": "true"}
 
@@ -274,7 +303,7 @@ def test_components_are_pinned_to_their_nodes() -> None:
 
     argocd = yaml.safe_load((REPO / "gitops/bootstrap/argocd-values.yaml").read_text())
     assert argocd["global"]["nodeSelector"] == infra and tolerates(argocd["global"], "infra")
-    stack = chart_values("kube-prometheus-stack")
+    stack = chart_values(sim_cluster.env, "kube-prometheus-stack")
     for component in (
         stack["prometheusOperator"],
         stack["prometheus"]["prometheusSpec"],
@@ -286,8 +315,10 @@ def test_components_are_pinned_to_their_nodes() -> None:
     assert stack["prometheus-node-exporter"]["tolerations"] == [{"operator": "Exists"}]
     assert stack["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
     for name in ("dcgm-exporter", "gpu-enablement"):
-        values = chart_values(name)
+        values = chart_values(sim_cluster.env, name)
         assert values["nodeSelector"] == gpu and tolerates(values, "gpu"), name
         assert values["runtimeClassName"] == "nvidia", name
-    assert chart_values("gpu-enablement")["affinity"] is None  # the default selects nothing
-    assert chart_values("dcgm-exporter")["serviceMonitor"]["enabled"] is True
+    assert (
+        chart_values(sim_cluster.env, "gpu-enablement")["affinity"] is None
+    )  # the default selects nothing
+    assert chart_values(sim_cluster.env, "dcgm-exporter")["serviceMonitor"]["enabled"] is True

@@ -185,6 +185,47 @@ class HostServices(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ApplicationStatus:
+    """One Argo CD Application as ``gitops status`` shows it."""
+
+    name: str
+    sync: str
+    health: str
+    revision: str
+    message: str
+    # Why green is not the whole truth (its pods run on KWOK nodes), or why it is not
+    # green (its source is unreachable offline); empty otherwise.
+    note: str = ""
+
+    @property
+    def green(self) -> bool:
+        return self.sync == "Synced" and self.health == "Healthy"
+
+
+@dataclass(frozen=True)
+class GitOpsStatus:
+    repository: str | None
+    components: tuple[ComponentStatus, ...]
+    applications: tuple[ApplicationStatus, ...]
+
+
+class GitOpsHost(Protocol):
+    """A backend that runs Argo CD beside the cluster and syncs the platform from git."""
+
+    def gitops_up(self, platform: Platform, repository: Path, reporter: Reporter) -> list[str]:
+        """Argo CD up, syncing from ``repository``'s committed HEAD; what changed."""
+        ...
+
+    def gitops_status(self, platform: Platform) -> GitOpsStatus: ...
+
+    def gitops_sync(self, platform: Platform, application: str | None) -> list[str]:
+        """Refresh and sync ``application`` (default: the roots) now; the names."""
+        ...
+
+    def gitops_down(self, platform: Platform, reporter: Reporter) -> list[str]: ...
+
+
 class ClusterBackend(Protocol):
     name: str
 
@@ -214,4 +255,8 @@ class ClusterBackend(Protocol):
 
     def services(self) -> HostServices | None:
         """The services it runs beside the cluster, if any."""
+        ...
+
+    def gitops(self) -> GitOpsHost | None:
+        """Argo CD run by the backend itself, if it does that."""
         ...

@@ -22,6 +22,7 @@ from gpuplane.cli.commands import (
     activator,
     doctor,
     down,
+    gitops,
     gpu_exporter,
     image,
     kubeconfig,
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backend_option(parser, default=None)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     verb_modules = (up, down, status, kubeconfig, verify, doctor, render, report, observability)
-    for module in (*verb_modules, image, sim, toolchain, gpu_exporter, activator):
+    for module in (*verb_modules, image, sim, toolchain, gpu_exporter, activator, gitops):
         # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.
         _add_platform_file(module.register(verbs), argparse.SUPPRESS)
     return parser

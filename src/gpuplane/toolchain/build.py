@@ -122,6 +122,12 @@ def build_recipe(module: WrapperModule, tools: Path, cache: Path, pins: Pins) ->
         ),
         # Both load NVML (the driver's library) at run time through cgo; linked against
         # glibc, which every host with an NVIDIA driver has.
+        # `argocd version` reports the pin, as upstream's release stamps it.
+        WrapperModule.ARGOCD: BuildRecipe(
+            here,
+            "-s -w -X github.com/argoproj/argo-cd/v2/common.version="
+            + pins.argocd.removeprefix("v"),
+        ),
         WrapperModule.NVIDIA_TOOLKIT: BuildRecipe(here, "-s -w", cgo=True),
         WrapperModule.DEVICE_PLUGIN: BuildRecipe(here, "-s -w", cgo=True),
     }

@@ -23,6 +23,7 @@ class WrapperModule(StrEnum):
     NVIDIA_TOOLKIT = "nvidia-toolkit"
     DEVICE_PLUGIN = "device-plugin"
     KUBECTL_PROVIDER = "terraform-provider-kubectl"
+    ARGOCD = "argocd"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ def components(pins: Pins) -> tuple[Component, ...]:
             "github.com/gavinbunney/terraform-provider-kubectl",
             WrapperModule.KUBECTL_PROVIDER,
             pins.kubectl_provider,
+            optional=True,
+        ),
+        # GitOps on the local backend: every Argo CD component in one multi-call binary
+        # (ARGOCD_BINARY_NAME picks one); built on first use of `gpuplane gitops`.
+        Component(
+            "argocd",
+            "github.com/argoproj/argo-cd/v2/cmd",
+            WrapperModule.ARGOCD,
+            pins.argocd,
             optional=True,
         ),
         *node_components(pins),

@@ -57,13 +57,33 @@ def module_dirs(download_json: str) -> dict[str, Path]:
 
 def upstream_crd_files(tools: Path) -> list[Path]:
     """The pinned CRD files, downloaded into Go's module cache when not there yet."""
-    modules = [entry.module for entry in UPSTREAM_CRDS]
-    output = run_go(
-        ["mod", "download", "-json", *modules], cwd=tools / CRDS_MODULE_DIR, timeout=600
-    )
+    return _module_files(tools / CRDS_MODULE_DIR, UPSTREAM_CRDS)
+
+
+def monitoring_crd_files(tools: Path) -> list[Path]:
+    """The Prometheus operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs."""
+    return [path for path in upstream_crd_files(tools) if "monitoring.coreos.com" in path.name]
+
+
+# What `gpuplane gitops` installs: the CRDs of the Argo CD it runs (tools/argocd), not the
+# newer ones the manifest checks validate against.
+ARGOCD_RUNTIME_CRDS = UpstreamCrds(
+    "github.com/argoproj/argo-cd/v2",
+    ("manifests/crds/appproject-crd.yaml", "manifests/crds/application-crd.yaml"),
+)
+
+
+def argocd_crd_files(tools: Path) -> list[Path]:
+    """Application and AppProject CRDs of the pinned Argo CD."""
+    return _module_files(tools / "argocd", (ARGOCD_RUNTIME_CRDS,))
+
+
+def _module_files(module_dir: Path, wanted: tuple[UpstreamCrds, ...]) -> list[Path]:
+    modules = [entry.module for entry in wanted]
+    output = run_go(["mod", "download", "-json", *modules], cwd=module_dir, timeout=600)
     dirs = module_dirs(output)
     files = []
-    for entry in UPSTREAM_CRDS:
+    for entry in wanted:
         for name in entry.files:
             path = dirs[entry.module] / name
             if not path.is_file():

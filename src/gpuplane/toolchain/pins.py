@@ -24,6 +24,7 @@ CNI_MODULE = "github.com/containernetworking/plugins"
 NVIDIA_TOOLKIT_MODULE = "github.com/NVIDIA/nvidia-container-toolkit"
 DEVICE_PLUGIN_MODULE = "github.com/NVIDIA/k8s-device-plugin"
 KUBECTL_PROVIDER_MODULE = "github.com/gavinbunney/terraform-provider-kubectl"
+ARGOCD_MODULE = "github.com/argoproj/argo-cd/v2"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Pins:
     nvidia_toolkit: str
     device_plugin: str
     kubectl_provider: str
+    argocd: str
 
 
 def tools_dir() -> Path:
@@ -83,6 +85,7 @@ def read_pins(tools: Path | None = None) -> Pins:
             (NVIDIA_TOOLKIT_MODULE, "nvidia-toolkit"),
             (DEVICE_PLUGIN_MODULE, "device-plugin"),
             (KUBECTL_PROVIDER_MODULE, "terraform-provider-kubectl"),
+            (ARGOCD_MODULE, "argocd"),
         )
     }
     versions = {
@@ -108,6 +111,7 @@ def read_pins(tools: Path | None = None) -> Pins:
         nvidia_toolkit=str(versions[NVIDIA_TOOLKIT_MODULE]),
         device_plugin=str(versions[DEVICE_PLUGIN_MODULE]),
         kubectl_provider=str(versions[KUBECTL_PROVIDER_MODULE]),
+        argocd=str(versions[ARGOCD_MODULE]),
     )
 
 

@@ -106,6 +106,8 @@ def test_cache_dir_and_component_paths(tmp_path: Path) -> None:
 def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
     pins = read_pins(REPO / "tools")
     assert f"github.com/opentofu/opentofu {pins.tofu}" in (REPO / "tools/tofu/go.mod").read_text()
+    argocd_mod = (REPO / "tools/argocd/go.mod").read_text()
+    assert f"github.com/argoproj/argo-cd/v2 {pins.argocd}" in argocd_mod
     both = {"terraform": "/usr/bin/terraform", "tofu": "/usr/bin/tofu"}
     assert on_path(both.get) == Path("/usr/bin/terraform")
     assert on_path({"tofu": "/usr/bin/tofu"}.get) == Path("/usr/bin/tofu")
@@ -135,6 +137,7 @@ def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
         "tofu",
         "terraform-provider-kubectl",
         "kube-multicall",
+        "argocd",
         *node,
         *gpu,
     }

@@ -78,6 +78,10 @@ class K3dBackend:
         """Its services run in the cluster (kube-prometheus-stack): reach them there."""
         return None
 
+    def gitops(self) -> None:
+        """Argo CD is installed in the cluster by Helm (gitops/README.md, Bootstrap)."""
+        return None
+
     def _dir(self, platform: Platform) -> Path:
         return self._root / f"k3d-{platform.name}"
 

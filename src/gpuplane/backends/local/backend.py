@@ -19,7 +19,10 @@ from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import (
     ActivatorAddress,
+    ApplicationStatus,
     ClusterStatus,
+    GitOpsHost,
+    GitOpsStatus,
     HostReport,
     HostServices,
     ImageStore,
@@ -33,6 +36,9 @@ from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
 from gpuplane.backends.local.activator_service import start_activator, stop_activator
 from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.etcd_tls import etcd_tls
+from gpuplane.backends.local.gitops.argocd import REMOTE_ROOT_APPLICATION, ROOT_APPLICATION
+from gpuplane.backends.local.gitops.stack import PROCESSES as GITOPS_PROCESSES
+from gpuplane.backends.local.gitops.stack import GitOps
 from gpuplane.backends.local.gpu_exporter_service import start_gpu_exporter
 from gpuplane.backends.local.kubelet.fleet import KubeletFleet, needed_components
 from gpuplane.backends.local.kwokctl import Kwokctl, kwokctl_configuration
@@ -117,6 +123,9 @@ class LocalBackend:
         return self
 
     def services(self) -> HostServices:
+        return self
+
+    def gitops(self) -> GitOpsHost:
         return self
 
     def _state(self, platform: Platform) -> LocalState:
@@ -245,6 +254,59 @@ class LocalBackend:
         nodes = [node.name for node in platform.kubelet_nodes if node.is_gpu]
         return start_gpu_exporter(state, connect(state.kubeconfig), nodes)
 
+    def gitops_up(self, platform: Platform, repository: Path, reporter: Reporter) -> list[str]:
+        """Argo CD (built on first use), redis and the loopback git server beside the
+        running cluster; the root Applications from ``repository``'s HEAD."""
+        state = self._require_up(platform)
+        toolchain = LocalToolchain.of(platform, self._cache)
+
+        def report(progress: BuildProgress) -> None:
+            reporter.progress(
+                "building " + ", ".join(progress.binaries), progress.compiled, progress.total
+            )
+
+        binaries = toolchain.built(("argocd", "helm"), report)
+        return GitOps(state).up(
+            connect(state.kubeconfig),
+            binaries["argocd"],
+            binaries["helm"],
+            repository,
+            reporter.step,
+        )
+
+    def gitops_status(self, platform: Platform) -> GitOpsStatus:
+        state = self._state(platform)
+        gitops = GitOps(state)
+        rows: tuple[ApplicationStatus, ...] = ()
+        if is_reachable(state.kubeconfig) and gitops.is_up():
+            rows = tuple(gitops.rows(connect(state.kubeconfig)))
+        return GitOpsStatus(gitops.repository_url(), gitops.statuses(), rows)
+
+    def gitops_sync(self, platform: Platform, application: str | None) -> list[str]:
+        state = self._require_up(platform)
+        gitops = GitOps(state)
+        if not gitops.is_up():
+            raise PrerequisiteError(
+                f"gitops is not up on cluster {platform.name!r}: run gpuplane gitops up"
+            )
+        client = connect(state.kubeconfig)
+        names = [application] if application else [ROOT_APPLICATION, REMOTE_ROOT_APPLICATION]
+        for name in names:
+            gitops.sync(client, name)
+        return names
+
+    def gitops_down(self, platform: Platform, reporter: Reporter) -> list[str]:
+        state = self._state(platform)
+        reporter.step("stopping Argo CD, redis and the git server; removing Argo CD's objects")
+        client = connect(state.kubeconfig) if is_reachable(state.kubeconfig) else None
+        return GitOps(state).down(client)
+
+    def _require_up(self, platform: Platform) -> LocalState:
+        state = self._state(platform)
+        if not is_reachable(state.kubeconfig):
+            raise PrerequisiteError(f"cluster {platform.name!r} is not up: run gpuplane up")
+        return state
+
     def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
         """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""
         services = Services(state)
@@ -271,6 +333,7 @@ class LocalBackend:
         if not state.directory.exists():
             return False
         Services(state).stop_all()
+        GitOps(state).stop(GITOPS_PROCESSES)
         KubeletFleet(platform, state).stop(reporter)
         if state.exists():
             reporter.step(f"stopping and deleting the local cluster {platform.name!r}")
@@ -289,6 +352,8 @@ class LocalBackend:
         running = is_reachable(state.kubeconfig)
         processes = component_statuses(state) + Services(state).statuses()
         processes += KubeletFleet(platform, state).statuses()
+        if GitOps(state).is_up():
+            processes += GitOps(state).statuses()
         if not running:
             return ClusterStatus(
                 name=platform.name,
