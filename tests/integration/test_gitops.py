@@ -6,8 +6,10 @@ commit to it as a user would.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -32,9 +34,12 @@ ORIGINAL_REPLICAS = "gpuplane.io/original-replicas"
 WAKE = "gpuplane.io/wake-requested"
 
 
+GIT = shutil.which("git") or "git"
+
+
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=60
+        [GIT, "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=60
     )
     return done.stdout.strip()
 
@@ -63,7 +68,7 @@ def gitops(
     one), gitops up from a clone of this checkout."""
     base = tmp_path_factory.mktemp("gitops")
     repo = base / "repo"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True, timeout=120)
+    subprocess.run([GIT, "clone", "-q", str(REPO), str(repo)], check=True, timeout=120)
     platform_file = write_platform(base, "gitops-it")
     up = run_cli(["-f", str(platform_file), "up"], sim_env)
     assert up.code == 0, up.stderr
@@ -118,24 +123,24 @@ def test_every_local_application_is_synced_and_healthy_and_remote_ones_say_offli
     assert "source unreachable offline (https://prometheus-community" in table.stdout
 
 
-def test_sync_waves_finish_each_wave_before_the_next_starts(
+def test_sync_waves_create_each_wave_after_the_last_one_is_healthy(
     gitops: tuple[SimCluster, Path],
 ) -> None:
-    """Namespaces (-2), then our CRDs (-1), then the operator (2), then the workloads and
-    their DownscalePolicies (3): each child's sync started after the earlier wave's ended."""
+    """The root creates namespaces (-2), our CRDs (-1), the operator (2), then the
+    workloads and their DownscalePolicies (3), each wave once the one before is Synced and
+    Healthy (argocd-cm's Application health): the demo's Application was created after
+    the downscaler's sync had finished."""
     cluster, _ = gitops
 
-    def window(name: str) -> tuple[datetime, datetime]:
-        history = application(cluster, name)["status"]["history"]
-        first = history[0]
-        return (
-            datetime.fromisoformat(first["deployStartedAt"]),
-            datetime.fromisoformat(first["deployedAt"]),
-        )
+    def created(name: str) -> datetime:
+        return datetime.fromisoformat(application(cluster, name)["metadata"]["creationTimestamp"])
 
     order = ["namespaces", "platform-crds", "downscaler", "demo"]
-    for earlier, later in zip(order, order[1:], strict=False):
-        assert window(earlier)[1] <= window(later)[0], (earlier, later)
+    for earlier, later in itertools.pairwise(order):
+        assert created(earlier) <= created(later), (earlier, later)
+    operator = application(cluster, "downscaler")["status"]["operationState"]
+    assert operator["phase"] == "Succeeded"
+    assert datetime.fromisoformat(operator["finishedAt"]) <= created("demo")
     crd = cluster.client.get(CustomResourceDefinition, "downscalepolicies.gpuplane.io")
     policy = cluster.client.get(DownscalePolicy, "inference-idle", namespace="ml")
     assert crd.metadata and policy.metadata
@@ -161,16 +166,17 @@ def test_a_committed_policy_change_reaches_the_cluster(gitops: tuple[SimCluster,
 def test_a_hand_edit_is_healed(gitops: tuple[SimCluster, Path]) -> None:
     cluster, _ = gitops
     service = cluster.client.get(Service, "inference", namespace="ml")
-    assert service.spec and service.spec.ports
-    wanted = service.spec.ports[0].port
-    patch = {"spec": {"ports": [{"name": service.spec.ports[0].name, "port": wanted + 1}]}}
+    assert service.metadata and service.metadata.labels
+    wanted = service.metadata.labels["app.kubernetes.io/part-of"]
+    patch = {"metadata": {"labels": {"app.kubernetes.io/part-of": "edited-by-hand"}}}
     cluster.client.patch(Service, "inference", patch, namespace="ml", patch_type=PatchType.MERGE)
 
     def healed() -> bool:
         live = cluster.client.get(Service, "inference", namespace="ml")
-        return bool(live.spec and live.spec.ports and live.spec.ports[0].port == wanted)
+        labels = (live.metadata.labels if live.metadata else None) or {}
+        return labels.get("app.kubernetes.io/part-of") == wanted
 
-    wait_for("self-heal of the Service's port", healed, timeout=90)
+    wait_for("self-heal of the Service's label", healed, timeout=90)
 
 
 def test_a_manifest_deleted_from_git_is_pruned(gitops: tuple[SimCluster, Path]) -> None:
@@ -281,7 +287,7 @@ def test_bad_repositories_are_refused_with_their_name(
     assert "nowhere: no such directory" in missing.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    subprocess.run(["git", "init", "-q", str(empty)], check=True)
+    subprocess.run([GIT, "init", "-q", str(empty)], check=True)
     no_commit = cluster.cli("gitops", "up", "--repo", str(empty))
     assert no_commit.code == 2
     assert "not a git repository with a commit" in no_commit.stderr

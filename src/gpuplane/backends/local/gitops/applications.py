@@ -71,7 +71,11 @@ def row_of(
 
 
 def _one_line(text: str) -> str:
+    """The most specific part of an Argo CD error on one line: its messages nest gRPC
+    wrappers ("rpc error: code = Unknown desc = ...") around the cause, which comes last."""
     flat = " ".join(text.split())
+    if "desc = " in flat:
+        flat = flat.rsplit("desc = ", 1)[1]
     return flat if len(flat) <= MESSAGE_WIDTH else flat[: MESSAGE_WIDTH - 1] + "…"
 
 

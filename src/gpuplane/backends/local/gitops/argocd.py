@@ -128,6 +128,9 @@ def repo_server_argv(argocd: str, ports: GitOpsPorts) -> list[str]:
         "--metrics-address", "127.0.0.1",
         "--metrics-port", str(ports.repo_server_metrics),
         "--redis", f"127.0.0.1:{ports.redis}",
+        # How long a branch or HEAD stays resolved to one commit: Argo CD's default
+        # (3 min) would hide a new commit from every reconciliation until it expires.
+        "--revision-cache-expiration", f"{RECONCILIATION_SECONDS}s",
         "--loglevel", "info",
     ]  # fmt: skip
 
@@ -141,6 +144,10 @@ def controller_argv(argocd: str, ports: GitOpsPorts, paths: GitOpsPaths) -> list
         "--redis", f"127.0.0.1:{ports.redis}",
         "--metrics-port", str(ports.controller_metrics),
         "--app-resync", str(RECONCILIATION_SECONDS),
+        # A manifest that fails to render is shown after this long (Argo CD's default,
+        # 180 s, keeps the last good state on show that long); a shorter hiccup of the
+        # repo server is still ignored.
+        "--repo-error-grace-period-seconds", "15",
         "--status-processors", "4",
         "--operation-processors", "2",
         "--self-heal-timeout-seconds", "2",
