@@ -221,38 +221,38 @@ def test_argocd_never_fights_the_downscaler(gitops: tuple[SimCluster, Path]) -> 
     Argo CD leaves it at zero with its ledger annotation, and the app stays Synced; the
     activator's wake annotation survives too, and the wake restores the count."""
     cluster, _ = gitops
-    traffic = cluster.cli("sim", "traffic", "set", "ml/inference-cpu", "0")
+    traffic = cluster.cli("sim", "traffic", "set", "ml/llm-inference", "0")
     assert traffic.code == 0, traffic.stderr
 
     def at_zero() -> bool:
-        live = cluster.client.get(Deployment, "inference-cpu", namespace="ml")
+        live = cluster.client.get(Deployment, "llm-inference", namespace="ml")
         annotations = (live.metadata.annotations if live.metadata else None) or {}
         return bool(live.spec and live.spec.replicas == 0 and ORIGINAL_REPLICAS in annotations)
 
-    wait_for("inference-cpu scaled to zero by the downscaler", at_zero, timeout=150)
+    wait_for("llm-inference scaled to zero by the downscaler", at_zero, timeout=150)
     # Three reconciliations after the one seen first, at zero all along.
     seen: set[str] = set()
     deadline = time.monotonic() + 90
     while len(seen) < 4:
-        seen.add(str(application(cluster, "inference")["status"]["reconciledAt"]))
+        seen.add(str(application(cluster, "demo")["status"]["reconciledAt"]))
         assert at_zero(), "Argo CD undid the scale to zero"
         assert time.monotonic() < deadline, f"only {len(seen)} reconciliations seen"
         time.sleep(0.5)
-    status = application(cluster, "inference")["status"]
+    status = application(cluster, "demo")["status"]
     assert status["sync"]["status"] == "Synced", status["sync"]
     # The activator's wake annotation (its whole write access): Argo CD keeps it, and
     # the downscaler restores the recorded count.
     wake = {"metadata": {"annotations": {WAKE: datetime.now().astimezone().isoformat()}}}
     cluster.client.patch(
-        Deployment, "inference-cpu", wake, namespace="ml", patch_type=PatchType.MERGE
+        Deployment, "llm-inference", wake, namespace="ml", patch_type=PatchType.MERGE
     )
 
     def restored() -> bool:
-        live = cluster.client.get(Deployment, "inference-cpu", namespace="ml")
+        live = cluster.client.get(Deployment, "llm-inference", namespace="ml")
         return bool(live.spec and live.spec.replicas == 1)
 
-    wait_for("the wake restores inference-cpu", restored, timeout=60)
-    assert application(cluster, "inference")["status"]["sync"]["status"] == "Synced"
+    wait_for("the wake restores llm-inference", restored, timeout=60)
+    assert application(cluster, "demo")["status"]["sync"]["status"] == "Synced"
 
 
 def test_the_controller_killed_mid_sync_restarts_and_converges(
