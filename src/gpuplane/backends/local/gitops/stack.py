@@ -25,6 +25,8 @@ from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import DaemonSet, Deployment, StatefulSet
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
 from lightkube.types import PatchType
@@ -62,6 +64,12 @@ ARGOCD_RBAC = "deploy/argocd/rbac.yaml"
 CONTROLLER_ACCOUNT = "argocd-application-controller"
 REPOSITORY_NAME = "platform"
 PROCESSES = ("redis", "git", "repo-server", "controller")
+WORKLOAD_KINDS: dict[str, Any] = {
+    "Deployment": Deployment,
+    "DaemonSet": DaemonSet,
+    "StatefulSet": StatefulSet,
+    "Job": Job,
+}
 Application = create_namespaced_resource("argoproj.io", "v1alpha1", "Application", "applications")
 AppProject = create_namespaced_resource("argoproj.io", "v1alpha1", "AppProject", "appprojects")
 ARGOCD_CRDS = ("applications.argoproj.io", "appprojects.argoproj.io")
@@ -285,9 +293,21 @@ class GitOps(Supervisor):
 
     @staticmethod
     def _on_kwok(client: Client, application: dict[str, Any], kwok_nodes: set[str]) -> bool:
-        namespaces = {namespace for _, namespace, _ in workloads_of(application) if namespace}
-        for namespace in namespaces:
-            for pod in client.list(Pod, namespace=namespace):
+        """True when a pod of one of the application's own workloads (matched by the
+        workload's selector, not by namespace: apps share ``ml``) runs on a KWOK node."""
+        for kind, namespace, name in workloads_of(application):
+            resource = WORKLOAD_KINDS.get(kind)
+            if resource is None or not namespace:
+                continue
+            try:
+                workload = client.get(resource, name, namespace=namespace)
+            except ApiError:
+                continue  # not created yet, or pruned since Argo CD reported it
+            selector = workload.spec.selector if workload.spec else None
+            labels = (selector.matchLabels if selector else None) or {}
+            if not labels:
+                continue
+            for pod in client.list(Pod, namespace=namespace, labels=labels):
                 if pod.spec and pod.spec.nodeName in kwok_nodes:
                     return True
         return False
