@@ -44,7 +44,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(url: str, batch: int, seconds: float, concurrency: int) -> dict[str, Any]:
+async def measure(
+    url: str, batch: int, seconds: float, concurrency: int, encoding: str = "float"
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     counter = 0
@@ -54,7 +56,11 @@ async def measure(url: str, batch: int, seconds: float, concurrency: int) -> dic
         nonlocal errors, counter
         while time.perf_counter() < deadline:
             counter += 1
-            body = {"model": MODEL, "input": [sentence(counter * batch + k) for k in range(batch)]}
+            body = {
+                "model": MODEL,
+                "input": [sentence(counter * batch + k) for k in range(batch)],
+                "encoding_format": encoding,
+            }
             start = time.perf_counter()
             answer = await http.post(f"{url}/v1/embeddings", json=body)
             if answer.status_code == 200:
@@ -71,6 +77,7 @@ async def measure(url: str, batch: int, seconds: float, concurrency: int) -> dic
     return {
         "batch_size": batch,
         "concurrency": concurrency,
+        "encoding_format": encoding,
         "requests": len(latencies),
         "errors": errors,
         "requests_per_second": round(len(latencies) / elapsed, 2),
@@ -124,6 +131,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch-sizes", default="1,8,32,128")
     parser.add_argument("--server-max-batch", type=int, default=128)
+    parser.add_argument("--encoding-format", choices=["float", "base64"], default="float")
     parser.add_argument("-o", "--output", type=Path)
     args = parser.parse_args()
     if args.url and urlparse(args.url).hostname not in LOOPBACK:
@@ -131,7 +139,10 @@ def main() -> None:
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(local_service(args.server_max_batch))
-        results = [asyncio.run(measure(url, b, args.seconds, args.concurrency)) for b in sizes]
+        results = [
+            asyncio.run(measure(url, b, args.seconds, args.concurrency, args.encoding_format))
+            for b in sizes
+        ]
         report = {"model": MODEL, "url": url, **service_facts(url), "results": results}
     text = json.dumps(report, indent=2)
     if args.output:

@@ -97,13 +97,22 @@ def parse_request(body: Any, dimensions: int) -> EmbeddingsRequest:
 
 
 def _encoded(vector: Any, as_base64: bool) -> Any:
-    values = [float(v) for v in vector]
-    if as_base64:
-        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
-    return values
+    """base64 of the little-endian float32 values (OpenAI's ``encoding_format``), or the
+    vector as it is: a float32 array the response encoder writes whole (orjson), a list of
+    floats elsewhere."""
+    if not as_base64:
+        return vector
+    tobytes = getattr(vector, "tobytes", None)
+    if tobytes is not None and str(getattr(vector, "dtype", "")) == "float32":
+        raw = tobytes()  # numpy's native order is little-endian on every host we run
+    else:
+        values = [float(v) for v in vector]
+        raw = struct.pack(f"<{len(values)}f", *values)
+    return base64.b64encode(raw).decode()
 
 
 def response_body(request: EmbeddingsRequest, vectors: list[Any], tokens: int) -> dict[str, Any]:
+    """The response object; its float vectors stay arrays (see :func:`_encoded`)."""
     return {
         "object": "list",
         "data": [

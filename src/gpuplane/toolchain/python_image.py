@@ -38,8 +38,9 @@ STDLIB_SKIP = {
 GLIBC_LIBRARIES = ("libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1")
 MULTIARCH_DIRS = (Path(f"/lib/{MULTIARCH}"), Path(f"/usr/lib/{MULTIARCH}"), Path("/lib64"))
 # Declared dependencies the service never loads: tokenizers needs huggingface-hub only to
-# download from the Hub, which the service must never do.
-NOT_NEEDED = frozenset({"huggingface-hub", "huggingface_hub"})
+# download from the Hub, which the service must never do; transformers imports it (and
+# is taken where installed: the GPU host), so there it stays. Skipped -> unless wanted.
+NOT_NEEDED = {"huggingface-hub": "transformers"}
 
 # Run by the target interpreter: where its pieces are, and the files of ``wanted`` and of
 # every installed distribution they require (uninstalled optional ones are skipped).
@@ -47,6 +48,16 @@ PROBE = r"""
 import importlib.metadata as md, json, re, sys, sysconfig
 given, skip = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
 def norm(name): return re.sub(r"[-_.]+", "-", name).lower()
+def installed(name):
+    try:
+        md.distribution(name)
+    except md.PackageNotFoundError:
+        return False
+    return True
+asked = {norm(n.lstrip("?")) for n in given}
+for skipped, unless in json.loads(sys.argv[3]).items():
+    if unless in asked and installed(unless):
+        skip.discard(skipped)
 def parse(requirement):
     match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", requirement)
     extras = {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}
@@ -115,7 +126,8 @@ def probe_environment(
             "-c",
             PROBE,
             json.dumps(list(distributions)),
-            json.dumps(sorted(NOT_NEEDED | set(skip))),
+            json.dumps(sorted(set(NOT_NEEDED) | set(skip))),
+            json.dumps(NOT_NEEDED),
         ],
         timeout=120,
         env=env,

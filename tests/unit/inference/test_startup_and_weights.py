@@ -51,9 +51,9 @@ def test_a_tensor_is_read_with_its_shape(tmp_path: Path) -> None:
         (
             {"t": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
             b"\0" * 8,
-            "outside the file",
+            "not fully covered",
         ),
-        ({"t": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}, b"\0" * 2, "is not read"),
+        ({"t": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 2]}}, b"\0" * 2, "bfloat16"),
     ],
 )
 def test_a_broken_file_names_the_file_and_tensor(
@@ -68,5 +68,5 @@ def test_a_broken_file_names_the_file_and_tensor(
 def test_a_header_past_the_end_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "short.safetensors"
     file.write_bytes(struct.pack("<Q", 10_000) + b"{}")
-    with pytest.raises(WeightsError, match="past the file's end"):
+    with pytest.raises(WeightsError, match="invalid header length"):
         load_safetensors(file)

@@ -1,0 +1,225 @@
+"""The embeddings engines side by side, in process, on the same texts and model files
+(JSON). Meant for the GPU machine (torch, transformers and sentence-transformers there);
+on a CPU-only host it measures what can run (the numpy engine) and says what did not.
+
+For each engine and batch size (1, 8, 32, 128, 512 short texts of 8-64 words):
+texts/s end to end (tokenise, copy, kernels, back to the host), and for the service's GPU
+engine where the time goes (tokenise vs the rest). Engines:
+
+- ``ops-fp32``: the hand-written encoder over torch (the GPU path before this change);
+- ``transformers-{fp32,fp16,bf16}``: transformers' BertModel with SDPA, sliced by length
+  (what the service runs), and ``transformers-fp16-unsliced`` (one padded batch);
+- ``sentence-transformers-{fp32,fp16}``: the library's own ``encode``;
+- ``numpy``: the CPU image's engine (batches up to 128: it is slow).
+
+Correctness: every engine's vectors against sentence-transformers' fp32 on 1,000 varied
+texts (minimum cosine). ``--reference-out FILE`` also writes 200 texts with their fp32
+reference vectors (.npz), the file the CPU test compares the numpy engine with.
+
+Run (GPU host): PYTHONPATH=src python3 bench/embedding_engines.py --model-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from gpuplane.inference.model import (
+    Encoder,
+    EncoderConfig,
+    Tokenizer,
+    embedder,
+    packaged_model_dir,
+    read_weights,
+)
+
+BATCHES = (1, 8, 32, 128, 512)
+CORRECTNESS_TEXTS = 1000
+REFERENCE_TEXTS = 200
+WORDS = (  # noqa: SIM905 - a sentence of words reads better than a list
+    "the a of to in GPU node pod cluster scheduler kubelet model vector embedding token "
+    "batch memory kernel latency throughput request queue replica scale zero wake idle "
+    "policy taint toleration label network storage volume secret config map service "
+    "ingress gateway metrics alert dashboard query PromQL histogram quantile Argo commit "
+    "river mountain coffee bread music violin garden autumn winter library history "
+    "château café naïve Zürich 東京 データ обучение 42 3.14 2026 -7 100% (parenthesis) "
+    "hyphen-ated don't it's e-mail user@example.com https://example.org/path?x=1 #tag"
+).split()
+
+
+def texts(count: int, seed: int, low: int = 8, high: int = 64) -> list[str]:
+    """Varied short texts, ``low``..``high`` words each; the same for the same seed."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible texts, not secrets
+    out = []
+    for _ in range(count):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(low, high))]
+        if rng.random() < 0.3:
+            words[0] = words[0].capitalize()
+        out.append(" ".join(words) + rng.choice([".", "?", "!", "", "..."]))
+    return out
+
+
+def throughput(embed: Callable[[list[str]], Any], batch: int, seconds: float) -> dict[str, Any]:
+    pool = texts(batch * 16, seed=batch)
+    for i in range(3):  # warm-up: kernels chosen, allocator grown
+        embed(pool[i * batch : (i + 1) * batch])
+    done, started, i = 0, time.perf_counter(), 0
+    latencies = []
+    while time.perf_counter() - started < seconds or done < 5 * batch:
+        chunk = pool[(i % 16) * batch : (i % 16 + 1) * batch]
+        t = time.perf_counter()
+        embed(chunk)
+        latencies.append(time.perf_counter() - t)
+        done += batch
+        i += 1
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "batch": batch,
+        "texts_per_second": round(done / elapsed, 1),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+    }
+
+
+def split_times(tokenizer: Tokenizer, engine: Any, batch: int, rows: int) -> dict[str, float]:
+    """Milliseconds per batch: tokenise and pad, then the engine (copy, kernels, back)."""
+    pool = texts(batch, seed=7 * batch)
+    embedder(engine, tokenizer, rows)(pool)
+    runs = max(5, 2048 // batch)
+    t = time.perf_counter()
+    for _ in range(runs):
+        slices = tokenizer.sorted_batches(pool, rows)
+    tokenise = (time.perf_counter() - t) / runs
+    t = time.perf_counter()
+    for _ in range(runs):
+        for _, sliced in slices:
+            engine.embed(sliced)
+    engine_s = (time.perf_counter() - t) / runs
+    return {
+        "batch": batch,
+        "tokenise_ms": round(tokenise * 1000, 3),
+        "engine_ms": round(engine_s * 1000, 3),
+    }
+
+
+def min_cosine(vectors: Any, reference: Any) -> float:
+    vectors = numpy.asarray(vectors, dtype=numpy.float64)
+    reference = numpy.asarray(reference, dtype=numpy.float64)
+    cos = (vectors * reference).sum(axis=1) / (
+        numpy.linalg.norm(vectors, axis=1) * numpy.linalg.norm(reference, axis=1)
+    )
+    return float(cos.min())
+
+
+def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]], Any], int]]:
+    """name -> (texts to vectors, the largest batch measured)."""
+    config = EncoderConfig.read(directory)
+    tokenizer = Tokenizer(directory, config.max_tokens)
+    found: dict[str, tuple[Callable[[list[str]], Any], int]] = {}
+
+    def vectors_of(embed: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+        return lambda batch: numpy.stack(embed(batch)[0])
+
+    if not cuda:
+        from gpuplane.inference.ops import NumpyOps  # noqa: PLC0415
+
+        numpy_engine = Encoder(config, read_weights(directory), NumpyOps())
+        found["numpy"] = (vectors_of(embedder(numpy_engine, tokenizer)), 128)
+        return found
+    from sentence_transformers import SentenceTransformer  # noqa: PLC0415
+
+    from gpuplane.inference.ops import TorchOps  # noqa: PLC0415
+    from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
+
+    ops_engine = Encoder(config, read_weights(directory), TorchOps("cuda"))
+    found["ops-fp32"] = (lambda batch: ops_engine.embed(tokenizer.batch(batch)), 512)
+    for dtype in ("float32", "float16", "bfloat16"):
+        engine = TransformersEngine(directory, "cuda", dtype)
+        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[dtype]
+        found[f"transformers-{short}"] = (vectors_of(embedder(engine, tokenizer)), 512)
+        if dtype == "float16":
+            unsliced = embedder(engine, tokenizer, rows=100_000)
+            found["transformers-fp16-unsliced"] = (vectors_of(unsliced), 512)
+    for short in ("fp32", "fp16"):
+        model = SentenceTransformer(str(directory), device="cuda")
+        if short == "fp16":
+            model = model.half()
+
+        def encode(batch: list[str], model: Any = model) -> Any:
+            return model.encode(
+                batch, batch_size=len(batch), convert_to_numpy=True, normalize_embeddings=True
+            )
+
+        found[f"sentence-transformers-{short}"] = (encode, 512)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per engine and batch")
+    parser.add_argument("--reference-out", type=Path, default=None)
+    args = parser.parse_args()
+    directory = args.model_dir or packaged_model_dir()
+    try:
+        import torch  # noqa: PLC0415
+
+        cuda = bool(torch.cuda.is_available())
+        device_name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    except ImportError:
+        cuda, device_name = False, "cpu (no torch)"
+    found = engines(directory, cuda)
+    result: dict[str, Any] = {"bench": "embedding_engines", "device": device_name, "engines": {}}
+    reference = None
+    if cuda:
+        correctness = texts(CORRECTNESS_TEXTS, seed=1, low=1, high=120)
+        st32 = found["sentence-transformers-fp32"][0]
+        reference = numpy.concatenate(
+            [st32(correctness[i : i + 128]) for i in range(0, len(correctness), 128)]
+        )
+        if args.reference_out is not None:
+            sample = correctness[:REFERENCE_TEXTS]
+            numpy.savez_compressed(
+                args.reference_out,
+                texts=numpy.array(sample),
+                vectors=reference[:REFERENCE_TEXTS].astype(numpy.float32),
+                produced_by=numpy.array(
+                    f"sentence-transformers {__import__('sentence_transformers').__version__}, "
+                    f"fp32, {device_name}: bench/embedding_engines.py --reference-out"
+                ),
+            )
+    else:
+        result["not_run"] = "transformers and sentence-transformers engines: no CUDA here"
+    for name, (embed, largest) in found.items():
+        row: dict[str, Any] = {
+            "throughput": [throughput(embed, b, args.seconds) for b in BATCHES if b <= largest]
+        }
+        if reference is not None:
+            vectors = numpy.concatenate(
+                [embed(correctness[i : i + 128]) for i in range(0, len(correctness), 128)]
+            )
+            row["min_cosine_vs_st_fp32"] = round(min_cosine(vectors, reference), 6)
+        result["engines"][name] = row
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    if cuda:
+        from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
+
+        config = EncoderConfig.read(directory)
+        tokenizer = Tokenizer(directory, config.max_tokens)
+        engine = TransformersEngine(directory, "cuda", "float16")
+        result["where_the_time_goes_fp16"] = [
+            split_times(tokenizer, engine, b, 128) for b in BATCHES
+        ]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Which engine embeds, on which device, in which precision (the choice is pure; loading
+is the I/O beside it).
+
+- ``numpy``: the hand-written encoder over numpy, the CPU image's engine (torch's wheels
+  weigh gigabytes; numpy a few megabytes), the fastest measured on this CPU.
+- ``transformers``: transformers' BERT on torch with fused attention, in half precision
+  on CUDA by default: the GPU's engine.
+- ``auto``: transformers on CUDA when torch sees a GPU, numpy on the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpuplane.inference.model import Encoder, EncoderConfig, Engine, read_weights
+
+ENGINES = ("auto", "numpy", "transformers")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: str  # numpy | transformers
+    device: str  # cpu | cuda
+    dtype: str  # float32 | float16 | bfloat16
+
+
+def choose_engine(engine: str, device: str, dtype: str, *, cuda: bool) -> EngineChoice:
+    """The engine for the flags, given whether CUDA is usable; ``ValueError`` for a
+    combination that cannot run (its message names the flags)."""
+    if engine not in ENGINES or device not in DEVICES or dtype not in DTYPE_CHOICES:
+        raise ValueError(f"unknown --engine {engine!r}, --device {device!r} or --dtype {dtype!r}")
+    if device == "cuda" and not cuda:
+        raise ValueError("--device cuda: torch sees no CUDA device (or torch is not installed)")
+    if device == "auto":
+        device = "cuda" if cuda and engine != "numpy" else "cpu"
+    if engine == "auto":
+        engine = "transformers" if device == "cuda" else "numpy"
+    if engine == "numpy" and device == "cuda":
+        raise ValueError("--engine numpy runs on the CPU only: use --engine transformers")
+    if engine == "numpy" and dtype not in ("auto", "float32"):
+        raise ValueError(f"--engine numpy computes in float32 only, not {dtype}")
+    if dtype == "auto":
+        dtype = "float16" if device == "cuda" else "float32"
+    return EngineChoice(engine, device, dtype)
+
+
+def cuda_usable() -> bool:
+    try:
+        import torch  # noqa: PLC0415 - absent from the CPU image
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def load_engine(directory: Path, config: EncoderConfig, choice: EngineChoice) -> Engine:
+    """The chosen engine with its weights on its device."""
+    if choice.engine == "numpy":
+        from gpuplane.inference.ops import NumpyOps  # noqa: PLC0415
+
+        return Encoder(config, read_weights(directory), NumpyOps())
+    from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
+
+    return TransformersEngine(directory, choice.device, choice.dtype)

@@ -1,0 +1,83 @@
+"""The engine choice (pure) and the length-sorted slicing of a batch (the numpy engine on
+the packaged weights)."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from gpuplane.inference.engines import EngineChoice, choose_engine
+from gpuplane.inference.model import (
+    Encoder,
+    EncoderConfig,
+    Tokenizer,
+    embedder,
+    packaged_model_dir,
+    read_weights,
+)
+from gpuplane.inference.ops import NumpyOps
+
+
+@pytest.mark.parametrize(
+    ("flags", "cuda", "chosen"),
+    [
+        (("auto", "auto", "auto"), True, EngineChoice("transformers", "cuda", "float16")),
+        (("auto", "auto", "auto"), False, EngineChoice("numpy", "cpu", "float32")),
+        (("auto", "auto", "bfloat16"), True, EngineChoice("transformers", "cuda", "bfloat16")),
+        (("numpy", "auto", "auto"), True, EngineChoice("numpy", "cpu", "float32")),
+        (("transformers", "cpu", "auto"), True, EngineChoice("transformers", "cpu", "float32")),
+        (("auto", "cpu", "auto"), True, EngineChoice("numpy", "cpu", "float32")),
+    ],
+)
+def test_the_engine_follows_the_device(
+    flags: tuple[str, str, str], cuda: bool, chosen: EngineChoice
+) -> None:
+    assert choose_engine(*flags, cuda=cuda) == chosen
+
+
+@pytest.mark.parametrize(
+    ("flags", "cuda", "fragment"),
+    [
+        (("auto", "cuda", "auto"), False, "--device cuda: torch sees no CUDA"),
+        (("numpy", "cuda", "auto"), True, "--engine numpy runs on the CPU only"),
+        (("numpy", "cpu", "float16"), False, "float32 only, not float16"),
+        (("onnx", "cpu", "auto"), False, "unknown --engine 'onnx'"),
+    ],
+)
+def test_impossible_combinations_are_named(
+    flags: tuple[str, str, str], cuda: bool, fragment: str
+) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        choose_engine(*flags, cuda=cuda)
+
+
+@pytest.fixture(scope="module")
+def parts() -> tuple[Encoder, Tokenizer]:
+    directory = packaged_model_dir()
+    config = EncoderConfig.read(directory)
+    return Encoder(config, read_weights(directory), NumpyOps()), Tokenizer(
+        directory, config.max_tokens
+    )
+
+
+def test_sorted_slices_pad_less_and_keep_every_text(parts: tuple[Encoder, Tokenizer]) -> None:
+    _, tokenizer = parts
+    texts = ["word " * n for n in (40, 2, 30, 1, 25, 3)]
+    slices = tokenizer.sorted_batches(texts, rows=2)
+    assert sorted(i for indices, _ in slices for i in indices) == list(range(len(texts)))
+    padded_sorted = sum(batch.ids.size for _, batch in slices)
+    assert padded_sorted < tokenizer.batch(texts).ids.size
+    # Each slice pads to its own longest: the last column holds a real token somewhere.
+    assert all(batch.mask[:, -1].any() for _, batch in slices)
+
+
+def test_sliced_vectors_equal_one_batch_in_the_callers_order(
+    parts: tuple[Encoder, Tokenizer],
+) -> None:
+    encoder, tokenizer = parts
+    texts = [f"sentence {i} " + "about GPUs " * (i % 9) for i in range(11)]
+    vectors, tokens = embedder(encoder, tokenizer, rows=3)(texts)
+    whole = tokenizer.batch(texts)
+    expected = encoder.embed(whole)
+    assert numpy.allclose(numpy.stack(vectors), expected, atol=1e-5)
+    assert tokens == [int(n) for n in whole.mask.sum(axis=1)]
