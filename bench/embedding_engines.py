@@ -134,8 +134,6 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
         numpy_engine = Encoder(config, read_weights(directory), NumpyOps())
         found["numpy"] = (vectors_of(embedder(numpy_engine, tokenizer)), 128)
         return found
-    from sentence_transformers import SentenceTransformer  # noqa: PLC0415
-
     from gpuplane.inference.ops import TorchOps  # noqa: PLC0415
     from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
 
@@ -148,6 +146,10 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
         if dtype == "float16":
             unsliced = embedder(engine, tokenizer, rows=100_000)
             found["transformers-fp16-unsliced"] = (vectors_of(unsliced), 512)
+    try:
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415
+    except ImportError:  # the reference falls back to transformers-fp32, and says so
+        return found
     for short in ("fp32", "fp16"):
         model = SentenceTransformer(str(directory), device="cuda")
         if short == "fp16":
@@ -162,11 +164,24 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
     return found
 
 
+def versions() -> str:
+    found = []
+    for package in ("torch", "transformers", "sentence_transformers"):
+        try:
+            found.append(f"{package} {__import__(package).__version__}")
+        except ImportError:
+            found.append(f"{package} absent")
+    return ", ".join(found)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--seconds", type=float, default=3.0, help="per engine and batch")
     parser.add_argument("--reference-out", type=Path, default=None)
+    parser.add_argument(
+        "-o", "--output", type=Path, default=None, help="also write the JSON here, engine by engine"
+    )
     args = parser.parse_args()
     directory = args.model_dir or packaged_model_dir()
     try:
@@ -181,7 +196,13 @@ def main() -> None:
     reference = None
     if cuda:
         correctness = texts(CORRECTNESS_TEXTS, seed=1, low=1, high=120)
-        st32 = found["sentence-transformers-fp32"][0]
+        reference_name = (
+            "sentence-transformers-fp32"
+            if "sentence-transformers-fp32" in found
+            else "transformers-fp32"
+        )
+        result["reference"] = reference_name
+        st32 = found[reference_name][0]
         reference = numpy.concatenate(
             [st32(correctness[i : i + 128]) for i in range(0, len(correctness), 128)]
         )
@@ -192,8 +213,8 @@ def main() -> None:
                 texts=numpy.array(sample),
                 vectors=reference[:REFERENCE_TEXTS].astype(numpy.float32),
                 produced_by=numpy.array(
-                    f"sentence-transformers {__import__('sentence_transformers').__version__}, "
-                    f"fp32, {device_name}: bench/embedding_engines.py --reference-out"
+                    f"{reference_name} ({versions()}), {device_name}: "
+                    "bench/embedding_engines.py --reference-out"
                 ),
             )
     else:
@@ -209,6 +230,8 @@ def main() -> None:
             row["min_cosine_vs_st_fp32"] = round(min_cosine(vectors, reference), 6)
         result["engines"][name] = row
         print(f"{name}: done", file=sys.stderr, flush=True)
+        if args.output is not None:  # a run cut short keeps what it measured
+            args.output.write_text(json.dumps(result, indent=2) + "\n")
     if cuda:
         from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
 
@@ -218,7 +241,10 @@ def main() -> None:
         result["where_the_time_goes_fp16"] = [
             split_times(tokenizer, engine, b, 128) for b in BATCHES
         ]
-    print(json.dumps(result, indent=2))
+    text = json.dumps(result, indent=2)
+    if args.output is not None:
+        args.output.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -18,17 +18,17 @@ py=$stage/venv/bin/python
 { nvidia-smi -L; nvidia-smi --query-gpu=driver_version --format=csv,noheader
   $py -c 'import torch, transformers, sentence_transformers as s; print(torch.__version__, transformers.__version__, s.__version__)'
 } > "$out/run.txt" 2>&1
-$py bench/embedding_engines.py --seconds 2 --reference-out "$out/reference.npz" \
-  > "$out/embedding-engines.json" 2> "$out/log.txt"
+$py bench/embedding_engines.py --seconds 1 --reference-out "$out/reference.npz" \
+  -o "$out/embedding-engines.json" > /dev/null 2> "$out/log.txt"
 echo "engines: exit $?" >> "$out/run.txt"
 # The service over HTTP (transformers, float16 on CUDA: its defaults there).
-$py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 4 --server-max-batch 512 \
+$py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
   -o "$out/service-c1.json" >/dev/null 2>> "$out/log.txt"
 echo "service c1: exit $?" >> "$out/run.txt"
-$py bench/inference.py --batch-sizes 1,8,32,128,512 --concurrency 8 --seconds 4 --server-max-batch 512 \
+$py bench/inference.py --batch-sizes 1,8,32,128,512 --concurrency 8 --seconds 3 --server-max-batch 512 \
   -o "$out/service-c8.json" >/dev/null 2>> "$out/log.txt"
 echo "service c8: exit $?" >> "$out/run.txt"
-$py bench/inference.py --batch-sizes 128,512 --concurrency 8 --seconds 4 --server-max-batch 512 \
+$py bench/inference.py --batch-sizes 128,512 --concurrency 8 --seconds 3 --server-max-batch 512 \
   --encoding-format base64 -o "$out/service-c8-base64.json" >/dev/null 2>> "$out/log.txt"
 echo "service c8 base64: exit $?" >> "$out/run.txt"
 cat "$out/run.txt"
