@@ -214,14 +214,22 @@ def test_toolchain_status_lists_every_component(sim_cluster: SimCluster) -> None
             "tofu",
             "terraform-provider-kubectl",
             "argocd",
+            "prometheus-adapter",
             *ON_DEMAND_COMPONENTS,
         ]
     )
-    on_demand = {"tofu", "terraform-provider-kubectl", "argocd", *ON_DEMAND_COMPONENTS}
+    on_demand = {
+        "tofu",
+        "terraform-provider-kubectl",
+        "argocd",
+        "prometheus-adapter",
+        *ON_DEMAND_COMPONENTS,
+    }
     required = [row for name, row in rows.items() if name not in on_demand]
     assert all(row["state"] == "built" and Path(row["path"]).is_file() for row in required)
     # OpenTofu is built only for hosts without terraform (or by the OpenTofu tests); the
-    # kubectl provider on first use of the Terraform flow; Argo CD on first `gitops up`;
+    # kubectl provider on first use of the Terraform flow; Argo CD on first `gitops up`; the
+    # Prometheus adapter on first `autoscale up`;
     # the node components for a platform with a kubelet node (or by its tests).
     assert all(rows[name]["state"] in ("built", "optional") for name in on_demand)
 

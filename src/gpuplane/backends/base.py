@@ -226,6 +226,19 @@ class GitOpsHost(Protocol):
     def gitops_down(self, platform: Platform, reporter: Reporter) -> list[str]: ...
 
 
+class AutoscaleHost(Protocol):
+    """A backend that serves the custom metrics API (the Prometheus adapter) beside the
+    cluster, so the HPA controller scales on Prometheus queries."""
+
+    def autoscale_up(self, platform: Platform, reporter: Reporter) -> list[str]:
+        """The adapter running and registered with the API server; what changed."""
+        ...
+
+    def autoscale_status(self, platform: Platform) -> tuple[ComponentStatus, ...]: ...
+
+    def autoscale_down(self, platform: Platform, reporter: Reporter) -> list[str]: ...
+
+
 class ClusterBackend(Protocol):
     name: str
 
@@ -259,4 +272,8 @@ class ClusterBackend(Protocol):
 
     def gitops(self) -> GitOpsHost | None:
         """Argo CD run by the backend itself, if it does that."""
+        ...
+
+    def autoscaling(self) -> AutoscaleHost | None:
+        """The custom metrics API run by the backend itself, if it does that."""
         ...

@@ -20,6 +20,7 @@ from gpuplane.backends.state_root import default_state_root
 from gpuplane.cli.backend_choice import add_backend_option
 from gpuplane.cli.commands import (
     activator,
+    autoscale,
     doctor,
     down,
     gitops,
@@ -52,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     add_backend_option(parser, default=None)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     verb_modules = (up, down, status, kubeconfig, verify, doctor, render, report, observability)
-    for module in (*verb_modules, image, sim, toolchain, gpu_exporter, activator, gitops):
+    services = (gpu_exporter, activator, gitops, autoscale)
+    for module in (*verb_modules, image, sim, toolchain, *services):
         # SUPPRESS: "-f X" given before the verb is not reset by the verb's own default.
         _add_platform_file(module.register(verbs), argparse.SUPPRESS)
     return parser

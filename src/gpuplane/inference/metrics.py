@@ -57,6 +57,14 @@ class ServiceMetrics:
         # absent series (a dashboard panel or alert on it then has data).
         for reason in ("queue_full", "not_ready"):
             self.rejected.labels(**owner, reason=reason)
+        # What the HPA scales on (through the Prometheus adapter): requests being answered
+        # now, summed over a Deployment's replicas and divided by their count.
+        self.in_flight = Gauge(
+            "inference_requests_in_flight",
+            "API requests received and not yet answered.",
+            list(owner),
+            registry=r,
+        ).labels(**owner)
         self.queued = Gauge(
             "inference_queue_texts", "Texts waiting for a batch.", list(owner), registry=r
         ).labels(**owner)

@@ -70,6 +70,8 @@ async def count_api(
     state = request.app[STATE]
     path = request.path if request.path in API_PATHS else ""
     status = 500  # unless the handler answers: an exception is aiohttp's 500
+    if path:
+        state.metrics.in_flight.inc()
     try:
         response = await handler(request)
         status = response.status
@@ -78,6 +80,7 @@ async def count_api(
         raise
     finally:
         if path:
+            state.metrics.in_flight.dec()
             state.metrics.request(request.method, path, status, time.monotonic() - started)
     return response
 

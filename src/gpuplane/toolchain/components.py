@@ -24,6 +24,7 @@ class WrapperModule(StrEnum):
     DEVICE_PLUGIN = "device-plugin"
     KUBECTL_PROVIDER = "terraform-provider-kubectl"
     ARGOCD = "argocd"
+    PROMETHEUS_ADAPTER = "prometheus-adapter"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,15 @@ def components(pins: Pins) -> tuple[Component, ...]:
             "github.com/argoproj/argo-cd/v2/cmd",
             WrapperModule.ARGOCD,
             pins.argocd,
+            optional=True,
+        ),
+        # The custom metrics API behind the HPA (Prometheus queries as Kubernetes metrics);
+        # built on first use of `gpuplane autoscale`.
+        Component(
+            "prometheus-adapter",
+            "sigs.k8s.io/prometheus-adapter/cmd/adapter",
+            WrapperModule.PROMETHEUS_ADAPTER,
+            pins.prometheus_adapter,
             optional=True,
         ),
         *node_components(pins),

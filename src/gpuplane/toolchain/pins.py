@@ -25,6 +25,7 @@ NVIDIA_TOOLKIT_MODULE = "github.com/NVIDIA/nvidia-container-toolkit"
 DEVICE_PLUGIN_MODULE = "github.com/NVIDIA/k8s-device-plugin"
 KUBECTL_PROVIDER_MODULE = "github.com/gavinbunney/terraform-provider-kubectl"
 ARGOCD_MODULE = "github.com/argoproj/argo-cd/v2"
+PROMETHEUS_ADAPTER_MODULE = "sigs.k8s.io/prometheus-adapter"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Pins:
     device_plugin: str
     kubectl_provider: str
     argocd: str
+    prometheus_adapter: str
 
 
 def tools_dir() -> Path:
@@ -86,6 +88,7 @@ def read_pins(tools: Path | None = None) -> Pins:
             (DEVICE_PLUGIN_MODULE, "device-plugin"),
             (KUBECTL_PROVIDER_MODULE, "terraform-provider-kubectl"),
             (ARGOCD_MODULE, "argocd"),
+            (PROMETHEUS_ADAPTER_MODULE, "prometheus-adapter"),
         )
     }
     versions = {
@@ -112,6 +115,7 @@ def read_pins(tools: Path | None = None) -> Pins:
         device_plugin=str(versions[DEVICE_PLUGIN_MODULE]),
         kubectl_provider=str(versions[KUBECTL_PROVIDER_MODULE]),
         argocd=str(versions[ARGOCD_MODULE]),
+        prometheus_adapter=str(versions[PROMETHEUS_ADAPTER_MODULE]),
     )
 
 

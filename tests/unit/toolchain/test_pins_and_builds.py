@@ -138,6 +138,7 @@ def test_terraform_choice_prefers_the_hosts_binary(tmp_path: Path) -> None:
         "terraform-provider-kubectl",
         "kube-multicall",
         "argocd",
+        "prometheus-adapter",
         *node,
         *gpu,
     }

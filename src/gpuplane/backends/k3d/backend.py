@@ -82,6 +82,10 @@ class K3dBackend:
         """Argo CD is installed in the cluster by Helm (gitops/README.md, Bootstrap)."""
         return None
 
+    def autoscaling(self) -> None:
+        """The adapter runs in the cluster (deploy/prometheus-adapter, docs/autoscaling.md)."""
+        return None
+
     def _dir(self, platform: Platform) -> Path:
         return self._root / f"k3d-{platform.name}"
 

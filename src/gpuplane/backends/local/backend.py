@@ -20,7 +20,9 @@ from lightkube.resources.core_v1 import Node as NodeResource
 from gpuplane.backends.base import (
     ActivatorAddress,
     ApplicationStatus,
+    AutoscaleHost,
     ClusterStatus,
+    ComponentStatus,
     GitOpsHost,
     GitOpsStatus,
     HostReport,
@@ -34,6 +36,8 @@ from gpuplane.backends.base import (
 )
 from gpuplane.backends.gpu_enablement import RUNTIME_CLASS_MANIFEST
 from gpuplane.backends.local.activator_service import start_activator, stop_activator
+from gpuplane.backends.local.autoscaling import PROCESS as ADAPTER_PROCESS
+from gpuplane.backends.local.autoscaling import MetricsAdapter
 from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.etcd_tls import etcd_tls
 from gpuplane.backends.local.gitops.argocd import REMOTE_ROOT_APPLICATION, ROOT_APPLICATION
@@ -126,6 +130,9 @@ class LocalBackend:
         return self
 
     def gitops(self) -> GitOpsHost:
+        return self
+
+    def autoscaling(self) -> AutoscaleHost:
         return self
 
     def _state(self, platform: Platform) -> LocalState:
@@ -258,14 +265,7 @@ class LocalBackend:
         """Argo CD (built on first use), redis and the loopback git server beside the
         running cluster; the root Applications from ``repository``'s HEAD."""
         state = self._require_up(platform)
-        toolchain = LocalToolchain.of(platform, self._cache)
-
-        def report(progress: BuildProgress) -> None:
-            reporter.progress(
-                "building " + ", ".join(progress.binaries), progress.compiled, progress.total
-            )
-
-        binaries = toolchain.built(("argocd", "helm"), report)
+        binaries = self._built(platform, ("argocd", "helm"), reporter)
         return GitOps(state).up(
             connect(state.kubeconfig),
             binaries["argocd"],
@@ -301,6 +301,43 @@ class LocalBackend:
         client = connect(state.kubeconfig) if is_reachable(state.kubeconfig) else None
         return GitOps(state).down(client)
 
+    def autoscale_up(self, platform: Platform, reporter: Reporter) -> list[str]:
+        """The Prometheus adapter (built on first use) serving custom.metrics.k8s.io from
+        the cluster's Prometheus, registered with the API server."""
+        state = self._require_up(platform)
+        prometheus = running_prometheus_url(state)
+        if prometheus is None:
+            raise PrerequisiteError(
+                f"the Prometheus of cluster {platform.name!r} is not running: run gpuplane up"
+            )
+        binaries = self._built(platform, ("prometheus-adapter",), reporter)
+        return MetricsAdapter(state).up(
+            connect(state.kubeconfig), binaries["prometheus-adapter"], prometheus, reporter.step
+        )
+
+    def autoscale_status(self, platform: Platform) -> tuple[ComponentStatus, ...]:
+        state = self._state(platform)
+        client = connect(state.kubeconfig) if is_reachable(state.kubeconfig) else None
+        return MetricsAdapter(state).statuses(client)
+
+    def autoscale_down(self, platform: Platform, reporter: Reporter) -> list[str]:
+        state = self._state(platform)
+        reporter.step("stopping the Prometheus adapter; unregistering custom.metrics.k8s.io")
+        client = connect(state.kubeconfig) if is_reachable(state.kubeconfig) else None
+        return MetricsAdapter(state).down(client)
+
+    def _built(
+        self, platform: Platform, names: tuple[str, ...], reporter: Reporter
+    ) -> dict[str, Path]:
+        """The on-demand components ``names``, built (with progress) where not cached."""
+
+        def report(progress: BuildProgress) -> None:
+            reporter.progress(
+                "building " + ", ".join(progress.binaries), progress.compiled, progress.total
+            )
+
+        return LocalToolchain.of(platform, self._cache).built(names, report)
+
     def _require_up(self, platform: Platform) -> LocalState:
         state = self._state(platform)
         if not is_reachable(state.kubeconfig):
@@ -334,6 +371,7 @@ class LocalBackend:
             return False
         Services(state).stop_all()
         GitOps(state).stop(GITOPS_PROCESSES)
+        MetricsAdapter(state).stop((ADAPTER_PROCESS,))
         KubeletFleet(platform, state).stop(reporter)
         if state.exists():
             reporter.step(f"stopping and deleting the local cluster {platform.name!r}")
@@ -354,6 +392,8 @@ class LocalBackend:
         processes += KubeletFleet(platform, state).statuses()
         if GitOps(state).is_up():
             processes += GitOps(state).statuses()
+        if MetricsAdapter(state).is_up():
+            processes += MetricsAdapter(state).statuses(None)[:1]
         if not running:
             return ClusterStatus(
                 name=platform.name,

@@ -36,10 +36,11 @@ def issue(
     usages: tuple[x509.ObjectIdentifier, ...],
     now: datetime.datetime,
     validity: datetime.timedelta,
+    dns_names: tuple[str, ...] = (),
 ) -> x509.Certificate:
     """A certificate for ``key``: a CA signed by itself when ``issuer`` is None, else a
     leaf signed by ``issuer`` (its name, its key) for ``usages``; a serving certificate
-    names 127.0.0.1 and localhost."""
+    names 127.0.0.1, localhost and ``dns_names``."""
     is_ca = issuer is None
     issuer_name, signer = issuer if issuer is not None else (subject, key)
     key_usage = x509.KeyUsage(
@@ -61,6 +62,9 @@ def issue(
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
     if ExtendedKeyUsageOID.SERVER_AUTH in usages:
-        names = [x509.IPAddress(ipaddress.ip_address(LOOPBACK)), x509.DNSName("localhost")]
+        names: list[x509.GeneralName] = [
+            x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
+            *(x509.DNSName(name) for name in ("localhost", *dns_names)),
+        ]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(signer, hashes.SHA256())

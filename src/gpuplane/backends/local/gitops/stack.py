@@ -57,6 +57,7 @@ from gpuplane.backends.local.tokens import mint_token
 from gpuplane.errors import BadInputError, OperationError, PrerequisiteError
 from gpuplane.kube.apply import apply_documents, apply_files, read_documents
 from gpuplane.kube.files import user_kubeconfig, write_private
+from gpuplane.kube.objects import deleted, exists, wait_gone
 from gpuplane.toolchain import repo_root, tools_dir
 from gpuplane.toolchain.crds import argocd_crd_files, monitoring_crd_files
 
@@ -205,7 +206,7 @@ class GitOps(Supervisor):
         apply_files(client, [repo_root() / ARGOCD_RBAC])
         self._wait_established(client, ARGOCD_CRDS)
         apply_documents(client, [settings()])
-        if not _exists(client, Secret, "argocd-secret", NAMESPACE):
+        if not exists(client, Secret, "argocd-secret", NAMESPACE):
             apply_documents(client, [server_secret(secrets.token_urlsafe(32))])
         token = mint_token(client, NAMESPACE, CONTROLLER_ACCOUNT)
         write_private(
@@ -374,48 +375,18 @@ class GitOps(Supervisor):
                 client.patch(
                     resource, name, unblocked, namespace=NAMESPACE, patch_type=PatchType.MERGE
                 )
-                if _deleted(client, resource, name, NAMESPACE):
+                if deleted(client, resource, name, NAMESPACE):
                     removed.append(f"{item.kind}/{name} deleted")
         for crd in ARGOCD_CRDS:
-            if _deleted(client, CustomResourceDefinition, crd):
+            if deleted(client, CustomResourceDefinition, crd):
                 removed.append(f"CRD {crd} deleted")
         for cluster_kind in (ClusterRoleBinding, ClusterRole):
-            _deleted(client, cluster_kind, "gpuplane-argocd-application-controller")
-        if _deleted(client, Namespace, NAMESPACE):
+            deleted(client, cluster_kind, "gpuplane-argocd-application-controller")
+        if deleted(client, Namespace, NAMESPACE):
             removed.append(f"namespace {NAMESPACE} deleted")
-        _wait_gone(client, [(CustomResourceDefinition, crd) for crd in ARGOCD_CRDS])
-        _wait_gone(client, [(Namespace, NAMESPACE)])
+        wait_gone(client, [(CustomResourceDefinition, crd) for crd in ARGOCD_CRDS])
+        wait_gone(client, [(Namespace, NAMESPACE)])
         return removed
-
-
-def _found(action: Callable[..., object], resource: Any, name: str, namespace: str | None) -> bool:
-    """``action`` (a client's get or delete) on ``name``; False when it is not there."""
-    try:
-        action(resource, name, namespace=namespace)
-    except ApiError as error:
-        if error.status.code == 404:
-            return False
-        raise
-    return True
-
-
-def _deleted(client: Client, resource: Any, name: str, namespace: str | None = None) -> bool:
-    return _found(client.delete, resource, name, namespace)
-
-
-def _exists(client: Client, resource: Any, name: str, namespace: str | None = None) -> bool:
-    return _found(client.get, resource, name, namespace)
-
-
-def _wait_gone(client: Client, objects: list[tuple[Any, str]], timeout: float = 60.0) -> None:
-    """Deletion is asynchronous (finalizers: a CRD's objects, a namespace's contents):
-    ``down`` returns when they are gone, or says what is left."""
-    deadline = time.monotonic() + timeout
-    for resource, name in objects:
-        while _exists(client, resource, name):
-            if time.monotonic() > deadline:
-                raise OperationError(f"{resource.__name__} {name} still there after {timeout:.0f}s")
-            time.sleep(0.2)
 
 
 def _accepts(port: int) -> bool:

@@ -1,0 +1,307 @@
+"""Autoscaling beyond one replica on the real local cluster: the Prometheus adapter (built
+from its module) serves custom.metrics.k8s.io through an APIService the real
+kube-apiserver reaches; the HPA controller of the real kube-controller-manager scales a
+Deployment on the in-flight requests of a real inference service (a process on
+127.0.0.1, scraped by the cluster's real Prometheus). The Deployment's replicas are KWOK
+pods (scheduled and marked Ready, never executed): the scaling decisions are real, the
+added replicas serve nothing here.
+
+The HPA controller syncs every 15 s (kube-controller-manager's default, kept): each step
+takes up to that long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from lightkube import Client
+from lightkube.resources.apiregistration_v1 import APIService
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.types import PatchType
+
+from gpuplane.backends.local.autoscaling import PROCESS, MetricsAdapter
+from gpuplane.backends.local.state import LocalState
+from tests.integration.conftest import SimCluster
+from tests.integration.downscaler_kit import (
+    deployment,
+    ledger,
+    policy,
+    replicas,
+    scaled_down,
+    services,
+    set_traffic,
+    wait_for,
+)
+from tests.integration.inference_kit import MODEL, Service, running_service
+
+CLUSTER = "gpuplane-it"
+HPA_SYNC = 15.0
+
+
+@pytest.fixture(scope="module")
+def adapter(sim_cluster: SimCluster) -> Iterator[SimCluster]:
+    up = sim_cluster.cli("autoscale", "up")
+    assert up.code == 0, up.stdout + up.stderr
+    yield sim_cluster
+    down = sim_cluster.cli("autoscale", "down")
+    assert down.code == 0, down.stderr
+
+
+@pytest.fixture
+def service(tmp_path: Path, adapter: SimCluster, ns: str) -> Iterator[Service]:
+    """A real inference service labelled as Deployment ``svc`` of ``ns``, scraped by the
+    cluster's Prometheus for as long as the test runs."""
+    with running_service(
+        tmp_path / "inference.log",
+        "--device=cpu", f"--namespace={ns}", "--deployment=svc", "--max-batch-size=8",
+    ) as running:  # fmt: skip
+        scrape = services(adapter.env, CLUSTER)
+        scrape.add_scrape_target(f"hpa-{ns}", running.url.removeprefix("http://"), {})
+        try:
+            yield running
+        finally:
+            scrape.remove_scrape_target(f"hpa-{ns}")
+
+
+def hpa(namespace: str, *, metric: str = "inference_requests_in_flight", **behavior: Any) -> Any:
+    scale_down = behavior.get("scale_down_window", 0)
+    manifest = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "svc", "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc"},
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "metrics": [
+                {
+                    "type": "Object",
+                    "object": {
+                        "describedObject": {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "name": "svc",
+                        },
+                        "metric": {"name": metric},
+                        "target": {"type": "AverageValue", "averageValue": "2"},
+                    },
+                }
+            ],
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 0},
+                "scaleDown": {
+                    "stabilizationWindowSeconds": scale_down,
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+                },
+            },
+        },
+    }
+    return HorizontalPodAutoscaler.from_dict(manifest)
+
+
+def hpa_condition(client: Client, namespace: str, kind: str) -> dict[str, str]:
+    live = client.get(HorizontalPodAutoscaler, "svc", namespace=namespace)
+    for condition in (live.status.conditions if live.status else None) or []:
+        if condition.type == kind:
+            return {
+                "status": condition.status,
+                "reason": condition.reason or "",
+                "message": condition.message or "",
+            }
+    return {}
+
+
+def ready_replicas(client: Client, namespace: str) -> int:
+    live = client.get(Deployment, "svc", namespace=namespace)
+    return int((live.status.readyReplicas if live.status else 0) or 0)
+
+
+@contextlib.contextmanager
+def load(service: Service, clients: int) -> Iterator[None]:
+    """``clients`` requests in flight at all times until the block ends (loopback only)."""
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx2.Client(timeout=120, trust_env=False) as http:
+            while not stop.is_set():
+                http.post(
+                    f"{service.url}/v1/embeddings",
+                    json={"model": MODEL, "input": ["the cluster scales out on demand"] * 4},
+                )
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+
+
+def kubectl_raw(cluster: SimCluster, path: str) -> dict[str, Any]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, (
+        "kubectl is a prerequisite of the test suite (apt-get install kubernetes-client)"
+    )
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    answer = subprocess.run(
+        [kubectl, "get", "--raw", path], env=env, capture_output=True, text=True, timeout=60,
+        check=True,
+    )  # fmt: skip
+    return dict(json.loads(answer.stdout))
+
+
+def test_the_api_server_serves_custom_metrics_from_the_adapter(
+    adapter: SimCluster, service: Service, ns: str
+) -> None:
+    status = adapter.cli("autoscale", "status", "-o", "json")
+    assert status.code == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["available"] is True
+    for version in ("v1beta1", "v1beta2"):
+        live = adapter.client.get(APIService, f"{version}.custom.metrics.k8s.io")
+        assert live.spec and live.spec.service and live.spec.service.namespace == "custom-metrics"
+    path = (
+        f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/deployments.apps/svc/"
+        "inference_requests_in_flight"
+    )
+
+    def value() -> dict[str, Any] | None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            return kubectl_raw(adapter, path)
+        return None  # the adapter lists new series every 10 s
+
+    answer = wait_for("the in-flight metric of svc", value, timeout=60)
+    (item,) = answer["items"]
+    assert item["describedObject"]["name"] == "svc"
+    assert item["metric"]["name"] == "inference_requests_in_flight"
+
+
+def test_the_hpa_scales_out_on_in_flight_requests_and_back_in(
+    adapter: SimCluster, service: Service, ns: str
+) -> None:
+    client = adapter.client
+    client.create(deployment(ns, "svc", 1))
+    client.create(hpa(ns))
+    wait_for(
+        "the HPA reading the metric",
+        lambda: hpa_condition(client, ns, "ScalingActive").get("status") == "True",
+        timeout=90,
+    )
+    assert replicas(client, ns, "svc") == 1
+    with load(service, clients=8):
+        # 8 in flight at a target of 2 per replica: 4 replicas, all Ready (KWOK).
+        wait_for("4 replicas", lambda: replicas(client, ns, "svc") == 4, timeout=120)
+        wait_for("4 ready replicas", lambda: ready_replicas(client, ns) == 4, timeout=60)
+        assert service.metric("inference_requests_in_flight") >= 1
+    wait_for("back to 1 replica", lambda: replicas(client, ns, "svc") == 1, timeout=120)
+
+
+def test_a_missing_metric_or_a_stopped_adapter_holds_the_scale(
+    adapter: SimCluster, service: Service, ns: str
+) -> None:
+    """Never scale on metrics the HPA cannot read: a metric nobody serves, then the adapter
+    stopped, each leaves the Deployment where it is with a condition that says why; with
+    the adapter back, the same HPA scales in at once (so it would have, had it read 0)."""
+    client = adapter.client
+    client.create(deployment(ns, "svc", 3))
+    client.create(hpa(ns, metric="no_such_metric"))
+    reason = wait_for(
+        "a condition naming the unreadable metric",
+        lambda: (
+            hpa_condition(client, ns, "ScalingActive").get("reason") == "FailedGetObjectMetric"
+            and hpa_condition(client, ns, "ScalingActive")
+        ),
+        timeout=60,
+    )
+    assert "no_such_metric" in reason["message"]
+    time.sleep(2 * HPA_SYNC)
+    assert replicas(client, ns, "svc") == 3
+
+    state = LocalState(Path(adapter.env["GPUPLANE_STATE"]), CLUSTER)
+    MetricsAdapter(state).stop((PROCESS,))
+    try:
+        metrics = {"spec": {"metrics": hpa(ns).to_dict()["spec"]["metrics"]}}
+        client.patch(
+            HorizontalPodAutoscaler, "svc", metrics, namespace=ns, patch_type=PatchType.MERGE
+        )
+        status = adapter.cli("autoscale", "status")
+        assert status.code == 1 and "not running" in status.stdout, status.stdout
+        failed = wait_for(
+            "a condition saying the metric could not be read",
+            lambda: (
+                "inference_requests_in_flight"
+                in hpa_condition(client, ns, "ScalingActive").get("message", "")
+                and hpa_condition(client, ns, "ScalingActive").get("status") == "False"
+            ),
+            timeout=60,
+        )
+        assert failed
+        time.sleep(2 * HPA_SYNC)
+        assert replicas(client, ns, "svc") == 3
+    finally:
+        up = adapter.cli("autoscale", "up")
+        assert up.code == 0, up.stdout + up.stderr
+    wait_for("scaled in once the metric reads 0", lambda: replicas(client, ns, "svc") == 1, 120)
+
+
+def test_the_downscaler_and_the_hpa_never_undo_each_other(
+    adapter: SimCluster, service: Service, ns: str
+) -> None:
+    """The HPA owns 1..N, the downscaler N <-> 0: scaled out by load, then idle, the
+    downscaler takes it to 0 with the count in its ledger and the HPA stands still at 0
+    (ScalingDisabled); a wake restores that count and the HPA takes over again."""
+    client = adapter.client
+    client.create(deployment(ns, "svc", 1))
+    # The HPA's scale-in waits 10 minutes: what follows is the downscaler's doing.
+    client.create(hpa(ns, scale_down_window=600))
+    with load(service, clients=6):
+        wait_for("3 replicas", lambda: replicas(client, ns, "svc") == 3, timeout=120)
+    client.create(policy(ns, idleFor="6s"))
+    wait_for("scaled to zero by the downscaler", lambda: scaled_down(client, ns, "svc"), 90)
+    assert ledger(client, ns, "svc") == "3"
+    disabled = wait_for(
+        "the HPA standing still at 0",
+        lambda: hpa_condition(client, ns, "ScalingActive").get("reason") == "ScalingDisabled",
+        timeout=60,
+    )
+    assert disabled
+    time.sleep(2 * HPA_SYNC)
+    assert replicas(client, ns, "svc") == 0
+    set_traffic(adapter.env, CLUSTER, ns, "svc", 2.0)  # the wake signal: traffic arriving
+    try:
+        wait_for("restored to the ledger's 3", lambda: replicas(client, ns, "svc") == 3, 90)
+        wait_for(
+            "the HPA active again",
+            lambda: hpa_condition(client, ns, "ScalingActive").get("status") == "True",
+            timeout=60,
+        )
+    finally:
+        set_traffic(adapter.env, CLUSTER, ns, "svc", 0.0)
+    assert replicas(client, ns, "svc") == 3
+
+
+def test_down_unregisters_the_api(adapter: SimCluster) -> None:
+    """Last in this module: ``down`` stops the adapter and leaves no APIService (one left
+    behind would make discovery report the group unavailable); ``up`` brings it back."""
+    down = adapter.cli("autoscale", "down")
+    assert down.code == 0, down.stderr
+    names = {item.metadata.name for item in adapter.client.list(APIService) if item.metadata}
+    assert not {n for n in names if n and n.endswith("custom.metrics.k8s.io")}
+    status = adapter.cli("autoscale", "status")
+    assert status.code == 1
+    up = adapter.cli("autoscale", "up")
+    assert up.code == 0, up.stdout + up.stderr
