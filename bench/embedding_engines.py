@@ -69,7 +69,7 @@ def texts(count: int, seed: int, low: int = 8, high: int = 64) -> list[str]:
 
 def throughput(embed: Callable[[list[str]], Any], batch: int, seconds: float) -> dict[str, Any]:
     pool = texts(batch * 16, seed=batch)
-    for i in range(3):  # warm-up: kernels chosen, allocator grown
+    for i in range(16):  # warm-up over every batch measured: kernels chosen per shape
         embed(pool[i * batch : (i + 1) * batch])
     done, started, i = 0, time.perf_counter(), 0
     latencies = []

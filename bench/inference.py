@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,14 @@ from urllib.parse import urlparse
 
 import httpx2
 
-from gpuplane.backends.local.services import free_port
+
+def free_port() -> int:
+    """A free port on loopback (not the backend's helper: this bench runs on the GPU host
+    too, where only the service's own packages are installed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MODEL = "all-MiniLM-L6-v2"

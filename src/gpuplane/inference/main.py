@@ -37,6 +37,7 @@ from gpuplane.inference.model import (  # noqa: E402
     Tokenizer,
     embedder,
     packaged_model_dir,
+    warm_shapes,
 )
 from gpuplane.inference.server import ServiceState, make_app  # noqa: E402
 from gpuplane.inference.weights import WeightsError  # noqa: E402
@@ -118,6 +119,7 @@ async def start(args: argparse.Namespace, state: ServiceState) -> None:
         state.metrics.batch_seconds.observe(outcome.seconds)
 
     await asyncio.to_thread(embed, [WARMUP_TEXT] * args.max_batch_size)
+    await asyncio.to_thread(warm_shapes, engine, tokenizer.max_tokens, (1,))
     STARTUP.mark("warmed_up")
     state.dimensions = engine.dimensions
     state.batcher = Batcher(

@@ -8,6 +8,7 @@ fetched at run time."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -84,37 +85,46 @@ class Tokenizer:
         # sentence-transformers does.
         self._tokenizer.enable_truncation(max_length=max_tokens)
         self._tokenizer.no_padding()
+        self.max_tokens = max_tokens
 
-    def batch(self, texts: list[str]) -> Batch:
+    def batch(self, texts: list[str], length_multiple: int = 1) -> Batch:
         """All of ``texts`` in one batch, padded to the longest."""
-        return self.sorted_batches(texts, len(texts) or 1, keep_order=True)[0][1]
+        return self.sorted_batches(
+            texts, len(texts) or 1, keep_order=True, length_multiple=length_multiple
+        )[0][1]
 
     def sorted_batches(
-        self, texts: list[str], rows: int, *, keep_order: bool = False
+        self, texts: list[str], rows: int, *, keep_order: bool = False, length_multiple: int = 1
     ) -> list[tuple[list[int], Batch]]:
         """``texts`` in slices of at most ``rows``, by token count, each padded to its own
-        longest: a batch of mixed lengths pads far less than one slice would. Each slice
-        comes with the indices of its texts in ``texts``."""
+        longest (rounded up to ``length_multiple``: on a GPU every new shape costs a kernel
+        choice, so lengths come in a few buckets): a batch of mixed lengths pads far less
+        than one slice would. Each slice comes with the indices of its texts in ``texts``."""
         import numpy  # noqa: PLC0415
 
         encodings = self._tokenizer.encode_batch(texts)
-        lengths = [len(e.ids) for e in encodings]
+        lengths = numpy.fromiter((len(e.ids) for e in encodings), numpy.int64, len(encodings))
         order = list(range(len(texts)))
         if not keep_order:
             order.sort(key=lengths.__getitem__)
         slices = []
         for start in range(0, len(order), rows):
             part = order[start : start + rows]
-            longest = max(lengths[i] for i in part)
-            ids = numpy.zeros((len(part), longest), dtype=numpy.int64)
-            mask = numpy.zeros_like(ids)
-            types = numpy.zeros_like(ids)
-            for row, index in enumerate(part):
-                encoding, n = encodings[index], lengths[index]
-                ids[row, :n] = encoding.ids
-                mask[row, :n] = 1
-                types[row, :n] = encoding.type_ids
-            slices.append((part, Batch(ids, mask, types)))
+            widths = lengths[part]
+            longest = int(widths.max())
+            width = min(-(-longest // length_multiple) * length_multiple, self.max_tokens)
+            width = max(width, longest)
+            # Filled whole (a boolean mask takes the flat ids in row-major order), not row
+            # by row: at 512 texts a Python loop over rows costs more than the GPU's work.
+            mask = (numpy.arange(width) < widths[:, None]).astype(numpy.int64)
+            ids = numpy.zeros_like(mask)
+            ids[mask.astype(bool)] = numpy.fromiter(
+                itertools.chain.from_iterable(encodings[i].ids for i in part),
+                numpy.int64,
+                int(widths.sum()),
+            )
+            # One sequence per text: BERT's segment (token type) ids are all 0.
+            slices.append((part, Batch(ids, mask, numpy.zeros_like(ids))))
         return slices
 
 
@@ -126,6 +136,8 @@ class Engine(Protocol):
     """``cpu`` or ``cuda``: what the metrics report."""
     device_name: str
     dimensions: int
+    length_multiple: int
+    """Token lengths are padded up to a multiple of this (1: to the longest only)."""
 
     def embed(self, batch: Batch) -> Any:
         """(batch, dimensions) float32 unit vectors on the host."""
@@ -134,6 +146,9 @@ class Engine(Protocol):
 
 class Encoder:
     """Weights on the device; :meth:`embed` turns a token batch into unit vectors."""
+
+    # numpy on the CPU: every padding token costs compute, and no kernel is chosen by shape.
+    length_multiple = 1
 
     def __init__(self, config: EncoderConfig, host_weights: dict[str, Any], ops: Ops) -> None:
         self.config = config
@@ -226,7 +241,8 @@ def embedder(engine: Engine, tokenizer: Tokenizer, rows: int = SLICE_ROWS) -> Em
     def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
         vectors: list[Any] = [None] * len(texts)
         tokens = [0] * len(texts)
-        for indices, batch in tokenizer.sorted_batches(texts, rows):
+        slices = tokenizer.sorted_batches(texts, rows, length_multiple=engine.length_multiple)
+        for indices, batch in slices:
             counts = batch.mask.sum(axis=1)
             for row, (index, vector) in enumerate(zip(indices, engine.embed(batch), strict=True)):
                 vectors[index] = vector
@@ -234,6 +250,25 @@ def embedder(engine: Engine, tokenizer: Tokenizer, rows: int = SLICE_ROWS) -> Em
         return vectors, tokens
 
     return embed
+
+
+def warm_shapes(engine: Engine, max_tokens: int, rows: tuple[int, ...]) -> int:
+    """Run ``engine`` once at every padded length it can see, for each row count in
+    ``rows``: on a GPU the first batch of a new shape pays for choosing and loading its
+    kernels (tens of milliseconds), which would otherwise land on a user's request.
+    Returns the number of shapes run."""
+    import numpy  # noqa: PLC0415
+
+    if engine.length_multiple <= 1:
+        return 0
+    widths = sorted({*range(engine.length_multiple, max_tokens + 1, engine.length_multiple)})
+    shapes = 0
+    for count in rows:
+        for width in widths:
+            ids = numpy.full((count, width), 100, dtype=numpy.int64)  # [UNK]: any id will do
+            engine.embed(Batch(ids, numpy.ones_like(ids), numpy.zeros_like(ids)))
+            shapes += 1
+    return shapes
 
 
 def packaged_embedder() -> Embed:

@@ -50,6 +50,9 @@ class TransformersEngine:
             else f"cpu (transformers, {dtype})"
         )
         self.dimensions = int(model.config.hidden_size)
+        # On CUDA lengths come in buckets of 16 tokens: a handful of shapes whose kernels
+        # are chosen once (model.warm_shapes at start), at most 15 padding tokens a text.
+        self.length_multiple = 16 if device == "cuda" else 1
 
     def embed(self, batch: Batch) -> Any:
         torch = self.torch

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from tokenizers import Tokenizer as HfTokenizer
 
 from gpuplane.inference.engines import EngineChoice, choose_engine
 from gpuplane.inference.model import (
@@ -69,6 +70,15 @@ def test_sorted_slices_pad_less_and_keep_every_text(parts: tuple[Encoder, Tokeni
     assert padded_sorted < tokenizer.batch(texts).ids.size
     # Each slice pads to its own longest: the last column holds a real token somewhere.
     assert all(batch.mask[:, -1].any() for _, batch in slices)
+    # Bucketed (the GPU engine's 16): widths are multiples of 16, under 16 tokens of padding.
+    bucketed = tokenizer.sorted_batches(texts, rows=2, length_multiple=16)
+    for (indices, exact), (same, padded) in zip(slices, bucketed, strict=True):
+        assert indices == same
+        assert padded.ids.shape[1] % 16 == 0
+        assert 0 <= padded.ids.shape[1] - exact.ids.shape[1] < 16
+        width = exact.ids.shape[1]
+        assert (padded.ids[:, :width] == exact.ids).all()
+        assert not padded.mask[:, width:].any() and not padded.ids[:, width:].any()
 
 
 def test_sliced_vectors_equal_one_batch_in_the_callers_order(
@@ -81,3 +91,20 @@ def test_sliced_vectors_equal_one_batch_in_the_callers_order(
     expected = encoder.embed(whole)
     assert numpy.allclose(numpy.stack(vectors), expected, atol=1e-5)
     assert tokens == [int(n) for n in whole.mask.sum(axis=1)]
+    # Padding to a bucket changes no vector (masked tokens count for nothing).
+    padded = encoder.embed(tokenizer.batch(texts, length_multiple=16))
+    assert numpy.allclose(padded, expected, atol=1e-5)
+
+
+def test_each_row_holds_exactly_its_texts_tokens(parts: tuple[Encoder, Tokenizer]) -> None:
+    """The whole-array fill puts every text's ids in its own row, then zeros."""
+    _, tokenizer = parts
+    texts = ["GPU", "a longer sentence about the scheduler and its queue", "", "zero wake"]
+    reference = HfTokenizer.from_file(str(packaged_model_dir() / "tokenizer.json"))
+    reference.no_padding()
+    for indices, batch in tokenizer.sorted_batches(texts, rows=3, length_multiple=16):
+        for row, index in enumerate(indices):
+            expected = reference.encode(texts[index]).ids
+            assert batch.ids[row, : len(expected)].tolist() == expected
+            assert batch.mask[row].sum() == len(expected)
+            assert not batch.ids[row, len(expected) :].any()
