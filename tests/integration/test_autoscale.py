@@ -17,22 +17,19 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
-from lightkube import Client
 from lightkube.resources.apiregistration_v1 import APIService
-from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.types import PatchType
 
 from gpuplane.backends.local.autoscaling import PROCESS, MetricsAdapter
 from gpuplane.backends.local.state import LocalState
+from tests.integration.autoscale_kit import hpa, hpa_condition, load, ready_replicas
 from tests.integration.conftest import SimCluster
 from tests.integration.downscaler_kit import (
     deployment,
@@ -44,7 +41,7 @@ from tests.integration.downscaler_kit import (
     set_traffic,
     wait_for,
 )
-from tests.integration.inference_kit import MODEL, Service, running_service
+from tests.integration.inference_kit import Service, running_service
 
 CLUSTER = "gpuplane-it"
 HPA_SYNC = 15.0
@@ -73,83 +70,6 @@ def service(tmp_path: Path, adapter: SimCluster, ns: str) -> Iterator[Service]:
             yield running
         finally:
             scrape.remove_scrape_target(f"hpa-{ns}")
-
-
-def hpa(namespace: str, *, metric: str = "inference_requests_in_flight", **behavior: Any) -> Any:
-    scale_down = behavior.get("scale_down_window", 0)
-    manifest = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "svc", "namespace": namespace},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "svc"},
-            "minReplicas": 1,
-            "maxReplicas": 4,
-            "metrics": [
-                {
-                    "type": "Object",
-                    "object": {
-                        "describedObject": {
-                            "apiVersion": "apps/v1",
-                            "kind": "Deployment",
-                            "name": "svc",
-                        },
-                        "metric": {"name": metric},
-                        "target": {"type": "AverageValue", "averageValue": "2"},
-                    },
-                }
-            ],
-            "behavior": {
-                "scaleUp": {"stabilizationWindowSeconds": 0},
-                "scaleDown": {
-                    "stabilizationWindowSeconds": scale_down,
-                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
-                },
-            },
-        },
-    }
-    return HorizontalPodAutoscaler.from_dict(manifest)
-
-
-def hpa_condition(client: Client, namespace: str, kind: str) -> dict[str, str]:
-    live = client.get(HorizontalPodAutoscaler, "svc", namespace=namespace)
-    for condition in (live.status.conditions if live.status else None) or []:
-        if condition.type == kind:
-            return {
-                "status": condition.status,
-                "reason": condition.reason or "",
-                "message": condition.message or "",
-            }
-    return {}
-
-
-def ready_replicas(client: Client, namespace: str) -> int:
-    live = client.get(Deployment, "svc", namespace=namespace)
-    return int((live.status.readyReplicas if live.status else 0) or 0)
-
-
-@contextlib.contextmanager
-def load(service: Service, clients: int) -> Iterator[None]:
-    """``clients`` requests in flight at all times until the block ends (loopback only)."""
-    stop = threading.Event()
-
-    def client() -> None:
-        with httpx2.Client(timeout=120, trust_env=False) as http:
-            while not stop.is_set():
-                http.post(
-                    f"{service.url}/v1/embeddings",
-                    json={"model": MODEL, "input": ["the cluster scales out on demand"] * 4},
-                )
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=120)
 
 
 def kubectl_raw(cluster: SimCluster, path: str) -> dict[str, Any]:
@@ -202,7 +122,7 @@ def test_the_hpa_scales_out_on_in_flight_requests_and_back_in(
         timeout=90,
     )
     assert replicas(client, ns, "svc") == 1
-    with load(service, clients=8):
+    with load(service.url, clients=8):
         # 8 in flight at a target of 2 per replica: 4 replicas, all Ready (KWOK).
         wait_for("4 replicas", lambda: replicas(client, ns, "svc") == 4, timeout=120)
         wait_for("4 ready replicas", lambda: ready_replicas(client, ns) == 4, timeout=60)
@@ -268,7 +188,7 @@ def test_the_downscaler_and_the_hpa_never_undo_each_other(
     client.create(deployment(ns, "svc", 1))
     # The HPA's scale-in waits 10 minutes: what follows is the downscaler's doing.
     client.create(hpa(ns, scale_down_window=600))
-    with load(service, clients=6):
+    with load(service.url, clients=6):
         wait_for("3 replicas", lambda: replicas(client, ns, "svc") == 3, timeout=120)
     client.create(policy(ns, idleFor="6s"))
     wait_for("scaled to zero by the downscaler", lambda: scaled_down(client, ns, "svc"), 90)

@@ -27,9 +27,11 @@ from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Node, Pod
 
 from gpuplane.backends.gpu_enablement import NAMESPACE, PLUGIN_DAEMONSET, apply_gpu_enablement
+from gpuplane.backends.local.activator_service import start_activator, stop_activator
 from gpuplane.backends.local.kubelet.host import processes_mentioning
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
 from gpuplane.backends.local.processes import pid_alive
+from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.gpu_exporter.podresources import list_pod_resources
 from gpuplane.kube import connect
@@ -43,6 +45,7 @@ from gpuplane.toolchain.images import (
     TOOLBOX_NAME,
 )
 from gpuplane.topology import load_platform
+from tests.integration.autoscale_kit import hpa, hpa_condition, load
 from tests.integration.conftest import (
     CliResult,
     SimCluster,
@@ -50,7 +53,7 @@ from tests.integration.conftest import (
     run_cli,
     write_platform,
 )
-from tests.integration.downscaler_kit import services
+from tests.integration.downscaler_kit import replicas, services, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "gpuplane-kubelet"
@@ -363,6 +366,68 @@ def run_as_nobody(scratch: Path) -> None:
     assert result.returncode == 3, result.stderr
     assert "kubelet node 'agent-0'" in result.stderr and "runs as root" in result.stderr
     assert not (state / "not-root").exists()
+
+
+def test_the_hpa_adds_a_real_replica_that_serves(kubelet_cluster: SimCluster) -> None:
+    """Autoscaling with real replicas: the CPU embeddings service on the kubelet node,
+    scraped by Prometheus through its pod's annotations, read by the HPA controller through
+    the Prometheus adapter; load through the activator on 127.0.0.1 (round robin over the
+    ready pods) makes the HPA add a second real replica, which answers too; without load
+    the HPA takes it away again. No request fails throughout."""
+    client = kubelet_cluster.client
+    loaded = kubelet_cluster.cli("image", "load")
+    assert loaded.code == 0, loaded.stderr
+    inference = REPO / "apps" / "inference"
+    apply_files(client, [inference / "namespace.yaml", inference / "server-cpu.yaml"])
+    apply_files(client, [inference / "service.yaml"])
+    up = kubelet_cluster.cli("autoscale", "up")
+    assert up.code == 0, up.stdout + up.stderr
+    state = LocalState(Path(kubelet_cluster.env["GPUPLANE_STATE"]), CLUSTER)
+    labels = {"app.kubernetes.io/name": "inference", "app.kubernetes.io/component": "cpu"}
+
+    def ready_pods() -> list[Pod]:
+        pods = client.list(Pod, namespace="ml", labels=labels)
+        return [p for p in pods if is_ready(p) and p.spec and p.spec.nodeName == NODE]
+
+    try:
+        wait_for("the first replica Ready on the kubelet node", ready_pods, timeout=180)
+        client.create(hpa("ml", target="inference-cpu", max_replicas=2))
+        wait_for(
+            "the HPA reading the pods' in-flight requests",
+            lambda: (
+                hpa_condition(client, "ml", "ScalingActive", "inference-cpu").get("status")
+                == "True"
+            ),
+            timeout=120,
+        )
+        route = {
+            "name": "embeddings", "namespace": "ml", "deployment": "inference-cpu",
+            "service": "inference", "upstream": "endpoints:8000",
+            "match": {"pathPrefix": "/hpa"}, "stripPrefix": True,
+        }  # fmt: skip
+        address = start_activator(state, client, [route], {})
+        failures: list[int] = []
+        with load(f"{address.url}/hpa", clients=6, failures=failures):
+            two = wait_for("2 ready replicas", lambda: len(ready_pods()) == 2 and ready_pods(), 240)
+            assert {p.spec.nodeName for p in two if p.spec} == {NODE}
+            with httpx2.Client(trust_env=False, timeout=60) as http:
+                for pod in two:
+                    url = f"http://{pod.status.podIP}:8000/metrics"  # type: ignore[union-attr]
+                    served = [
+                        line for line in http.get(url).text.splitlines()
+                        if line.startswith("http_requests_total{") and 'code="200"' in line
+                    ]  # fmt: skip
+                    assert served, f"{pod.metadata.name} answered nothing"  # type: ignore[union-attr]
+        wait_for(
+            "back to 1 replica without load",
+            lambda: replicas(client, "ml", "inference-cpu") == 1,
+            timeout=120,
+        )
+        assert failures == []
+    finally:
+        stop_activator(state)
+        kubelet_cluster.cli("autoscale", "down")
+        delete_namespace(client, "ml")
 
 
 def test_the_demo_wakes_the_real_service_through_the_activator_losing_nothing(

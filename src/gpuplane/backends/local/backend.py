@@ -55,7 +55,9 @@ from gpuplane.backends.local.runtime_choice import (
 )
 from gpuplane.backends.local.runtime_facts import collect_host_facts
 from gpuplane.backends.local.services import (
+    POD_TARGETS,
     SERVICES,
+    PodDiscovery,
     Services,
     free_port,
     running_prometheus_url,
@@ -81,6 +83,8 @@ from gpuplane.topology import Platform
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
 DOWNSCALER_NAMESPACE = "gpuplane-system"
 DOWNSCALER_ACCOUNT = "gpuplane-downscaler"
+PROMETHEUS_RBAC = "deploy/prometheus/rbac.yaml"
+PROMETHEUS_ACCOUNT = "gpuplane-prometheus"
 
 
 class LocalBackend:
@@ -212,7 +216,8 @@ class LocalBackend:
             # API server refuses such pods without it. On KWOK gpu nodes it is inert.
             apply_files(client, [repo_root() / RUNTIME_CLASS_MANIFEST])
         if self._services:
-            changes += self._start_services(state, client, reporter)
+            real = tuple(node.name for node in platform.kubelet_nodes)
+            changes += self._start_services(state, client, reporter, real)
         return UpResult(
             kubeconfig=state.kubeconfig,
             created=created,
@@ -344,10 +349,14 @@ class LocalBackend:
             raise PrerequisiteError(f"cluster {platform.name!r} is not up: run gpuplane up")
         return state
 
-    def _start_services(self, state: LocalState, client: Client, reporter: Reporter) -> list[str]:
-        """CRD and RBAC of the downscaler, its token, then Prometheus, traffic, downscaler."""
+    def _start_services(
+        self, state: LocalState, client: Client, reporter: Reporter, real_nodes: tuple[str, ...]
+    ) -> list[str]:
+        """CRD and RBAC of the downscaler, its token, then Prometheus (discovering the pods
+        of ``real_nodes`` with credentials of its own), traffic, downscaler."""
         services = Services(state)
-        if all(services.running(name) for name in SERVICES):
+        wanted = (*SERVICES, *((POD_TARGETS,) if real_nodes else ()))
+        if all(services.running(name) for name in wanted):
             return []
         reporter.step("starting Prometheus, the traffic simulator and the downscaler")
         root = repo_root()
@@ -360,10 +369,17 @@ class LocalBackend:
             state.downscaler_kubeconfig,
             user_kubeconfig(state.kubeconfig, DOWNSCALER_ACCOUNT, {"token": token}),
         )
-        return [
-            f"{name} started"
-            for name in services.start(state.kubeconfig, state.downscaler_kubeconfig)
-        ]
+        pods = None
+        if real_nodes:
+            apply_files(client, [root / PROMETHEUS_RBAC])
+            token = mint_token(client, DOWNSCALER_NAMESPACE, PROMETHEUS_ACCOUNT)
+            write_private(
+                state.prometheus_kubeconfig,
+                user_kubeconfig(state.kubeconfig, PROMETHEUS_ACCOUNT, {"token": token}),
+            )
+            pods = PodDiscovery(state.prometheus_kubeconfig, real_nodes)
+        started = services.start(state.kubeconfig, state.downscaler_kubeconfig, pods)
+        return [f"{name} started" for name in started]
 
     def down(self, platform: Platform, reporter: Reporter) -> bool:
         state = self._state(platform)

@@ -22,6 +22,8 @@ from gpuplane.errors import OperationError, PrerequisiteError
 from gpuplane.toolchain import repo_root
 
 SERVICES = ("prometheus", "traffic", "downscaler")
+# With kubelet nodes only: their pods' scrape targets, for Prometheus.
+POD_TARGETS = "pod-targets"
 # Started on demand by a verb (the demo's wake act), not by `up`; `down` stops it too.
 ACTIVATOR = "activator"
 SCRAPE_INTERVAL = "2s"
@@ -49,11 +51,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class PodDiscovery:
+    """Pods of the kubelet nodes, found through the API with ``kubeconfig`` (pods, read
+    only) and scraped when they ask to be (``pod_targets``)."""
+
+    kubeconfig: Path
+    nodes: tuple[str, ...]
+
+
 def prometheus_config(ports: Ports, rule_files: list[str], targets: Path) -> dict[str, object]:
     """Scrape the local cluster's exporters every 2 s and evaluate the platform's own rules;
-    real workloads (a service on a kubelet node, a test's server) join through files in
-    ``targets`` without a restart. Their own ``namespace``/``deployment`` labels are kept
-    (honor_labels): that is what the downscaler's signals sum by."""
+    real workloads join through files in ``targets`` without a restart (a test's server,
+    the activator, and the pods of kubelet nodes: ``pod_targets``). Their own
+    ``namespace``/``deployment`` labels are kept (honor_labels): that is what the
+    downscaler's signals and the HPA's metrics sum by."""
 
     def job(name: str, port: int) -> dict[str, object]:
         return {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
@@ -136,7 +148,9 @@ class Services(Supervisor):
             (self.directory / "services.json").write_text(json.dumps(asdict(ports)))
         return ports
 
-    def start(self, kubeconfig: Path, downscaler_kubeconfig: Path) -> list[str]:
+    def start(
+        self, kubeconfig: Path, downscaler_kubeconfig: Path, pods: PodDiscovery | None = None
+    ) -> list[str]:
         """Start every service that is not running; return what was started."""
         ports = self._ensure_ports()
         started = []
@@ -156,6 +170,18 @@ class Services(Supervisor):
                 ],
             )
             started.append("prometheus")
+        if pods is not None and not self.running(POD_TARGETS):
+            self.targets_dir.mkdir(parents=True, exist_ok=True)
+            self.spawn(
+                POD_TARGETS,
+                [
+                    *python_service(), "gpuplane.backends.local.pod_targets",
+                    "--kubeconfig", str(pods.kubeconfig),
+                    *(f"--node={node}" for node in pods.nodes),
+                    "--out", str(self.targets_dir / "kubelet-pods.json"),
+                ],
+            )  # fmt: skip
+            started.append(POD_TARGETS)
         if not self.running("traffic"):
             self.spawn(
                 "traffic",
@@ -213,7 +239,7 @@ class Services(Supervisor):
                 time.sleep(0.1)
 
     def stop_all(self) -> None:
-        self.stop((*SERVICES, ACTIVATOR))
+        self.stop((*SERVICES, ACTIVATOR, POD_TARGETS))
 
     def statuses(self) -> tuple[ComponentStatus, ...]:
         ports = self.ports()
@@ -233,6 +259,9 @@ class Services(Supervisor):
             )
             for name in SERVICES
         ]
+        if self.running(POD_TARGETS):
+            detail = f"pid {self.pid(POD_TARGETS)}, the kubelet nodes' pods as scrape targets"
+            statuses.append(ComponentStatus(POD_TARGETS, True, detail))
         if self.running(ACTIVATOR):  # started on demand (the demo's wake act), listed then
             address = self.scrape_target(ACTIVATOR)
             scraped = f"metrics http://{address}/metrics" if address else "metrics not scraped"

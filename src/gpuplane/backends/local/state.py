@@ -30,6 +30,11 @@ class LocalState:
         return self.directory / "downscaler.kubeconfig"
 
     @property
+    def prometheus_kubeconfig(self) -> Path:
+        """Prometheus' own credentials for discovering kubelet nodes' pods (0600)."""
+        return self.directory / "prometheus.kubeconfig"
+
+    @property
     def runtimes(self) -> Path:
         """How ``up`` resolved each ``runtime: auto`` node: later verbs read it back."""
         return self.directory / "runtimes.json"

@@ -1,0 +1,79 @@
+"""Scrape targets for the pods of kubelet nodes (the local backend's stand-in for
+Prometheus' Kubernetes discovery, which Debian's build leaves out), and the Prometheus
+configuration that reads them, checked by Prometheus' own promtool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gpuplane.backends.local.pod_targets import PodTargets, targets_of
+from gpuplane.backends.local.services import Ports, prometheus_config
+
+NODES = frozenset({"agent-0"})
+
+
+def pod(name: str, node: str = "agent-0", **overrides: Any) -> dict[str, Any]:
+    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": "8000"}
+    annotations.update(overrides.pop("annotations", {}))
+    manifest: dict[str, Any] = {
+        "metadata": {"name": name, "namespace": "ml", "annotations": annotations},
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running", "podIP": f"10.88.0.{len(name)}"},
+    }
+    manifest["status"].update(overrides)
+    return manifest
+
+
+def test_only_running_annotated_pods_of_kubelet_nodes_are_targets() -> None:
+    pods = [
+        pod("server"),
+        pod("on-kwok", node="agent-2"),  # its address leads nowhere
+        pod("pending", phase="Pending"),
+        pod("no-ip", podIP=""),
+        pod("opted-out", annotations={"prometheus.io/scrape": "false"}),
+        pod("bad-port", annotations={"prometheus.io/port": "http"}),
+    ]
+    assert targets_of(pods, NODES) == [
+        {"targets": ["10.88.0.6:8000"], "labels": {"pod": "server", "namespace": "ml"}}
+    ]
+
+
+def test_the_file_follows_list_and_watch_events(tmp_path: Path) -> None:
+    out = tmp_path / "kubelet-pods.json"
+    targets = PodTargets(NODES, out)
+    targets.listed([pod("a"), pod("bb", node="agent-2")])
+    assert [t["targets"] for t in json.loads(out.read_text())] == [["10.88.0.1:8000"]]
+    targets.event("ADDED", pod("ccc"))
+    targets.event("MODIFIED", pod("a", phase="Succeeded"))
+    assert [t["labels"]["pod"] for t in json.loads(out.read_text())] == ["ccc"]
+    before = out.stat().st_mtime_ns
+    targets.event("BOOKMARK", {})
+    targets.event("MODIFIED", pod("bb", node="agent-2"))  # no target changes: not rewritten
+    assert out.stat().st_mtime_ns == before
+    targets.event("DELETED", pod("ccc"))
+    assert json.loads(out.read_text()) == []
+    assert not out.with_suffix(".partial").exists()
+
+
+def test_prometheus_reads_the_targets_directory(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is a prerequisite (apt-get install prometheus)")
+    config = prometheus_config(Ports(1, 2, 3, 4), [], tmp_path / "scrape-targets")
+    (workloads,) = [j for j in config["scrape_configs"] if j["job_name"] == "workloads"]  # type: ignore[attr-defined]
+    assert workloads["honor_labels"] is True
+    assert workloads["file_sd_configs"][0]["files"] == [str(tmp_path / "scrape-targets/*.json")]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    checked = subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(path)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
