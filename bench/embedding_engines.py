@@ -39,6 +39,7 @@ from gpuplane.inference.model import (
     embedder,
     packaged_model_dir,
     read_weights,
+    warm_shapes,
 )
 
 BATCHES = (1, 8, 32, 128, 512)
@@ -139,6 +140,13 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
 
     ops_engine = Encoder(config, read_weights(directory), TorchOps("cuda"))
     found["ops-fp32"] = (lambda batch: ops_engine.embed(tokenizer.batch(batch)), 512)
+    from gpuplane.inference.torch_engine import TorchEncoderEngine  # noqa: PLC0415
+
+    for dtype in ("float32", "float16"):
+        native = TorchEncoderEngine(directory, config, "cuda", dtype)
+        warm_shapes(native, config.max_tokens, (1,))
+        short = {"float32": "fp32", "float16": "fp16"}[dtype]
+        found[f"torch-encoder-{short}"] = (vectors_of(embedder(native, tokenizer)), 512)
     for dtype in ("float32", "float16", "bfloat16"):
         engine = TransformersEngine(directory, "cuda", dtype)
         short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[dtype]

@@ -54,4 +54,12 @@ echo "service c8: exit $?" >> "$out/run.txt"
 $py bench/inference.py --batch-sizes 128,512 --concurrency 8 --seconds 3 --server-max-batch 512 \
   --encoding-format base64 -o "$out/service-c8-base64.json" >/dev/null 2>> "$out/log.txt"
 echo "service c8 base64: exit $?" >> "$out/run.txt"
+# The same through the torch-native engine (no transformers import).
+$py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
+  --server-engine torch -o "$out/service-torch-c1.json" >/dev/null 2>> "$out/log.txt"
+echo "service torch c1: exit $?" >> "$out/run.txt"
+$py bench/inference.py --batch-sizes 1,32,128,512 --concurrency 8 --seconds 3 \
+  --server-max-batch 512 --server-engine torch -o "$out/service-torch-c8.json" \
+  >/dev/null 2>> "$out/log.txt"
+echo "service torch c8: exit $?" >> "$out/run.txt"
 cat "$out/run.txt"

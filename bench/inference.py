@@ -113,11 +113,11 @@ def service_facts(url: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def local_service(max_batch: int, max_wait_ms: float) -> Iterator[str]:
+def local_service(max_batch: int, max_wait_ms: float, engine: str) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "gpuplane.inference.main", "--port", str(port),
                f"--max-batch-size={max_batch}", "--max-queue=8192",
-               f"--max-wait-ms={max_wait_ms}"]  # fmt: skip
+               f"--max-wait-ms={max_wait_ms}", f"--engine={engine}"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,8,32,128")
     parser.add_argument("--server-max-batch", type=int, default=128)
     parser.add_argument("--server-max-wait-ms", type=float, default=0.0)
+    parser.add_argument("--server-engine", default="auto", help="the service's --engine")
     parser.add_argument("--encoding-format", choices=["float", "base64"], default="float")
     parser.add_argument("-o", "--output", type=Path)
     args = parser.parse_args()
@@ -148,7 +149,7 @@ def main() -> None:
         parser.error(f"--url {args.url}: load goes to loopback only (127.0.0.1 or ::1)")
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     with contextlib.ExitStack() as stack:
-        service = local_service(args.server_max_batch, args.server_max_wait_ms)
+        service = local_service(args.server_max_batch, args.server_max_wait_ms, args.server_engine)
         url = args.url or stack.enter_context(service)
         results = [
             asyncio.run(measure(url, b, args.seconds, args.concurrency, args.encoding_format))
