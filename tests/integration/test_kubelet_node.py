@@ -411,13 +411,18 @@ def test_the_hpa_adds_a_real_replica_that_serves(kubelet_cluster: SimCluster) ->
             two = wait_for("2 ready replicas", lambda: len(ready_pods()) == 2 and ready_pods(), 240)
             assert {p.spec.nodeName for p in two if p.spec} == {NODE}
             with httpx2.Client(trust_env=False, timeout=60) as http:
-                for pod in two:
+
+                def served(pod: Pod) -> bool:
                     url = f"http://{pod.status.podIP}:8000/metrics"  # type: ignore[union-attr]
-                    served = [
-                        line for line in http.get(url).text.splitlines()
-                        if line.startswith("http_requests_total{") and 'code="200"' in line
-                    ]  # fmt: skip
-                    assert served, f"{pod.metadata.name} answered nothing"  # type: ignore[union-attr]
+                    return any(
+                        line.startswith("http_requests_total{") and 'code="200"' in line
+                        for line in http.get(url).text.splitlines()
+                    )
+
+                # The activator sends to a pod once its EndpointSlice says it is ready.
+                for pod in two:
+                    name = pod.metadata.name  # type: ignore[union-attr]
+                    wait_for(f"{name} answering its share", lambda pod=pod: served(pod), 60)
         wait_for(
             "back to 1 replica without load",
             lambda: replicas(client, "ml", "inference-cpu") == 1,

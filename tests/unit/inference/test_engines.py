@@ -28,6 +28,8 @@ from gpuplane.inference.ops import NumpyOps
         (("numpy", "auto", "auto"), True, EngineChoice("numpy", "cpu", "float32")),
         (("transformers", "cpu", "auto"), True, EngineChoice("transformers", "cpu", "float32")),
         (("auto", "cpu", "auto"), True, EngineChoice("numpy", "cpu", "float32")),
+        (("torch", "auto", "auto"), True, EngineChoice("torch", "cuda", "float16")),
+        (("torch", "auto", "auto"), False, EngineChoice("torch", "cpu", "float32")),
     ],
 )
 def test_the_engine_follows_the_device(
