@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per engine and batch")
     parser.add_argument("--reference-out", type=Path, default=None)
     parser.add_argument(
+        "--engines", default="", help="comma-separated engine names to measure (default: all)"
+    )
+    parser.add_argument(
         "-o", "--output", type=Path, default=None, help="also write the JSON here, engine by engine"
     )
     args = parser.parse_args()
@@ -227,7 +230,10 @@ def main() -> None:
             )
     else:
         result["not_run"] = "transformers and sentence-transformers engines: no CUDA here"
+    wanted = set(args.engines.split(",")) - {""}
     for name, (embed, largest) in found.items():
+        if wanted and name not in wanted:
+            continue
         row: dict[str, Any] = {
             "throughput": [throughput(embed, b, args.seconds) for b in BATCHES if b <= largest]
         }

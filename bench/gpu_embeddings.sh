@@ -42,9 +42,11 @@ print("cold start:", ", ".join(f"{n} {b - a:.2f}s" for n, a, b in zip(names, t, 
 print("first forward ms at widths 16,32,48,64,128 then 16,32 again:", firsts)
 PY
 $py bench/embedding_engines.py --seconds 1 --reference-out "$out/reference.npz" \
-  -o "$out/embedding-engines.json" > /dev/null 2> "$out/log.txt"
+  --engines "${ENGINES:-}" -o "$out/embedding-engines.json" > /dev/null 2> "$out/log.txt"
 echo "engines: exit $?" >> "$out/run.txt"
-# The service over HTTP (transformers, float16 on CUDA: its defaults there).
+# The service over HTTP (transformers, float16 on CUDA: its defaults there); QUICK=1 runs
+# only batch 1 with it (the torch engine's runs below are the full ones).
+if [ -z "${QUICK:-}" ]; then
 $py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
   -o "$out/service-c1.json" >/dev/null 2>> "$out/log.txt"
 echo "service c1: exit $?" >> "$out/run.txt"
@@ -54,6 +56,11 @@ echo "service c8: exit $?" >> "$out/run.txt"
 $py bench/inference.py --batch-sizes 128,512 --concurrency 8 --seconds 3 --server-max-batch 512 \
   --encoding-format base64 -o "$out/service-c8-base64.json" >/dev/null 2>> "$out/log.txt"
 echo "service c8 base64: exit $?" >> "$out/run.txt"
+else
+$py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
+  -o "$out/service-c1.json" >/dev/null 2>> "$out/log.txt"
+echo "service c1: exit $?" >> "$out/run.txt"
+fi
 # The same through the torch-native engine (no transformers import).
 $py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
   --server-engine torch -o "$out/service-torch-c1.json" >/dev/null 2>> "$out/log.txt"
