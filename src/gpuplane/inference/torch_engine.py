@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplane.inference.model import Batch, EncoderConfig
+from gpuplane.inference.pooling import mean_pooled_unit_vectors
 from gpuplane.inference.weights import WeightsError
 
 
@@ -60,12 +61,7 @@ class TorchEncoderEngine:
             ids = torch.from_numpy(batch.ids).to(self.device, non_blocking=True)
             mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
             hidden = self.encoder(self.embeddings(ids), src_key_padding_mask=mask == 0)
-            # Pooling in float32: a sum over up to 256 tokens in half precision loses digits.
-            weights = mask.unsqueeze(-1).to(torch.float32)
-            summed = (hidden.to(torch.float32) * weights).sum(dim=1)
-            pooled = summed / weights.sum(dim=1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
-            return vectors.cpu().numpy()
+            return mean_pooled_unit_vectors(torch, hidden, mask)
 
 
 def encoder_from(torch: Any, w: dict[str, Any], config: EncoderConfig) -> Any:

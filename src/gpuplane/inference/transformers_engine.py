@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplane.inference.model import Batch
+from gpuplane.inference.pooling import mean_pooled_unit_vectors
 from gpuplane.inference.weights import WeightsError
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -63,9 +64,4 @@ class TransformersEngine:
             hidden = self.model(
                 input_ids=ids, attention_mask=mask, token_type_ids=types
             ).last_hidden_state
-            # Pooling in float32: a sum over up to 256 tokens in half precision loses digits.
-            weights = mask.unsqueeze(-1).to(torch.float32)
-            summed = (hidden.to(torch.float32) * weights).sum(dim=1)
-            pooled = summed / weights.sum(dim=1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
-            return vectors.cpu().numpy()
+            return mean_pooled_unit_vectors(torch, hidden, mask)
