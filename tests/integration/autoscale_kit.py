@@ -22,9 +22,8 @@ def hpa(
     target: str = "svc",
     metric: str = "inference_requests_in_flight",
     max_replicas: int = 4,
-    **behavior: Any,
+    scale_down_window: int = 0,
 ) -> Any:
-    scale_down = behavior.get("scale_down_window", 0)
     manifest = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -50,7 +49,7 @@ def hpa(
             "behavior": {
                 "scaleUp": {"stabilizationWindowSeconds": 0},
                 "scaleDown": {
-                    "stabilizationWindowSeconds": scale_down,
+                    "stabilizationWindowSeconds": scale_down_window,
                     "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
                 },
             },

@@ -116,9 +116,10 @@ class Tokenizer:
             width = max(width, longest)
             # Filled whole (a boolean mask takes the flat ids in row-major order), not row
             # by row: at 512 texts a Python loop over rows costs more than the GPU's work.
-            mask = (numpy.arange(width) < widths[:, None]).astype(numpy.int64)
+            real = numpy.arange(width) < widths[:, None]
+            mask = real.astype(numpy.int64)
             ids = numpy.zeros_like(mask)
-            ids[mask.astype(bool)] = numpy.fromiter(
+            ids[real] = numpy.fromiter(
                 itertools.chain.from_iterable(encodings[i].ids for i in part),
                 numpy.int64,
                 int(widths.sum()),
@@ -261,7 +262,7 @@ def warm_shapes(engine: Engine, max_tokens: int, rows: tuple[int, ...]) -> int:
 
     if engine.length_multiple <= 1:
         return 0
-    widths = sorted({*range(engine.length_multiple, max_tokens + 1, engine.length_multiple)})
+    widths = range(engine.length_multiple, max_tokens + 1, engine.length_multiple)
     shapes = 0
     for count in rows:
         for width in widths:

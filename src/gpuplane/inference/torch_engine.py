@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplane.inference.model import Batch, EncoderConfig
-from gpuplane.inference.pooling import mean_pooled_unit_vectors
+from gpuplane.inference.torch_common import mean_pooled_unit_vectors, on_device
 from gpuplane.inference.weights import WeightsError
 
 
@@ -37,7 +37,7 @@ class TorchEncoderEngine:
         weights = {name.removeprefix("bert."): tensor for name, tensor in weights.items()}
         try:
             self.encoder = encoder_from(torch, weights, config)
-            self.embeddings = embeddings_from(torch, weights, config)
+            self.embeddings = _Embeddings(torch, weights, config)
         except KeyError as error:
             raise WeightsError(f"model.safetensors lacks {error}") from error
         kind = getattr(torch, dtype)
@@ -58,8 +58,7 @@ class TorchEncoderEngine:
     def embed(self, batch: Batch) -> Any:
         torch = self.torch
         with torch.inference_mode():
-            ids = torch.from_numpy(batch.ids).to(self.device, non_blocking=True)
-            mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
+            ids, mask, _ = on_device(torch, batch, self.device)
             hidden = self.encoder(self.embeddings(ids), src_key_padding_mask=mask == 0)
             return mean_pooled_unit_vectors(torch, hidden, mask)
 
@@ -129,7 +128,3 @@ class _Embeddings:
         positions = self.torch.arange(ids.shape[1], device=ids.device)
         summed = self.word(ids) + self.position(positions)[None] + self.token_type
         return self.norm(summed)
-
-
-def embeddings_from(torch: Any, w: dict[str, Any], config: EncoderConfig) -> _Embeddings:
-    return _Embeddings(torch, w, config)

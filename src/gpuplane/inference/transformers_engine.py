@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuplane.inference.model import Batch
-from gpuplane.inference.pooling import mean_pooled_unit_vectors
+from gpuplane.inference.torch_common import mean_pooled_unit_vectors, on_device
 from gpuplane.inference.weights import WeightsError
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -58,9 +58,7 @@ class TransformersEngine:
     def embed(self, batch: Batch) -> Any:
         torch = self.torch
         with torch.inference_mode():
-            ids = torch.from_numpy(batch.ids).to(self.device, non_blocking=True)
-            mask = torch.from_numpy(batch.mask).to(self.device, non_blocking=True)
-            types = torch.from_numpy(batch.types).to(self.device, non_blocking=True)
+            ids, mask, types = on_device(torch, batch, self.device)
             hidden = self.model(
                 input_ids=ids, attention_mask=mask, token_type_ids=types
             ).last_hidden_state

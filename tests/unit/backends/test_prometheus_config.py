@@ -48,7 +48,7 @@ def test_only_running_annotated_pods_of_kubelet_nodes_are_targets() -> None:
 def test_the_file_follows_list_and_watch_events(tmp_path: Path) -> None:
     out = tmp_path / "kubelet-pods.json"
     targets = PodTargets(NODES, out)
-    targets.listed([pod("a"), pod("bb", node="agent-2")])
+    targets.listed("agent-0", [pod("a"), pod("bb", node="agent-2")])
     assert [t["targets"] for t in json.loads(out.read_text())] == [["10.88.0.1:8000"]]
     targets.event("ADDED", pod("ccc"))
     targets.event("MODIFIED", pod("a", phase="Succeeded"))
@@ -59,6 +59,11 @@ def test_the_file_follows_list_and_watch_events(tmp_path: Path) -> None:
     assert out.stat().st_mtime_ns == before
     targets.event("DELETED", pod("ccc"))
     assert json.loads(out.read_text()) == []
+    # A fresh list of the node replaces that node's pods, and only those.
+    targets.event("ADDED", pod("dddd"))
+    targets.listed("agent-0", [pod("eeeee")])
+    assert [t["labels"]["pod"] for t in json.loads(out.read_text())] == ["eeeee"]
+    assert "ml/bb" in targets.pods  # another node's pod: kept
     assert not out.with_suffix(".partial").exists()
 
 

@@ -225,17 +225,12 @@ class MetricsAdapter(Supervisor):
                 )
             time.sleep(0.5)
 
+    def process_status(self) -> ComponentStatus:
+        detail = f"pid {self.pid(PROCESS)}, https://127.0.0.1:{self.port()}"
+        return ComponentStatus(PROCESS, self.is_up(), detail if self.is_up() else "not running")
+
     def statuses(self, client: Client | None) -> tuple[ComponentStatus, ...]:
-        port = self.port()
-        rows = [
-            ComponentStatus(
-                PROCESS,
-                self.is_up(),
-                f"pid {self.pid(PROCESS)}, https://127.0.0.1:{port}"
-                if self.is_up()
-                else "not running",
-            )
-        ]
+        rows = [self.process_status()]
         for version in VERSIONS:
             name = api_service_name(version)
             if client is None:

@@ -409,7 +409,7 @@ class LocalBackend:
         if GitOps(state).is_up():
             processes += GitOps(state).statuses()
         if MetricsAdapter(state).is_up():
-            processes += MetricsAdapter(state).statuses(None)[:1]
+            processes += (MetricsAdapter(state).process_status(),)
         if not running:
             return ClusterStatus(
                 name=platform.name,

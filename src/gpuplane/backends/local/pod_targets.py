@@ -2,11 +2,12 @@
 discovery would give, for the local backend's Prometheus (Debian's build leaves that
 discovery out: `kubernetes_sd_configs` is "not found" there).
 
-A LIST then WATCH of pods (the shared ``ListWatch``, with the backend's Prometheus
-credentials: pods, read only) keeps a copy; after each change the pods that run on a
-kubelet node and ask to be scraped (``prometheus.io/scrape: "true"``, the port in
-``prometheus.io/port``) are written whole to one file_sd file, which Prometheus re-reads
-within seconds. A KWOK pod is never a target: its address leads nowhere.
+A LIST then WATCH of each kubelet node's pods (the shared ``ListWatch``, a field
+selector, the backend's Prometheus credentials: pods, read only) keeps a copy; after each
+change the pods that run on a kubelet node and ask to be scraped
+(``prometheus.io/scrape: "true"``, the port in ``prometheus.io/port``) are written whole
+to one file_sd file, which Prometheus re-reads within seconds. A KWOK pod is never a
+target: its address leads nowhere.
 
 Run: python -m gpuplane.backends.local.pod_targets --kubeconfig K --node N... --out FILE
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -71,8 +73,14 @@ class PodTargets:
         metadata = pod.get("metadata") or {}
         return f"{metadata.get('namespace')}/{metadata.get('name')}"
 
-    def listed(self, items: list[dict[str, Any]]) -> None:
-        self.pods = {self._key(pod): pod for pod in items}
+    def listed(self, node: str, items: list[dict[str, Any]]) -> None:
+        """A fresh LIST of ``node``'s pods replaces what was known of that node."""
+        self.pods = {
+            key: pod
+            for key, pod in self.pods.items()
+            if (pod.get("spec") or {}).get("nodeName") != node
+        }
+        self.pods.update((self._key(pod), pod) for pod in items)
         self.write()
 
     def event(self, kind: str, pod: dict[str, Any]) -> None:
@@ -99,13 +107,25 @@ class PodTargets:
 async def run(args: argparse.Namespace) -> None:
     targets = PodTargets(frozenset(args.node), args.out)
     kube = KubeSession(current_context(str(args.kubeconfig)))
-    watch = ListWatch(kube, "/api/v1/pods", on_list=targets.listed, on_event=targets.event)
+    # One watch per kubelet node, of that node's pods only: a KWOK platform may run
+    # thousands of pods, none of which is ever a target.
+    watches = [
+        ListWatch(
+            kube,
+            "/api/v1/pods",
+            on_list=functools.partial(targets.listed, node),
+            on_event=targets.event,
+            params={"fieldSelector": f"spec.nodeName={node}"},
+        )
+        for node in sorted(targets.nodes)
+    ]
     stopping = stop_event()
-    task = asyncio.create_task(watch.run())
+    tasks = [asyncio.create_task(watch.run()) for watch in watches]
     try:
         await stopping.wait()
     finally:
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         await kube.close()
         args.out.unlink(missing_ok=True)
 
