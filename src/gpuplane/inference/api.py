@@ -12,28 +12,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from gpuplane.shared.openai_errors import ApiError, served_model
+
 MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_INPUT_CHARS = 100_000
 MODEL_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-
-
-@dataclass(frozen=True)
-class ApiError(Exception):
-    status: int
-    message: str
-    param: str | None = None
-    code: str | None = None
-    kind: str = "invalid_request_error"
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.kind,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
 
 
 @dataclass(frozen=True)
@@ -75,16 +58,7 @@ def _texts(raw: Any) -> tuple[str, ...]:
 
 
 def parse_request(body: Any, dimensions: int) -> EmbeddingsRequest:
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise ApiError(400, "'model' is required (a string)", "model")
-    if model not in MODEL_ALIASES:
-        raise ApiError(
-            404, f"model {model[:80]!r} is not served here; this server serves {MODEL_ALIASES[0]}",
-            "model", "model_not_found",
-        )  # fmt: skip
+    model = served_model(body, MODEL_ALIASES)
     encoding = body.get("encoding_format", "float")
     if encoding not in {"float", "base64"}:
         raise ApiError(400, "'encoding_format' must be 'float' or 'base64'", "encoding_format")

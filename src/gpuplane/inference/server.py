@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gpuplane.inference.api import (
     MODEL_ALIASES,
-    ApiError,
     EmbeddingsRequest,
     parse_request,
     response_body,
 )
 from gpuplane.inference.batching import Batcher, QueueFull
 from gpuplane.inference.metrics import ServiceMetrics
+from gpuplane.shared.openai_errors import ApiError, parse_json_body
+from gpuplane.shared.service_http import add_service_routes, counting_middleware
 
 log = logging.getLogger("gpuplane.inference")
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -61,28 +59,7 @@ def _unavailable(message: str, code: str) -> web.Response:
     return _error(body, {"Retry-After": "1"})
 
 
-@web.middleware
-async def count_api(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Count and time API requests; known paths only, so the label stays bounded."""
-    started = time.monotonic()
-    state = request.app[STATE]
-    path = request.path if request.path in API_PATHS else ""
-    status = 500  # unless the handler answers: an exception is aiohttp's 500
-    if path:
-        state.metrics.in_flight.inc()
-    try:
-        response = await handler(request)
-        status = response.status
-    except web.HTTPException as error:
-        status = error.status
-        raise
-    finally:
-        if path:
-            state.metrics.in_flight.dec()
-            state.metrics.request(request.method, path, status, time.monotonic() - started)
-    return response
+count_api = counting_middleware(API_PATHS, lambda request: request.app[STATE].metrics)
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -133,13 +110,7 @@ async def _read_request(
         raise ApiError(503, message, code="body_budget", kind="server_error")
     state.body_bytes += reserved
     try:
-        body = orjson.loads(await request.read())
-    except RecursionError:
-        raise ApiError(400, "the body is not JSON this server reads: nested too deep") from None
-    except ValueError as error:
-        if "depth limit" in str(error):  # orjson reads at most 1,024 levels
-            raise ApiError(400, "the body is not JSON this server reads: nested too deep") from None
-        raise ApiError(400, f"the body is not JSON: {error}") from None
+        body = parse_json_body(await request.read())
     finally:
         state.body_bytes -= reserved
     parsed = parse_request(body, state.dimensions)
@@ -154,29 +125,6 @@ async def _read_request(
     return parsed, batcher
 
 
-async def models(request: web.Request) -> web.Response:
-    data = [{"id": MODEL_ALIASES[0], "object": "model", "owned_by": "gpuplane"}]
-    return web.json_response({"object": "list", "data": data})
-
-
-async def healthz(request: web.Request) -> web.Response:
-    # A failed start ends the process (exit 3), so a process that answers is healthy.
-    return web.json_response({"ok": True})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return web.json_response({"ready": state.ready}, status=200 if state.ready else 503)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    if state.batcher is not None:
-        state.metrics.queued.set(state.batcher.queued)
-    body = generate_latest(state.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 async def too_large(request: web.Request) -> web.Response:
     raise web.HTTPRequestEntityTooLarge(
         max_size=MAX_BODY_BYTES, actual_size=request.content_length or 0
@@ -187,8 +135,11 @@ def make_app(state: ServiceState) -> web.Application:
     app = web.Application(middlewares=[count_api], client_max_size=MAX_BODY_BYTES)
     app[STATE] = state
     app.router.add_post("/v1/embeddings", embeddings)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+
+    def before_scrape() -> None:
+        if state.batcher is not None:
+            state.metrics.queued.set(state.batcher.queued)
+
+    add_service_routes(app, model=MODEL_ALIASES[0], is_ready=lambda: state.ready,
+                       registry=state.metrics.registry, before_scrape=before_scrape)  # fmt: skip
     return app

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuplane.inference.startup import Startup, process_started_at
 from gpuplane.inference.weights import WeightsError, load_safetensors
+from gpuplane.shared.cold_start import Startup, process_started_at
 
 
 def test_phases_are_durations_from_the_previous_mark() -> None:
