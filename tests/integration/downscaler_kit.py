@@ -115,6 +115,7 @@ def policy(namespace: str, name: str = "idle", **overrides: Any) -> Any:
         "onMetricsLoss": {"action": "Restore", "after": "6s"},
     }
     spec.update(overrides)
+    spec = {key: value for key, value in spec.items() if value is not None}  # None: left out
     return DownscalePolicy.from_dict(
         {
             "apiVersion": "gpuplane.io/v1alpha1",

@@ -1,4 +1,5 @@
-"""The inference service as a real local process on 127.0.0.1 (the CPU path: numpy)."""
+"""A model service as a real local process on 127.0.0.1: the embeddings service (the CPU
+path: numpy) by default, or the chat model's (``module=LLM``: llama.cpp)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from gpuplane.backends.local.services import free_port
 from gpuplane.metrics_text import sample_sum
 
 MODEL = "all-MiniLM-L6-v2"
+INFERENCE = "gpuplane.inference.main"
+LLM = "gpuplane.llm.main"
 
 
 @dataclass
@@ -32,9 +35,11 @@ class Service:
 
 
 @contextlib.contextmanager
-def running_service(log: Path, *flags: str, ready: bool = True) -> Iterator[Service]:
+def running_service(
+    log: Path, *flags: str, ready: bool = True, module: str = INFERENCE
+) -> Iterator[Service]:
     port = free_port()
-    command = [sys.executable, "-m", "gpuplane.inference.main", "--port", str(port), *flags]
+    command = [sys.executable, "-m", module, "--port", str(port), *flags]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     service = Service(f"http://127.0.0.1:{port}", process, log)

@@ -37,6 +37,7 @@ from gpuplane.gpu_exporter.podresources import list_pod_resources
 from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import http_client
+from gpuplane.metrics_text import sample_sum
 from gpuplane.observability.promql import finite_samples, instant_query
 from gpuplane.toolchain.images import (
     ACTIVATOR_NAME,
@@ -53,10 +54,12 @@ from tests.integration.conftest import (
     run_cli,
     write_platform,
 )
-from tests.integration.downscaler_kit import replicas, services, wait_for
+from tests.integration.downscaler_kit import policy, replicas, services, wait_for
+from tests.integration.llm_kit import chat, stream_chat
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "gpuplane-kubelet"
+ACTIVATOR_RATE = 'sum by (deployment) (rate(gpuplane_activator_requests_total{namespace="ml"}[2m]))'
 NODE = "agent-0"
 
 RESTRICTED = {
@@ -432,6 +435,67 @@ def test_the_hpa_adds_a_real_replica_that_serves(kubelet_cluster: SimCluster) ->
     finally:
         stop_activator(state)
         kubelet_cluster.cli("autoscale", "down")
+        delete_namespace(client, "ml")
+
+
+def test_a_chat_held_at_zero_wakes_the_real_llm_and_streams_token_by_token(
+    kubelet_cluster: SimCluster,
+) -> None:
+    """apps/llm's CPU variant (llama.cpp) as it is, on the kubelet node, behind the
+    activator. Scaled to zero as the downscaler does (ledger and replicas in one write), a
+    streamed chat request through the activator is held; the downscaler restores the
+    ledger's count on the activator's wake request, the new pod turns Ready after its
+    warm-up, and the answer streams through the activator event by event (spread over
+    the generation, not in one piece at the end), ending in [DONE]. Nothing is lost."""
+    client = kubelet_cluster.client
+    built = kubelet_cluster.cli("image", "build", "--service", "llm", "-o", "json")
+    assert built.code == 0, built.stderr
+    (image,) = json.loads(built.stdout)
+    loaded = kubelet_cluster.cli("image", "load", image["file"])
+    assert loaded.code == 0, loaded.stderr
+    llm = REPO / "apps" / "llm"
+    apply_files(client, [llm / "namespace.yaml", llm / "server-cpu.yaml", llm / "service.yaml"])
+    labels = {"app.kubernetes.io/name": "llm", "app.kubernetes.io/component": "cpu"}
+    state = LocalState(Path(kubelet_cluster.env["GPUPLANE_STATE"]), CLUSTER)
+
+    def pods() -> list[Pod]:
+        return list(client.list(Pod, namespace="ml", labels=labels))
+
+    try:
+        wait_for("the llm pod Ready on the kubelet node", lambda: any(map(is_ready, pods())), 180)
+        # Only a wake request may restore it: the policy's own idle window is an hour.
+        signal = {"name": "requests", "idleBelow": 0.05, "query": ACTIVATOR_RATE}
+        selector = {"matchLabels": {"app.kubernetes.io/part-of": "llm"}}
+        hold = {"action": "Hold", "after": "1m"}
+        client.create(policy("ml", "llm-idle", idleFor="1h", signals=[signal],
+                             selector=selector, onMetricsLoss=hold, wake=None))  # fmt: skip
+        ledger = {"metadata": {"annotations": {"gpuplane.io/original-replicas": "1"}},
+                  "spec": {"replicas": 0}}  # fmt: skip
+        client.patch(Deployment, "llm-cpu", ledger, namespace="ml")
+        wait_for("the llm pod gone", lambda: not pods(), 120)
+        route = {
+            "name": "llm", "namespace": "ml", "deployment": "llm-cpu", "service": "llm",
+            "upstream": "endpoints:8000", "match": {"pathPrefix": "/ml/llm/"},
+            "stripPrefix": True,
+        }  # fmt: skip
+        address = start_activator(state, client, [route], {})
+        answer = stream_chat(f"{address.url}/ml/llm", chat(max_tokens=64), timeout=240)
+        assert answer.status == 200, answer.body
+        arrivals = answer.content_arrivals()
+        print(f"first token after a wake from zero: {arrivals[0]:.2f}s; "
+              f"{len(arrivals)} tokens over {arrivals[-1] - arrivals[0]:.2f}s")  # fmt: skip
+        assert answer.done and len(arrivals) >= 20, answer
+        # Event by event: the tokens reached the client over the generation's time.
+        assert arrivals[-1] - arrivals[0] >= 0.2, arrivals
+        assert len({round(at, 3) for at in arrivals}) >= 10, arrivals
+        assert answer.events[0]["choices"][0]["delta"]["role"] == "assistant"
+        assert replicas(client, "ml", "llm-cpu") == 1
+        with httpx2.Client(trust_env=False, timeout=10) as http:
+            exported = http.get(f"{address.metrics_url}/metrics").text
+        assert sample_sum(exported, "gpuplane_activator_lost_requests_total") == 0
+        assert sample_sum(exported, "gpuplane_activator_hold_seconds_count", namespace="ml") == 1
+    finally:
+        stop_activator(state)
         delete_namespace(client, "ml")
 
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from gpuplane.doctor import DoctorCheck, Level
 from gpuplane.errors import PrerequisiteError
 from gpuplane.kube.nodes import read_node
-from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
+from gpuplane.toolchain.images import DEFAULT_SERVICES, BuiltImage
 from gpuplane.topology import Platform
 
 
@@ -152,7 +152,7 @@ class ImageStore(Protocol):
         platform: Platform,
         python: Path,
         extra_path: tuple[Path, ...] = (),
-        kinds: tuple[str, ...] = tuple(SERVICE_IMAGES),
+        kinds: tuple[str, ...] = DEFAULT_SERVICES,
     ) -> list[BuiltImage]:
         """gpuplane's services assembled from ``python``'s environment."""
         ...

@@ -27,6 +27,7 @@ log = logging.getLogger("gpuplane.llm")
 # Present in the generation config so the per-request versions of these warpers exist;
 # every request then sets its own values.
 SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.7, "top_p": 0.9, "top_k": 1000}
+KV_BLOCK_TOKENS = 256  # the manager's default block
 
 
 def load_model(model_dir: Path, device: str, dtype_name: str) -> tuple[Any, Any]:
@@ -45,23 +46,29 @@ def load_model(model_dir: Path, device: str, dtype_name: str) -> tuple[Any, Any]
 
 class TransformersEngine:
     def __init__(
-        self, model_dir: Path, loop: asyncio.AbstractEventLoop, device: str, dtype: str,
-        max_streams: int,
+        self, model_dir: Path, loop: asyncio.AbstractEventLoop, device: str, dtype: str, *,
+        max_streams: int, context: int, cuda_graphs: bool,
     ) -> None:  # fmt: skip
         self.device = device
         self.device_name = (
             torch.cuda.get_device_name(0) if device == "cuda" else "CPU (torch)"
         ) + f", {dtype}"
         model, self._tokenizer = load_model(model_dir, device, dtype)
-        self.context = int(model.config.max_position_embeddings)
+        self.context = min(context, int(model.config.max_position_embeddings))
         self._vocab = int(model.config.vocab_size)
         self._eos = sorted(self._end_tokens(model))
         generation = GenerationConfig(
             max_new_tokens=256, eos_token_id=self._eos, **SAMPLING_DEFAULTS
         )
+        # The KV cache sized for the streams this server admits, each at full context, not
+        # for most of the GPU's free memory (the manager's default): a 135M model shares
+        # its GPU, and what it holds is what a scale-down gives back.
+        blocks = max_streams * -(-self.context // KV_BLOCK_TOKENS) + 2
+        graphs = cuda_graphs and device == "cuda"
         batching = ContinuousBatchingConfig(
-            per_request_processors=True, max_requests_per_batch=max_streams
-        )
+            per_request_processors=True, max_requests_per_batch=max_streams,
+            block_size=KV_BLOCK_TOKENS, num_blocks=blocks, use_cuda_graph=graphs,
+        )  # fmt: skip
         self._manager = model.init_continuous_batching(
             generation_config=generation, continuous_batching_config=batching
         )

@@ -13,17 +13,16 @@ PHASES = ("imports", "weights_loaded", "on_device", "warmed_up", "ready")
 
 def process_started_at() -> float:
     """When this process was started (epoch seconds), from /proc: the interpreter's own
-    start-up counts too. Falls back to now where /proc is not Linux's."""
+    start-up counts too. Its age is measured against /proc/uptime (10 ms steps), not the
+    boot time in /proc/stat, whose whole seconds would put up to a second into the first
+    phase. Falls back to now where /proc is not Linux's."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[19])  # field 22 of stat(5), counted after "pid (comm)"
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        now = time.time()
+        return now - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
         return time.time()
 
 

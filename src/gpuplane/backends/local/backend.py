@@ -77,7 +77,7 @@ from gpuplane.toolchain import (
     component,
     repo_root,
 )
-from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage, build_service_image
+from gpuplane.toolchain.images import DEFAULT_SERVICES, BuiltImage, build_service_image
 from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
@@ -235,7 +235,7 @@ class LocalBackend:
         platform: Platform,
         python: Path,
         extra_path: tuple[Path, ...] = (),
-        kinds: tuple[str, ...] = tuple(SERVICE_IMAGES),
+        kinds: tuple[str, ...] = DEFAULT_SERVICES,
     ) -> list[BuiltImage]:
         """gpuplane's own services (inference, activator, gpu-exporter) from ``python``'s
         environment, into the cache."""

@@ -17,7 +17,7 @@ from gpuplane.cli.context import Context
 from gpuplane.cli.python_choice import add_python_option, chosen_interpreter
 from gpuplane.cli.render import print_json
 from gpuplane.errors import BadInputError, ExitCode
-from gpuplane.toolchain.images import SERVICE_IMAGES, BuiltImage
+from gpuplane.toolchain.images import DEFAULT_SERVICES, SERVICE_IMAGES, BuiltImage
 from gpuplane.toolchain.oci_layout import layout_names
 from gpuplane.topology import Platform
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         only = args.services or bool(args.service)
         images = [] if only else backend.build_images(platform, rebuild=True)
         context.reporter().step(f"assembling the service images from {interpreter.python}")
-        kinds = tuple(args.service) or tuple(SERVICE_IMAGES)
+        kinds = tuple(args.service) or DEFAULT_SERVICES
         images += backend.build_service_images(
             platform, interpreter.python, interpreter.site_dirs, kinds
         )
