@@ -44,8 +44,8 @@ PY
 $py bench/embedding_engines.py --seconds 1 --reference-out "$out/reference.npz" \
   --engines "${ENGINES:-}" -o "$out/embedding-engines.json" > /dev/null 2> "$out/log.txt"
 echo "engines: exit $?" >> "$out/run.txt"
-# The service over HTTP (transformers, float16 on CUDA: its defaults there); QUICK=1 runs
-# only batch 1 with it (the torch engine's runs below are the full ones).
+# The service over HTTP with its defaults (float16 on CUDA; the engine auto picks, torch
+# since run 3); QUICK=1 runs only batch 1 (the torch engine's runs below are the full ones).
 if [ -z "${QUICK:-}" ]; then
 $py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
   -o "$out/service-c1.json" >/dev/null 2>> "$out/log.txt"

@@ -75,20 +75,24 @@ def ready_replicas(client: Client, namespace: str, name: str = "svc") -> int:
     return int((live.status.readyReplicas if live.status else 0) or 0)
 
 
+EMBEDDINGS = ("/v1/embeddings", {"model": MODEL, "input": ["the cluster scales out on demand"] * 4})
+
+
 @contextlib.contextmanager
-def load(url: str, clients: int, failures: list[int] | None = None) -> Iterator[None]:
-    """``clients`` requests in flight at all times until the block ends; the status of
-    every answer other than 200 goes to ``failures`` (0: no answer)."""
+def load(
+    url: str, clients: int, failures: list[int] | None = None,
+    request: tuple[str, dict[str, Any]] = EMBEDDINGS,
+) -> Iterator[None]:  # fmt: skip
+    """``clients`` requests (``request``: path and body) in flight at all times until the
+    block ends; the status of every answer other than 200 goes to ``failures`` (0: no
+    answer)."""
     stop = threading.Event()
 
     def client() -> None:
         with httpx2.Client(timeout=120, trust_env=False) as http:
             while not stop.is_set():
                 try:
-                    answer = http.post(
-                        f"{url}/v1/embeddings",
-                        json={"model": MODEL, "input": ["the cluster scales out on demand"] * 4},
-                    )
+                    answer = http.post(f"{url}{request[0]}", json=request[1])
                     status = answer.status_code
                 except httpx2.HTTPError:
                     status = 0

@@ -41,7 +41,8 @@ from tests.integration.downscaler_kit import (
     set_traffic,
     wait_for,
 )
-from tests.integration.inference_kit import Service, running_service
+from tests.integration.inference_kit import LLM, Service, running_service
+from tests.integration.llm_kit import LONG, chat
 
 CLUSTER = "gpuplane-it"
 HPA_SYNC = 15.0
@@ -128,6 +129,36 @@ def test_the_hpa_scales_out_on_in_flight_requests_and_back_in(
         wait_for("4 ready replicas", lambda: ready_replicas(client, ns) == 4, timeout=60)
         assert service.metric("inference_requests_in_flight") >= 1
     wait_for("back to 1 replica", lambda: replicas(client, ns, "svc") == 1, timeout=120)
+
+
+def test_the_hpa_scales_the_chat_model_on_its_streams(
+    tmp_path: Path, adapter: SimCluster, ns: str
+) -> None:
+    """The same metric from the chat model service (llama.cpp, two streams generating per
+    replica, as apps/llm's CPU variant): 6 long answers in flight at a target of 2 per
+    replica make 3 replicas, and without them the HPA goes back to 1. No request fails."""
+    client = adapter.client
+    flags = ("--max-streams=2", "--max-waiting=16", f"--namespace={ns}", "--deployment=chat")
+    with running_service(tmp_path / "llm.log", *flags, module=LLM) as llm:
+        scrape = services(adapter.env, CLUSTER)
+        scrape.add_scrape_target(f"hpa-llm-{ns}", llm.url.removeprefix("http://"), {})
+        try:
+            client.create(deployment(ns, "chat", 1))
+            client.create(hpa(ns, target="chat"))
+
+            def active() -> bool:
+                return hpa_condition(client, ns, "ScalingActive", "chat").get("status") == "True"
+
+            wait_for("the HPA reading the chat model's metric", active, timeout=90)
+            failures: list[int] = []
+            answer = ("/v1/chat/completions", chat(LONG, max_tokens=64))
+            with load(llm.url, clients=6, failures=failures, request=answer):
+                wait_for("3 replicas", lambda: replicas(client, ns, "chat") == 3, timeout=120)
+                assert llm.metric("llm_streams_waiting") + llm.metric("llm_streams_active") >= 3
+            wait_for("back to 1 replica", lambda: replicas(client, ns, "chat") == 1, timeout=120)
+            assert failures == []
+        finally:
+            scrape.remove_scrape_target(f"hpa-llm-{ns}")
 
 
 def test_a_missing_metric_or_a_stopped_adapter_holds_the_scale(

@@ -124,6 +124,7 @@ def test_too_large_a_body_is_refused_and_the_service_still_serves(llm: Service) 
         f"{llm.url}/v1/chat/completions", content=b"x" * (512 * 1024), trust_env=False
     )
     assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == "body_too_large"
     assert post(llm, "/v1/chat/completions", chat(max_tokens=2)).status_code == 200
 
 

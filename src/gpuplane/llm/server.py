@@ -111,7 +111,7 @@ async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
         return _error(ApiError(503, "the model is still loading; retry shortly",
                                code="not_ready", kind="server_error"))  # fmt: skip
     try:
-        body = parse_json_body(await request.read())
+        body = parse_json_body(await _body(request))
         parsed = parse_request(body, chat=chat, max_tokens_limit=state.max_tokens)
         prompt_ids = _prompt_ids(engine, parsed)
         await _slot(state)
@@ -128,6 +128,15 @@ async def _generate(request: web.Request, *, chat: bool) -> web.StreamResponse:
         return await generation.run()
     finally:
         await _release(state)
+
+
+async def _body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(
+            413, f"the body is over {MAX_BODY_BYTES} bytes", code="body_too_large"
+        ) from None
 
 
 def _prompt_ids(engine: Engine, parsed: GenerationRequest) -> list[int]:

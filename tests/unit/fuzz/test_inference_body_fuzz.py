@@ -5,22 +5,19 @@ models, formats, dimensions). Every answer is 200 with one vector per input, or 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 from aiohttp import web
-from hypothesis import given
-from hypothesis import strategies as st
 
 from gpuplane.inference.batching import Batcher
 from gpuplane.inference.metrics import ServiceMetrics
 from gpuplane.inference.model import packaged_embedder
 from gpuplane.inference.server import ServiceState, make_app
 from tests.unit.fuzz.background_loop import BackgroundLoop
-from tests.unit.fuzz.strategies import json_like, mutated
+from tests.unit.fuzz.body_targets import assert_openai_error, body_tests
 
 VALID = {"input": ["a sentence", "another"], "model": "all-MiniLM-L6-v2"}
 HTTP = httpx2.Client(trust_env=False, timeout=30)
@@ -48,7 +45,7 @@ def url() -> Iterator[str]:
     background.close()
 
 
-def check(url: str, body: bytes, sent: Any = None) -> None:
+def check(url: str, body: bytes, sent: Any) -> None:
     answer = HTTP.post(url, content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code in (200, 400, 404, 413, 503), answer.text[:300]
     document = answer.json()
@@ -59,26 +56,9 @@ def check(url: str, body: bytes, sent: Any = None) -> None:
         )
         assert len(document["data"]) == count
         return
-    error = document["error"]
-    assert isinstance(error["message"], str) and error["message"]
-    assert set(error) == {"message", "type", "param", "code"}
+    assert_openai_error(document)
 
 
-@given(body=st.binary(max_size=300))
-def test_random_bytes(url: str, body: bytes) -> None:
-    check(url, body)
-
-
-@given(document=json_like)
-def test_json_values(url: str, document: Any) -> None:
-    check(url, json.dumps(document).encode(), document)
-
-
-@given(document=mutated(VALID))
-def test_mutated_requests(url: str, document: Any) -> None:
-    check(url, json.dumps(document).encode(), document)
-
-
-@given(depth=st.integers(min_value=1, max_value=200_000))
-def test_nesting_of_any_depth(url: str, depth: int) -> None:
-    check(url, b"[" * depth + b"]" * depth)
+(test_random_bytes, test_json_values, test_mutated_requests, test_nesting_of_any_depth) = (
+    body_tests(check, VALID)
+)

@@ -22,9 +22,9 @@ from gpuplane.inference.ops import NumpyOps
 @pytest.mark.parametrize(
     ("flags", "cuda", "chosen"),
     [
-        (("auto", "auto", "auto"), True, EngineChoice("transformers", "cuda", "float16")),
+        (("auto", "auto", "auto"), True, EngineChoice("torch", "cuda", "float16")),
         (("auto", "auto", "auto"), False, EngineChoice("numpy", "cpu", "float32")),
-        (("auto", "auto", "bfloat16"), True, EngineChoice("transformers", "cuda", "bfloat16")),
+        (("auto", "auto", "bfloat16"), True, EngineChoice("torch", "cuda", "bfloat16")),
         (("numpy", "auto", "auto"), True, EngineChoice("numpy", "cpu", "float32")),
         (("transformers", "cpu", "auto"), True, EngineChoice("transformers", "cpu", "float32")),
         (("auto", "cpu", "auto"), True, EngineChoice("numpy", "cpu", "float32")),

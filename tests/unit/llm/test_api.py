@@ -39,6 +39,7 @@ def test_completions_default_to_openais_16_tokens_and_text_parts_join() -> None:
         ({"model": "gpt-4o"}, "model", "not served here"),
         ({"messages": []}, "messages", "non-empty array"),
         ({"messages": [{"role": "robot", "content": "x"}]}, "messages", "role"),
+        ({"messages": [{"role": [], "content": "x"}]}, "messages", "role"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
          "messages", "only text parts"),
         ({"max_tokens": 0}, "max_tokens", "positive integer"),

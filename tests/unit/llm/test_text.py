@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gpuplane.llm.text import TextStream
 
 # A byte-level vocabulary: some tokens are half of a UTF-8 character.
@@ -39,3 +42,19 @@ def test_text_held_for_a_stop_that_never_completes_goes_out_at_the_end() -> None
     pieces, stream = run([1, 2, 8], stops=("o:x",))
     assert pieces[:2] == ["Hel", "l"]  # "o" could start "o:x"
     assert "".join(pieces) == "Hello:" and not stream.stopped
+
+
+@given(
+    ids=st.lists(st.sampled_from(sorted(VOCAB)), max_size=30),
+    stops=st.lists(st.sampled_from(["Hel", "lo w", "o", "é", "User:", "\n", "ld!", "xyz"]),
+                   max_size=3),
+)  # fmt: skip
+def test_what_goes_out_is_the_text_cut_at_the_first_stop(ids: list[int], stops: list[str]) -> None:
+    """Whatever the tokens and stops: the pieces joined are the whole decoded text up to the
+    earliest stop sequence (all of it when none occurs), and nothing after a stop."""
+    pieces, stream = run(ids, tuple(stops))
+    full = decode(ids)
+    found = [full.find(stop) for stop in stops if stop in full]
+    expected = full[: min(found)] if found else full
+    assert "".join(pieces) == expected
+    assert stream.stopped == bool(found)
