@@ -3,7 +3,7 @@
 #
 #   scripts/e2e-gpu.sh pack          build here (Go, Debian packages), pack what a GPU host
 #                                    without Go or network needs (Prometheus too, for the
-#                                    demo) into one xz stream cut in pieces of 61 MiB:
+#                                    demo) into one xz stream cut in pieces of 56 MiB:
 #                                    build/e2e-gpu/piece.0, piece.1, ...
 #   scripts/e2e-gpu.sh unpack        join the pieces present and unpack them into
 #                                    build/e2e-gpu/root (on the GPU host)
@@ -49,7 +49,7 @@ pack() {
   # One stream, cut where the transfer limit says (64 MiB a call, the working tree
   # included): xz of the weights gains little, so the pieces are counted after compression.
   (cd "$work/stage" && tar -cf - cache wheels model-wheels host-bin | xz -9 -T0) \
-    | split -b 61M -d -a 1 - "$work/piece."
+    | split -b 56M -d -a 1 - "$work/piece."
   ls -l "$work"/piece.* >&2
 }
 
