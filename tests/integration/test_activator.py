@@ -293,6 +293,11 @@ def test_the_activator_token_may_request_a_wake_and_nothing_else(
     assert scale.value.status.code == 403
 
 
+UNSCHEDULABLE = {
+    "spec": {"template": {"spec": {"nodeSelector": {"gpuplane.io/test": "no-such-node"}}}}
+}
+
+
 def test_an_activator_killed_while_holding_still_wakes_the_deployment_once(
     sim_cluster: SimCluster, ns: str, tmp_path: Path, kubeconfig: Path
 ) -> None:
@@ -306,6 +311,9 @@ def test_an_activator_killed_while_holding_still_wakes_the_deployment_once(
             scale_to_zero_on(sim_cluster, ns, activator)
         # Keep the backend down: the restore must not depend on anything being served.
         backend_process.close()
+        # And keep the woken pods unschedulable, so the five stay held until the kill: a
+        # pod that turned Ready first would send its request to the closed backend.
+        client.patch(Deployment, "echo", UNSCHEDULABLE, namespace=ns)
         with running_activator(routes, kubeconfig, tmp_path / "second.log") as activator:
 
             async def hold_then_kill() -> list[BaseException | httpx2.Response]:
