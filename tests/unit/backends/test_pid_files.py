@@ -11,7 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from gpuplane.backends.local.kubelet.node import OWNER_FILE, kubelet_root_owner
+from gpuplane.backends.local.kubelet.layout import NodeLayout
+from gpuplane.backends.local.kubelet.node import (
+    OWNER_FILE,
+    kubelet_root_owner,
+    stale_kubelet_root_owner,
+)
 from gpuplane.backends.local.processes import boot_time, pid_alive, process_start, read_pid
 from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.supervisor import Supervisor
@@ -81,5 +86,29 @@ def test_the_kubelet_root_owner(tmp_path: Path) -> None:
     root.mkdir()
     (root / "pods").mkdir()
     assert kubelet_root_owner(root) == "another kubelet"
-    (root / OWNER_FILE).write_text("/state/cluster-a\n")
-    assert kubelet_root_owner(root) == "/state/cluster-a"
+    assert stale_kubelet_root_owner(root) is None  # not ours to judge, nor to clear
+
+
+def test_a_kubelet_root_owner_counts_while_its_node_runs_and_is_stale_after(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "kubelet"
+    root.mkdir()
+    cluster = tmp_path / "cluster-a"
+    (root / OWNER_FILE).write_text(f"{cluster}\n")
+    # The owner's state directory is gone (rm -rf of the state): stale.
+    assert kubelet_root_owner(root) is None
+    assert stale_kubelet_root_owner(root) == str(cluster)
+    supervisor = Supervisor(NodeLayout(cluster, "agent-0").supervised)
+    supervisor.directory.mkdir(parents=True)
+    pid = supervisor.spawn("kubelet", SLEEP)
+    try:
+        assert kubelet_root_owner(root) == str(cluster)
+        assert stale_kubelet_root_owner(root) is None
+    finally:
+        supervisor.stop(("kubelet",), grace=5)
+    # Killed (or the machine restarted): its pid file is left and names nobody alive.
+    assert not pid_alive(pid)
+    (supervisor.directory / "kubelet.pid").write_text(f"{pid}\n")
+    assert kubelet_root_owner(root) is None
+    assert stale_kubelet_root_owner(root) == str(cluster)

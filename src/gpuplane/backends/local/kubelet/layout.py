@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from gpuplane.backends.gpu_enablement import PLUGIN_CDI_SPEC_NAME
 
@@ -37,6 +38,8 @@ class NodeLayout:
 
     directory: Path
     name: str
+    # Where a node's pid files and logs live, under its root.
+    PROCESSES_DIR: ClassVar[str] = "processes"
 
     @property
     def root(self) -> Path:
@@ -91,4 +94,4 @@ class NodeLayout:
     @property
     def supervised(self) -> Path:
         """Pid files and logs of containerd and the kubelet."""
-        return self.root / "processes"
+        return self.root / self.PROCESSES_DIR

@@ -60,9 +60,36 @@ OWNER_FILE = ".gpuplane-owner"
 
 
 def kubelet_root_owner(root: Path = KUBELET_ROOT) -> str | None:
-    """Who uses this host's kubelet root: None while it is absent or empty, else the state
-    directory of the gpuplane cluster that wrote its owner file ("another kubelet" when
-    no gpuplane cluster did)."""
+    """Who uses this host's kubelet root: None while it is absent or empty, or while the
+    gpuplane cluster that wrote its owner file runs no kubelet node any more (a killed
+    run's leftovers: ``stale_kubelet_root_owner`` names it and ``up`` clears it); else that
+    cluster's state directory ("another kubelet" when no gpuplane cluster wrote it)."""
+    owner = _written_owner(root)
+    if owner is None or owner.startswith("another kubelet"):
+        return owner
+    return owner if kubelet_node_running(Path(owner)) else None
+
+
+def stale_kubelet_root_owner(root: Path = KUBELET_ROOT) -> str | None:
+    """The gpuplane cluster whose owner file is still on this host's kubelet root although
+    none of its kubelet nodes runs (it was killed, or the machine restarted under it)."""
+    owner = _written_owner(root)
+    if owner is None or owner.startswith("another kubelet"):
+        return None
+    return None if kubelet_node_running(Path(owner)) else owner
+
+
+def kubelet_node_running(cluster_dir: Path) -> bool:
+    """Whether a kubelet or containerd of this cluster's kubelet nodes still runs (by its
+    supervisor's pid file: pid and start time, so a reused pid does not count)."""
+    return any(
+        Supervisor(processes).running(name)
+        for processes in cluster_dir.glob(f"node-*/{NodeLayout.PROCESSES_DIR}")
+        for name in PROCESSES
+    )
+
+
+def _written_owner(root: Path) -> str | None:
     try:
         if not root.is_dir() or not any(root.iterdir()):
             return None
@@ -70,6 +97,16 @@ def kubelet_root_owner(root: Path = KUBELET_ROOT) -> str | None:
         return owner_file.read_text().strip() if owner_file.is_file() else "another kubelet"
     except OSError:
         return "another kubelet (its root cannot be read)"
+
+
+def clear_kubelet_root() -> list[str]:
+    """Remove this host's kubelet root and what pods left under it (their processes,
+    mounts and cgroups); return what could not be removed."""
+    kill_cgroup_processes(PODS_CGROUP)
+    left = [str(p) for p in unmount_under((KUBELET_ROOT,))]
+    left += [str(p) for p in remove_cgroups(PODS_CGROUP)]
+    shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
+    return left
 
 
 class KubeletNode:
@@ -109,6 +146,19 @@ class KubeletNode:
         changes: list[str] = []
         node_ip = node_address(exclude=(BRIDGE,))
         self._write_configs(binaries, node_ip)
+        stale = stale_kubelet_root_owner()
+        if stale is not None:
+            reporter.step(
+                f"node {self.node.name}: {KUBELET_ROOT} was left by {stale}, whose kubelet "
+                "no longer runs: clearing it"
+            )
+            left = clear_kubelet_root()
+            if left:
+                raise OperationError(
+                    f"kubelet node {self.node.name!r}: could not clear what {stale} left: "
+                    + ", ".join(left)
+                )
+            changes.append(f"node {self.node.name}: cleared {KUBELET_ROOT} left by {stale}")
         KUBELET_ROOT.mkdir(parents=True, exist_ok=True)
         (KUBELET_ROOT / OWNER_FILE).write_text(self.owner)
         if not self.processes.running("containerd"):
@@ -246,15 +296,14 @@ class KubeletNode:
         self.processes.stop(("containerd",), grace=15.0)
         # Shims outlive containerd by design; their containers are gone already.
         terminate(processes_mentioning(str(self.layout.containerd_socket)), grace=5.0)
-        left = [str(p) for p in unmount_under((self.layout.root, KUBELET_ROOT))]
-        left += [str(p) for p in remove_cgroups(PODS_CGROUP)]
+        left = [str(p) for p in unmount_under((self.layout.root,))]
         delete_link(BRIDGE)
         if self.node.is_gpu:
             NVIDIA_CDI_SPEC.unlink(missing_ok=True)
             PLUGIN_CDI_SPEC.unlink(missing_ok=True)
         holder = kubelet_root_owner()
         if holder in (None, self.owner):
-            shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
+            left += clear_kubelet_root()
         else:
             # Another cluster's kubelet node (or another kubelet) uses it: not ours to take.
             left.append(f"{KUBELET_ROOT} (owned by {holder})")
