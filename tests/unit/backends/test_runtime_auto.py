@@ -6,6 +6,7 @@ resolved platform passes every rule again."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ import pytest
 from gpuplane.backends.base import ResolvedPlatform, RuntimeChoice
 from gpuplane.backends.local import LocalBackend
 from gpuplane.backends.local.backend import save_choices
+from gpuplane.backends.local.kubelet.layout import NodeLayout
 from gpuplane.backends.local.runtime_choice import HostFacts, resolve_runtimes, resolved_platform
 from gpuplane.backends.local.runtime_facts import kubelet_root_holder
 from gpuplane.backends.local.state import LocalState
+from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.topology import Platform, load_platform
 
 REPO = Path(__file__).resolve().parents[3]
@@ -101,7 +104,16 @@ def test_the_kubelet_root_holder_is_read_from_its_owner_file(tmp_path: Path) -> 
     assert kubelet_root_holder(tmp_path / "mine", root) is None  # empty
     (root / ".gpuplane-owner").write_text(str(tmp_path / "mine"))
     assert kubelet_root_holder(tmp_path / "mine", root) is None  # our own
-    assert kubelet_root_holder(tmp_path / "other", root) == str(tmp_path / "mine")
+    # Another cluster holds it while its kubelet node runs (a real process, by pid file)...
+    node = Supervisor(NodeLayout(tmp_path / "mine", "agent-0").supervised)
+    node.directory.mkdir(parents=True)
+    node.spawn("kubelet", [sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert kubelet_root_holder(tmp_path / "other", root) == str(tmp_path / "mine")
+    finally:
+        node.stop(("kubelet",), grace=5)
+    # ... and not once it stopped: what it left is reclaimable.
+    assert kubelet_root_holder(tmp_path / "other", root) is None
     (root / ".gpuplane-owner").unlink()
     (root / "pods").mkdir()
     assert kubelet_root_holder(tmp_path / "mine", root) == "another kubelet"
