@@ -7,9 +7,9 @@ On the running local cluster of ./platform.yaml (`make gitops` brings it up firs
 2. `gpuplane gitops up --repo .gitops-demo/repo`: Argo CD syncs every Application;
 3. commits a DownscalePolicy change (idleFor 20s -> 15s) and shows the cluster taking it;
    (a second run, which finds 15s live, commits 18s);
-4. stops the simulated traffic of ml/llm-inference and shows the downscaler (the one the
-   platform runs) scaling it to zero, while the demo Application stays Synced: Argo CD
-   does not fight the scale to zero.
+4. stops the simulated traffic of ml/llm-inference and shows the downscaler (its pod on
+   the kubelet node where one runs, else the host process) scaling it to zero, while the
+   demo Application stays Synced: Argo CD does not fight the scale to zero.
 
 Leaves gitops up; `gpuplane gitops down` stops it. Exit status: 0 when every step was
 seen, 1 when one was not in time (the step is named).
@@ -17,6 +17,7 @@ seen, 1 when one was not in time (the step is named).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,17 @@ def git(*args: str) -> str:
     return done.stdout.strip()
 
 
+def operator_whereabouts() -> str:
+    """Where the operator runs, as `gpuplane status` says: its pod, delivered by Argo CD,
+    on the kubelet node where one runs, else the host process."""
+    done = subprocess.run(
+        [*GPUPLANE, "status", "-o", "json"], capture_output=True, text=True, check=False
+    )
+    components = json.loads(done.stdout or "{}").get("components", [])
+    found = [c["detail"] for c in components if c["name"] == "downscaler"]
+    return found[0] if found else "not listed by gpuplane status"
+
+
 def seconds_until(what: str, check: Callable[[], bool], timeout: float) -> float:
     start = time.monotonic()
     while not check():
@@ -78,6 +90,7 @@ def main() -> None:
     say("gpuplane gitops up: Argo CD syncs the platform's Applications from it")
     cli("gitops", "up", "--repo", str(DEMO_REPO), "--wait", "300")
     client = connect(Path(cli("kubeconfig").strip()))
+    say(f"the downscaler that acts: {operator_whereabouts()}")
 
     # A value the cluster does not hold yet, so a second run shows a change too.
     live = client.get(DownscalePolicy, "inference-idle", namespace="ml")

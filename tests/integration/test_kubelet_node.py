@@ -22,7 +22,9 @@ from typing import Any
 import httpx2
 import pytest
 import yaml
+from lightkube import Client
 from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet, Deployment
 from lightkube.resources.core_v1 import Namespace, Node, Pod
 
@@ -41,6 +43,7 @@ from gpuplane.metrics_text import sample_sum
 from gpuplane.observability.promql import finite_samples, instant_query
 from gpuplane.toolchain.images import (
     ACTIVATOR_NAME,
+    DOWNSCALER_NAME,
     GPU_EXPORTER_NAME,
     INFERENCE_NAME,
     TOOLBOX_NAME,
@@ -54,7 +57,7 @@ from tests.integration.conftest import (
     run_cli,
     write_platform,
 )
-from tests.integration.downscaler_kit import policy, replicas, services, wait_for
+from tests.integration.downscaler_kit import deployment, policy, replicas, services, wait_for
 from tests.integration.llm_kit import chat, stream_chat
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,13 +219,15 @@ def test_image_build_and_load_into_the_node(kubelet_cluster: SimCluster, tmp_pat
     built = kubelet_cluster.cli("image", "build", "-o", "json")
     assert built.code == 0, built.stderr
     images = {image["name"]: image for image in json.loads(built.stdout)}
-    assert set(images) == {"pause", "toolbox", "inference", "activator", "gpu-exporter"}
+    services = {"inference", "activator", "gpu-exporter", "downscaler"}
+    assert set(images) == {"pause", "toolbox", *services}
     assert "registry.k8s.io/pause:3.10" in images["pause"]["names"]
     assert images["inference"]["names"] == [INFERENCE_NAME]
+    assert images["downscaler"]["names"] == [DOWNSCALER_NAME]
     # `up` imported the platform's own; the first load adds gpuplane's services'...
     first = kubelet_cluster.cli("image", "load", "-o", "json")
     assert first.code == 0, first.stderr
-    assert sorted(json.loads(first.stdout)[NODE]) == ["activator", "gpu-exporter", "inference"]
+    assert set(json.loads(first.stdout)[NODE]) == services
     # ...and a second load imports nothing.
     again = kubelet_cluster.cli("image", "load", "-o", "json")
     assert again.code == 0, again.stderr
@@ -567,6 +572,72 @@ def test_an_auto_platform_beside_a_real_node_stays_kwok_and_says_why(
         assert nodes[NODE]["simulated"] is False and nodes[NODE]["ready"] is True
     finally:
         assert beside.cli("down").code == 0
+
+
+def test_argocd_delivers_the_downscaler_to_the_real_node_and_it_acts_alone(
+    kubelet_cluster: SimCluster, tmp_path: Path
+) -> None:
+    """gitops up on a platform with a kubelet node: charts/downscaler's pod, from the
+    offline image, runs on that node and reaches the API server and Prometheus through the
+    pod gateway; the host-process operator is stopped (one operator); the pod scales an idle
+    Deployment to zero. gitops down hands the work back to the host process."""
+    client = kubelet_cluster.client
+    repo = tmp_path / "repo"
+    git = shutil.which("git") or "git"
+    subprocess.run([git, "clone", "-q", str(REPO), str(repo)], check=True, timeout=120)
+    state = LocalState(kubelet_cluster.kubeconfig.parent.parent, CLUSTER)
+    host_operator = Supervisor(state.directory / "services")
+    assert host_operator.pid("downscaler") is not None
+    try:
+        up = kubelet_cluster.cli("gitops", "up", "--repo", str(repo), "--wait", "300")
+        assert up.code == 0, up.stdout + up.stderr
+        assert "host-process downscaler stopped" in up.stderr
+        assert host_operator.pid("downscaler") is None
+        (operator,) = operator_pods(client)
+        assert operator.spec is not None and operator.spec.nodeName == NODE
+        assert operator.spec.containers[0].image == DOWNSCALER_NAME
+        status = json.loads(kubelet_cluster.cli("status", "-o", "json").stdout)
+        (component,) = [c for c in status["components"] if c["name"] == "downscaler"]
+        assert component["running"] is True and f"on kubelet node {NODE}" in component["detail"]
+
+        # As after a restart: the gateway is gone; `up` brings it back, the host process
+        # stays stopped (the pod acts), and what follows goes through the new gateway.
+        gateway = Supervisor(state.directory / "gitops")
+        gateway.stop(("pod-gateway",))
+        again = kubelet_cluster.cli("up")
+        assert again.code == 0, again.stderr
+        assert "pod-gateway started" in again.stdout + again.stderr
+        assert host_operator.pid("downscaler") is None
+
+        client.create(Namespace(metadata=ObjectMeta(name="handoff")))
+        client.create(deployment("handoff", "idle-app", 2))
+        # A series per target carries its deployment label (the policy's targetLabel).
+        zero = 'label_replace(vector(0), "deployment", "idle-app", "", "")'
+        idle = {"name": "always-idle", "query": zero, "idleBelow": 0.5}
+        client.create(policy("handoff", signals=[idle], wake={"query": zero, "above": 1}))
+        scaled = lambda: replicas(client, "handoff", "idle-app") == 0  # noqa: E731
+        try:
+            wait_for("the pod's operator scales to zero", scaled, 90)
+        except AssertionError as error:
+            name = operator.metadata.name if operator.metadata else ""
+            log = "\n".join(client.log(str(name), namespace="gpuplane-system"))
+            raise AssertionError(f"{error}\nthe operator's log:\n{log[-6000:]}") from error
+        lease = http_client(kubelet_cluster.kubeconfig).get(
+            "/apis/coordination.k8s.io/v1/namespaces/gpuplane-system/leases/gpuplane-downscaler"
+        )
+        holder = lease.json()["spec"]["holderIdentity"]
+        assert operator.metadata is not None and holder.startswith(str(operator.metadata.name))
+    finally:
+        down = kubelet_cluster.cli("gitops", "down")
+        delete_namespace(client, "handoff")
+    assert down.code == 0, down.stderr
+    assert host_operator.pid("downscaler") is not None
+    wait_for("the operator's pod gone", lambda: not operator_pods(client), 60)
+
+
+def operator_pods(client: Client) -> list[Pod]:
+    labels: dict[str, Any] = {"app.kubernetes.io/name": "gpuplane-downscaler"}
+    return list(client.list(Pod, namespace="gpuplane-system", labels=labels))
 
 
 def test_down_leaves_nothing_behind(kubelet_cluster: SimCluster) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gpuplane.backends.local.gitops.in_cluster_downscaler import GatewayPorts, downscaler_values
 from gpuplane.errors import OperationError
 from gpuplane.toolchain import tools_dir
 from gpuplane.toolchain.crds import upstream_crd_files
@@ -113,6 +114,53 @@ def test_downscaler_chart_renders_the_contract(sim_cluster: SimCluster) -> None:
         for verb in rule["verbs"]
     }
     assert not verbs & {"delete", "deletecollection", "*", "escalate", "bind", "impersonate"}
+
+
+def test_the_downscaler_chart_runs_on_a_kubelet_node_through_the_pod_gateway(
+    sim_cluster: SimCluster, tmp_path: Path
+) -> None:
+    """The values gitops up gives the operator where a kubelet node runs it: the pod on
+    that node, tolerating exactly its taints, reaching the API server by a name its
+    certificate carries (hostAliases) at the gateway, and scraped by pod annotations; the
+    root Application's chart merges them over the ServiceMonitor it sets."""
+    taints = [{"key": "node-role.kubernetes.io/app", "value": "true", "effect": "NoSchedule"}]
+    values = downscaler_values("agent-0", taints, "10.244.0.1", GatewayPorts(443, 40123))
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    rendered = documents(
+        helm_template(
+            sim_cluster.env, "charts/downscaler", "gpuplane-system", values_file=str(values_file)
+        )
+    )
+    pod = next(d for d in rendered if d["kind"] == "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    spec = pod["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": "agent-0"}
+    assert spec["tolerations"] == [
+        {"key": "node-role.kubernetes.io/app", "operator": "Equal", "value": "true",
+         "effect": "NoSchedule"},
+    ]  # fmt: skip
+    assert spec["hostAliases"] == [{"ip": "10.244.0.1", "hostnames": ["kubernetes.default.svc"]}]
+    container = spec["containers"][0]
+    assert container["image"].startswith("gpuplane.io/downscaler:")
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["KUBERNETES_SERVICE_HOST"] == "kubernetes.default.svc"
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert "--prometheus-url=http://10.244.0.1:40123" in container["args"]
+    # The default render has none of it (a real cluster's in-cluster path).
+    plain = documents(helm_template(sim_cluster.env, "charts/downscaler", "gpuplane-system"))
+    plain_pod = next(d for d in plain if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert "hostAliases" not in plain_pod
+    assert "KUBERNETES_SERVICE_HOST" not in {e["name"] for e in plain_pod["containers"][0]["env"]}
+    apps_values = tmp_path / "apps.yaml"
+    apps_values.write_text(yaml.safe_dump({"downscaler": values}))
+    application = documents(
+        helm_template(sim_cluster.env, "gitops/apps", "argocd", values_file=str(apps_values))
+    )
+    (downscaler,) = [a for a in application if a["metadata"]["name"] == "downscaler"]
+    merged = downscaler["spec"]["source"]["helm"]["valuesObject"]
+    assert merged["serviceMonitor"] == {"enabled": True}
+    assert merged["nodeSelector"] == values["nodeSelector"]
 
 
 ACTIVATOR_EXAMPLE = "charts/downscaler/examples/inference-behind-activator.yaml"

@@ -40,6 +40,8 @@ INFERENCE_NAME = "gpuplane.io/inference:0.1.0"
 ACTIVATOR_NAME = "gpuplane.io/activator:0.1.0"
 GPU_EXPORTER_NAME = "gpuplane.io/gpu-exporter:0.1.0"
 LLM_NAME = "gpuplane.io/llm:0.1.0"
+# charts/downscaler's image on the local backend (the chart's appVersion as the tag).
+DOWNSCALER_NAME = "gpuplane.io/downscaler:0.1.0"
 # What gpuplane-inference imports; torch and transformers where the interpreter has them
 # (the GPU host: its engine).
 INFERENCE_DISTRIBUTIONS = (
@@ -53,6 +55,10 @@ LLM_DISTRIBUTIONS = (
     "?transformers", "?gguf", "?accelerate",
 )  # fmt: skip
 # aiohttp serves the activator's metrics; its proxy is httptools on asyncio.
+# What gpuplane-downscaler imports (kopf's own dependencies follow from its metadata).
+DOWNSCALER_DISTRIBUTIONS = (
+    "kopf", "aiohttp", "lightkube", "prometheus-client",
+)  # fmt: skip
 ACTIVATOR_DISTRIBUTIONS = (
     "aiohttp", "httptools", "prometheus-client", "httpx2", "lightkube", "pyyaml", "?uvloop",
 )  # fmt: skip
@@ -254,6 +260,13 @@ SERVICE_IMAGES = {
             "--metrics-address=0.0.0.0:9091",
         ),
     ),
+    "downscaler": ServiceImage(
+        name=DOWNSCALER_NAME,
+        package="downscaler",
+        distributions=DOWNSCALER_DISTRIBUTIONS,
+        # The chart passes its own arguments (Prometheus, ports, the lease).
+        arguments=(),
+    ),
     "gpu-exporter": ServiceImage(
         name=GPU_EXPORTER_NAME,
         package="gpu_exporter",
@@ -268,7 +281,7 @@ SERVICE_IMAGES = {
 
 # Built unless services are named: the LLM's image needs its engine, a source build that
 # `make demo` does not pay for (`image build --service llm` builds it).
-DEFAULT_SERVICES = ("inference", "activator", "gpu-exporter")
+DEFAULT_SERVICES = ("inference", "activator", "gpu-exporter", "downscaler")
 
 
 def build_service_image(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lightkube import Client
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Node as NodeResource
 
 from gpuplane.backends.base import (
@@ -41,6 +42,17 @@ from gpuplane.backends.local.autoscaling import MetricsAdapter
 from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.etcd_tls import etcd_tls
 from gpuplane.backends.local.gitops.argocd import REMOTE_ROOT_APPLICATION, ROOT_APPLICATION
+from gpuplane.backends.local.gitops.in_cluster_downscaler import (
+    NAMESPACE as OPERATOR_NAMESPACE,
+)
+from gpuplane.backends.local.gitops.in_cluster_downscaler import (
+    GatewayPorts,
+    api_server_port,
+    downscaler_values,
+    gateway_address,
+    operator_status,
+)
+from gpuplane.backends.local.gitops.stack import GATEWAY as GITOPS_GATEWAY
 from gpuplane.backends.local.gitops.stack import PROCESSES as GITOPS_PROCESSES
 from gpuplane.backends.local.gitops.stack import GitOps
 from gpuplane.backends.local.gpu_exporter_service import start_gpu_exporter
@@ -72,6 +84,7 @@ from gpuplane.errors import PrerequisiteError
 from gpuplane.kube import connect, get_raw, is_reachable, version_of, wait_reachable
 from gpuplane.kube.apply import apply_files
 from gpuplane.kube.files import user_kubeconfig, write_private
+from gpuplane.kube.objects import deleted
 from gpuplane.toolchain import (
     BuildProgress,
     component,
@@ -82,6 +95,7 @@ from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
 DOWNSCALER_NAMESPACE = "gpuplane-system"
+OPERATOR_DEPLOYMENT = "gpuplane-downscaler"
 DOWNSCALER_ACCOUNT = "gpuplane-downscaler"
 PROMETHEUS_RBAC = "deploy/prometheus/rbac.yaml"
 PROMETHEUS_ACCOUNT = "gpuplane-prometheus"
@@ -218,6 +232,7 @@ class LocalBackend:
         if self._services:
             real = tuple(node.name for node in platform.kubelet_nodes)
             changes += self._start_services(state, client, reporter, real)
+            changes += self._resume_operator_gateway(state, real)
         return UpResult(
             kubeconfig=state.kubeconfig,
             created=created,
@@ -271,13 +286,53 @@ class LocalBackend:
         running cluster; the root Applications from ``repository``'s HEAD."""
         state = self._require_up(platform)
         binaries = self._built(platform, ("argocd", "helm"), reporter)
-        return GitOps(state).up(
-            connect(state.kubeconfig),
+        client = connect(state.kubeconfig)
+        gitops = GitOps(state)
+        changes: list[str] = []
+        values = None
+        operator_node = platform.kubelet_nodes[0].name if platform.kubelet_nodes else None
+        if operator_node is not None:
+            values, started = self._operator_in_cluster(state, client, operator_node)
+            changes += ["pod-gateway started"] if started else []
+        changes += gitops.up(
+            client,
             binaries["argocd"],
             binaries["helm"],
             repository,
             reporter.step,
+            downscaler=values,
         )
+        if operator_node is not None and Services(state).hand_operator_to_cluster(operator_node):
+            changes.append(
+                f"host-process downscaler stopped: Argo CD's operator pod on {operator_node} "
+                "acts instead"
+            )
+        return changes
+
+    def _operator_in_cluster(
+        self, state: LocalState, client: Client, node: str
+    ) -> tuple[dict[str, Any], bool]:
+        """The downscaler chart's values for its pod on kubelet node ``node``, with the pod
+        gateway it reaches the API server and Prometheus through (started if needed)."""
+        ports, started = self._start_gateway(state)
+        found = client.get(NodeResource, node)
+        taints = [t.to_dict() for t in ((found.spec.taints if found.spec else None) or [])]
+        return downscaler_values(node, taints, gateway_address(), ports), started
+
+    def _start_gateway(self, state: LocalState) -> tuple[GatewayPorts, bool]:
+        prometheus = Services(state).ports()
+        if prometheus is None:
+            raise PrerequisiteError(f"the Prometheus of {state.name!r} is not running: gpuplane up")
+        return GitOps(state).start_gateway(api_server_port(state.kubeconfig), prometheus.prometheus)
+
+    def _resume_operator_gateway(self, state: LocalState, real_nodes: tuple[str, ...]) -> list[str]:
+        """Where Argo CD's operator pod acts (the host process stays stopped), its gateway
+        back after a restart, so it reaches the API server and Prometheus again."""
+        node = Services(state).operator_in_cluster()
+        if node is None or node not in real_nodes:
+            return []
+        _ports, started = self._start_gateway(state)
+        return ["pod-gateway started"] if started else []
 
     def gitops_status(self, platform: Platform) -> GitOpsStatus:
         state = self._state(platform)
@@ -304,7 +359,17 @@ class LocalBackend:
         state = self._state(platform)
         reporter.step("stopping Argo CD, redis and the git server; removing Argo CD's objects")
         client = connect(state.kubeconfig) if is_reachable(state.kubeconfig) else None
-        return GitOps(state).down(client)
+        changes = GitOps(state).down(client)
+        services = Services(state)
+        node = services.operator_in_cluster()
+        if node is not None and client is not None:
+            # The operator's pod loses its gateway: the host process takes over again.
+            if deleted(client, Deployment, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE):
+                changes.append(f"Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT} deleted")
+            services.take_operator_back()
+            real = tuple(n.name for n in platform.kubelet_nodes)
+            changes += self._start_services(state, client, reporter, real)
+        return changes
 
     def autoscale_up(self, platform: Platform, reporter: Reporter) -> list[str]:
         """The Prometheus adapter (built on first use) serving custom.metrics.k8s.io from
@@ -356,6 +421,8 @@ class LocalBackend:
         of ``real_nodes`` with credentials of its own), traffic, downscaler."""
         services = Services(state)
         wanted = (*SERVICES, *((POD_TARGETS,) if real_nodes else ()))
+        if services.operator_in_cluster() is not None:
+            wanted = tuple(name for name in wanted if name != "downscaler")
         if all(services.running(name) for name in wanted):
             return []
         reporter.step("starting Prometheus, the traffic simulator and the downscaler")
@@ -386,7 +453,7 @@ class LocalBackend:
         if not state.directory.exists():
             return False
         Services(state).stop_all()
-        GitOps(state).stop(GITOPS_PROCESSES)
+        GitOps(state).stop((*GITOPS_PROCESSES, GITOPS_GATEWAY))
         MetricsAdapter(state).stop((ADAPTER_PROCESS,))
         KubeletFleet(platform, state).stop(reporter)
         if state.exists():
@@ -405,6 +472,10 @@ class LocalBackend:
         state = self._state(platform)
         running = is_reachable(state.kubeconfig)
         processes = component_statuses(state) + Services(state).statuses()
+        operator_node = Services(state).operator_in_cluster()
+        if operator_node is not None:
+            client_or_none = connect(state.kubeconfig) if running else None
+            processes += (operator_status(client_or_none, operator_node),)
         processes += KubeletFleet(platform, state).statuses()
         if GitOps(state).is_up():
             processes += GitOps(state).statuses()

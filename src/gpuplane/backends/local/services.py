@@ -193,7 +193,7 @@ class Services(Supervisor):
                 ],
             )  # fmt: skip
             started.append("traffic")
-        if not self.running("downscaler"):
+        if not self.running("downscaler") and self.operator_in_cluster() is None:
             self.spawn(
                 "downscaler",
                 [
@@ -213,12 +213,39 @@ class Services(Supervisor):
         self._wait_ready(ports)
         return started
 
+    # ---- the operator, on the host or delivered into the cluster ----
+    @property
+    def _in_cluster_marker(self) -> Path:
+        return self.directory / "downscaler.in-cluster"
+
+    def operator_in_cluster(self) -> str | None:
+        """The kubelet node the downscaler's pod runs on when Argo CD delivers it there
+        (the host process then stays stopped: one operator, never two); else None."""
+        try:
+            return self._in_cluster_marker.read_text().strip() or None
+        except OSError:
+            return None
+
+    def hand_operator_to_cluster(self, node: str) -> bool:
+        """Stop the host-process operator for good: its pod on ``node`` takes over.
+        True when a running process was stopped."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._in_cluster_marker.write_text(node + "\n")
+        was_running = self.running("downscaler")
+        self.stop(("downscaler",))
+        return was_running
+
+    def take_operator_back(self) -> None:
+        """The host process acts again at the next start (the pod is gone)."""
+        self._in_cluster_marker.unlink(missing_ok=True)
+
     def _wait_ready(self, ports: Ports, timeout: float = 60.0) -> None:
         checks = {
             "prometheus": f"{ports.prometheus_url}/-/ready",
             "traffic": f"{ports.traffic_url}/healthz",
-            "downscaler": f"http://127.0.0.1:{ports.downscaler_health}/healthz",
         }
+        if self.operator_in_cluster() is None:
+            checks["downscaler"] = f"http://127.0.0.1:{ports.downscaler_health}/healthz"
         deadline = time.monotonic() + timeout
         pending = dict(checks)
         with httpx2.Client(timeout=2.0, trust_env=False) as http:
@@ -258,6 +285,7 @@ class Services(Supervisor):
                 simulated=name == "traffic",
             )
             for name in SERVICES
+            if name != "downscaler" or self.operator_in_cluster() is None
         ]
         if self.running(POD_TARGETS):
             detail = f"pid {self.pid(POD_TARGETS)}, the kubelet nodes' pods as scrape targets"

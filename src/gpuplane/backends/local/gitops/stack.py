@@ -50,7 +50,13 @@ from gpuplane.backends.local.gitops.argocd import (
     server_secret,
     settings,
 )
-from gpuplane.backends.local.services import free_port
+from gpuplane.backends.local.gitops.in_cluster_downscaler import (
+    IN_CLUSTER_API_PORT,
+    GatewayPorts,
+    gateway_address,
+)
+from gpuplane.backends.local.kubelet.layout import POD_SUBNET
+from gpuplane.backends.local.services import free_port, python_service
 from gpuplane.backends.local.state import LocalState
 from gpuplane.backends.local.supervisor import Supervisor
 from gpuplane.backends.local.tokens import mint_token
@@ -65,6 +71,8 @@ ARGOCD_RBAC = "deploy/argocd/rbac.yaml"
 CONTROLLER_ACCOUNT = "argocd-application-controller"
 REPOSITORY_NAME = "platform"
 PROCESSES = ("redis", "git", "repo-server", "controller")
+# Started only where the downscaler's pod runs on a kubelet node (in_cluster_downscaler).
+GATEWAY = "pod-gateway"
 WORKLOAD_KINDS: dict[str, Any] = {
     "Deployment": Deployment,
     "DaemonSet": DaemonSet,
@@ -146,6 +154,49 @@ class GitOps(Supervisor):
     def is_up(self) -> bool:
         return any(self.running(name) for name in PROCESSES)
 
+    # ---- the pod gateway: the host's loopback listeners as pods reach them ----
+    def gateway_ports(self) -> GatewayPorts | None:
+        try:
+            return GatewayPorts(**json.loads((self.directory / "gateway.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def start_gateway(
+        self, api_server: int, prometheus: int, timeout: float = 10.0
+    ) -> tuple[GatewayPorts, bool]:
+        """Relay the API server's and Prometheus' loopback ports from the pod bridge;
+        return its ports and whether it was started now."""
+        ports = self.gateway_ports()
+        if ports is None:
+            ports = GatewayPorts(IN_CLUSTER_API_PORT, free_port())
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / "gateway.json").write_text(json.dumps(asdict(ports)))
+        if self.running(GATEWAY):
+            return ports, False
+        gateway = gateway_address()
+        self.log_file(GATEWAY).unlink(missing_ok=True)
+        self.spawn(
+            GATEWAY,
+            [
+                *python_service(), "gpuplane.backends.local.pod_gateway",
+                "--subnet", POD_SUBNET,
+                f"{gateway}:{ports.api_server}=127.0.0.1:{api_server}",
+                f"{gateway}:{ports.prometheus}=127.0.0.1:{prometheus}",
+            ],
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        # Listening once it has logged both routes (its address may not exist yet, so a
+        # connection cannot tell).
+        while self.log_file(GATEWAY).read_text(errors="replace").count("relaying") < 2:
+            if not self.running(GATEWAY):
+                raise OperationError(
+                    f"the pod gateway exited at start; see {self.log_file(GATEWAY)}"
+                )
+            if time.monotonic() > deadline:
+                raise OperationError(f"the pod gateway not listening after {timeout:.0f}s")
+            time.sleep(0.1)
+        return ports, True
+
     def repository_url(self) -> str | None:
         ports = self.ports()
         return repo_url(ports, REPOSITORY_NAME) if ports is not None else None
@@ -158,8 +209,12 @@ class GitOps(Supervisor):
         helm: Path,
         repository: Path,
         step: Callable[[str], None],
+        *,
+        downscaler: dict[str, Any] | None = None,
     ) -> list[str]:
-        """Start what is not running and apply the root Applications; return what changed."""
+        """Start what is not running and apply the root Applications (``downscaler``: the
+        operator chart's values, where its pod runs on a kubelet node); return what
+        changed."""
         redis_server = host_binary("redis-server", "redis-server")
         git = host_binary("git", "git")
         source = git_dir(repository)
@@ -197,7 +252,7 @@ class GitOps(Supervisor):
         self._wait_ready(ports)
         url = repo_url(ports, REPOSITORY_NAME)
         step(f"applying the platform's root Applications from {url} (HEAD)")
-        self._apply_roots(client, url)
+        self._apply_roots(client, url, downscaler or {})
         return changes
 
     def _install(self, client: Client) -> None:
@@ -267,12 +322,14 @@ class GitOps(Supervisor):
                     )
                 time.sleep(0.2)
 
-    def _apply_roots(self, client: Client, url: str) -> None:
+    def _apply_roots(self, client: Client, url: str, downscaler: dict[str, Any]) -> None:
         gitops = repo_root() / "gitops"
         (project,) = read_documents([gitops / "projects" / "platform.yaml"])
         (template,) = read_documents([gitops / "bootstrap" / "root-application.yaml"])
+        local = root_application(template, url, "HEAD", "local", ROOT_APPLICATION)
+        local["spec"]["source"]["helm"]["valuesObject"]["downscaler"] = downscaler
         roots = [
-            root_application(template, url, "HEAD", "local", ROOT_APPLICATION),
+            local,
             root_application(template, url, "HEAD", "remote", REMOTE_ROOT_APPLICATION),
         ]
         apply_documents(client, [project_with_repository(project, url), *roots])
@@ -321,14 +378,25 @@ class GitOps(Supervisor):
             "repo-server": f"127.0.0.1:{ports.repo_server}" if ports else "",
             "controller": f"metrics :{ports.controller_metrics}/metrics" if ports else "",
         }
-        return tuple(
+        statuses = [
             ComponentStatus(
                 f"argocd {name}" if name in ("repo-server", "controller") else f"gitops {name}",
                 self.running(name),
                 f"pid {self.pid(name)}, {details[name]}" if self.running(name) else "not running",
             )
             for name in PROCESSES
-        )
+        ]
+        gateway = self.gateway_ports()
+        if gateway is not None:  # listed once started: it serves the operator's pod
+            detail = (
+                f"pid {self.pid(GATEWAY)}, {gateway_address()}:{gateway.api_server} -> the API "
+                f"server, :{gateway.prometheus} -> Prometheus (pods only)"
+            )
+            running = self.running(GATEWAY)
+            statuses.append(
+                ComponentStatus(f"gitops {GATEWAY}", running, detail if running else "not running")
+            )
+        return tuple(statuses)
 
     # ---- sync ----
     def sync(self, client: Client, name: str) -> None:
@@ -353,8 +421,8 @@ class GitOps(Supervisor):
     def down(self, client: Client | None) -> list[str]:
         """Stop every process, then remove Argo CD's footprint from the cluster (its
         Applications, project, CRDs, settings, credentials); the objects it synced stay."""
-        changes = [f"{name} stopped" for name in PROCESSES if self.running(name)]
-        self.stop(PROCESSES)
+        changes = [f"{name} stopped" for name in (*PROCESSES, GATEWAY) if self.running(name)]
+        self.stop((*PROCESSES, GATEWAY))
         if client is not None:
             changes += self._remove_footprint(client)
         shutil.rmtree(self.directory, ignore_errors=True)
