@@ -31,10 +31,10 @@ pack() {
   echo "building the node, GPU and control-plane binaries (cached after the first time)" >&2
   "$py" scripts/e2e_gpu_pack.py "$work/stage"
   echo "downloading the CLI's wheels for CPython 3.12 (what the GPU host lacks)" >&2
+  # The list comes from pyproject.toml (e2e_gpu_pack.py wrote it): one source.
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$work/stage/wheels" pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
-    kopf aiohttp httptools prometheus-client uvloop
+    -d "$work/stage/wheels" -r "$work/stage/wheels/requirements.txt"
   # The demo's services need Prometheus on PATH; Debian's links only libc.
   cp "$(command -v prometheus)" "$work/stage/host-bin/"
   # The inference image is assembled from the GPU host's torch interpreter plus these: the
@@ -63,8 +63,7 @@ run() {
   mkdir -p "$out"
   python3 -m venv --system-site-packages "$venv"
   "$venv/bin/pip" install -q --no-index --find-links "$work/root/wheels" \
-    pydantic lightkube cryptography httpx2 rich pyyaml pytest pytest-timeout \
-    kopf aiohttp httptools prometheus-client uvloop
+    -r "$work/root/wheels/requirements.txt"
   # The model's files for the inference image: beside the torch interpreter's own packages.
   rm -rf "$work/service-site"
   "$venv/bin/pip" install -q --no-deps --no-index --target "$work/service-site" \

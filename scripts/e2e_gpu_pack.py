@@ -1,7 +1,10 @@
 """Stage the cache a GPU host without Go needs (scripts/e2e-gpu.sh pack): every binary the
 local backend runs for a platform whose gpu node is a kubelet node, built here, and the
 platform's images. etcd and the Kubernetes components are one multi-call binary, linked
-once per component name, so they fit the GPU machine's transfers.
+once per component name, so they fit the GPU machine's transfers. It also writes
+wheels/requirements.txt: what the CLI needs on the GPU host (pyproject's dependencies, the
+activator's extra, pytest), read from pyproject.toml so that a new dependency travels
+without anyone editing the pack (e2e-gpu.sh downloads and installs exactly that list).
 
 Usage: .venv/bin/python scripts/e2e_gpu_pack.py STAGE_DIR
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -29,6 +33,22 @@ MULTICALL_NAMES = (
     "kubelet",
     "kubectl",
 )
+
+
+# Beside pyproject's own dependencies: the extras and dev tools the e2e run uses there.
+HOST_EXTRAS = ("activator",)
+HOST_DEV_TOOLS = ("pytest", "pytest-timeout")
+
+
+def cli_requirements() -> list[str]:
+    """The requirement lines the GPU host installs the CLI and the e2e suite from."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    optional = project["optional-dependencies"]
+    lines = list(project["dependencies"])
+    for extra in HOST_EXTRAS:
+        lines += optional[extra]
+    lines += [r for r in optional["dev"] if r.split(">")[0].split("=")[0] in HOST_DEV_TOOLS]
+    return lines
 
 
 def gpu_platform() -> str:
@@ -59,6 +79,8 @@ def main() -> None:
     (stage / "cache" / "images").mkdir(parents=True, exist_ok=True)
     for image in images:
         shutil.copy2(image.file, stage / "cache" / "images" / image.file.name)
+    (stage / "wheels").mkdir(parents=True, exist_ok=True)
+    (stage / "wheels" / "requirements.txt").write_text("\n".join(cli_requirements()) + "\n")
 
 
 if __name__ == "__main__":

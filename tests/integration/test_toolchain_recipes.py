@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,10 @@ def test_the_gpu_pack_builds_from_an_empty_cache(tmp_path: Path) -> None:
         assert os.access(binary.resolve(), os.X_OK), binary
     images = {p.name for p in (stage / "cache" / "images").glob("*.oci.tar")}
     assert any(name.startswith("device-plugin-") for name in images), images
+    # The CLI's wheels on the GPU host: every dependency pyproject.toml declares, so a new
+    # one cannot be missing there (e2e-gpu.sh downloads and installs this very list).
+    listed = (stage / "wheels" / "requirements.txt").read_text().split()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert set(project["dependencies"]) <= set(listed)
+    names = {line.split(">")[0].split("=")[0] for line in listed}
+    assert {"pytest", "pytest-timeout", "uvloop"} <= names
