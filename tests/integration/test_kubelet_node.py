@@ -59,6 +59,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.downscaler_kit import deployment, policy, replicas, services, wait_for
 from tests.integration.llm_kit import chat, stream_chat
+from tests.integration.wake_timeline import STEPS, WakeTimeline, service_phases
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "gpuplane-kubelet"
@@ -484,11 +485,23 @@ def test_a_chat_held_at_zero_wakes_the_real_llm_and_streams_token_by_token(
             "stripPrefix": True,
         }  # fmt: skip
         address = start_activator(state, client, [route], {})
+        timeline = WakeTimeline(client, "ml", "llm-cpu", labels)
+        timeline.start()
         answer = stream_chat(f"{address.url}/ml/llm", chat(max_tokens=64), timeout=240)
+        steps = timeline.stop()
         assert answer.status == 200, answer.body
         arrivals = answer.content_arrivals()
+        (woken,) = [p.metadata.name for p in pods() if p.metadata and p.metadata.name]
         print(f"first token after a wake from zero: {arrivals[0]:.2f}s; "
               f"{len(arrivals)} tokens over {arrivals[-1] - arrivals[0]:.2f}s")  # fmt: skip
+        # The phases inside that figure (pytest -rP shows them): seen from outside, then
+        # the service's own start-up line.
+        print(f"wake steps, seconds from the request: {steps}, first_token={arrivals[0]:.3f}")
+        print("the service: " + service_phases("\n".join(client.log(woken, namespace="ml"))))
+        # Every step seen; the pod's in the order they happen (the Deployment is read by
+        # another call, so its restore may be seen a poll after the pod it caused).
+        assert set(steps) == set(STEPS), steps
+        assert [s for s in steps if s != "restored"] == [s for s in STEPS if s != "restored"]
         assert answer.done and len(arrivals) >= 20, answer
         # Event by event: the tokens reached the client over the generation's time.
         assert arrivals[-1] - arrivals[0] >= 0.2, arrivals
