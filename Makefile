@@ -107,6 +107,7 @@ bench: toolchain ## every benchmark; JSON on stdout and in bench/results/<date>/
 	$(PY) bench/activator_hostile.py | tee $(BENCH_RESULTS)/activator-hostile.json
 	$(PY) bench/inference.py | tee $(BENCH_RESULTS)/inference.json
 	$(PY) bench/gitops.py | tee $(BENCH_RESULTS)/gitops.json
+	$(PY) bench/pod_gateway.py | tee $(BENCH_RESULTS)/pod-gateway.json
 	$(PY) bench/autoscale.py | tee $(BENCH_RESULTS)/autoscale.json
 
 clean: ## remove the venv (the binary cache in ~/.cache/gpuplane stays)
