@@ -30,6 +30,8 @@ from lightkube.resources.core_v1 import Namespace, Node, Pod
 
 from gpuplane.backends.gpu_enablement import NAMESPACE, PLUGIN_DAEMONSET, apply_gpu_enablement
 from gpuplane.backends.local.activator_service import start_activator, stop_activator
+from gpuplane.backends.local.gitops.in_cluster_downscaler import NAMESPACE as OPERATOR_NAMESPACE
+from gpuplane.backends.local.gitops.in_cluster_downscaler import SELECTOR as OPERATOR_SELECTOR
 from gpuplane.backends.local.kubelet.host import processes_mentioning
 from gpuplane.backends.local.kubelet.layout import BRIDGE, KUBELET_ROOT, PODS_CGROUP, NodeLayout
 from gpuplane.backends.local.processes import pid_alive
@@ -649,8 +651,7 @@ def test_argocd_delivers_the_downscaler_to_the_real_node_and_it_acts_alone(
 
 
 def operator_pods(client: Client) -> list[Pod]:
-    labels: dict[str, Any] = {"app.kubernetes.io/name": "gpuplane-downscaler"}
-    return list(client.list(Pod, namespace="gpuplane-system", labels=labels))
+    return list(client.list(Pod, namespace=OPERATOR_NAMESPACE, labels=OPERATOR_SELECTOR))
 
 
 def test_down_leaves_nothing_behind(kubelet_cluster: SimCluster) -> None:

@@ -19,6 +19,7 @@ from gpuplane.backends.local.pod_gateway import Route, is_allowed, parse_route
 from gpuplane.backends.local.services import free_port
 
 SUBNET = ipaddress.IPv4Network("10.244.0.0/24")
+MAX_CONNECTIONS = 3
 
 
 def test_a_route_is_listen_equals_target() -> None:
@@ -66,7 +67,7 @@ def relay(tmp_path: Path) -> Iterator[tuple[int, int, EchoServer]]:
     process = subprocess.Popen(
         [
             sys.executable, "-m", "gpuplane.backends.local.pod_gateway",
-            "--subnet", str(SUBNET),
+            "--subnet", str(SUBNET), "--max-connections", str(MAX_CONNECTIONS),
             f"127.0.0.1:{to_echo}=127.0.0.1:{echo.port}",
             f"127.0.0.1:{to_nothing}=127.0.0.1:{closed}",
         ],
@@ -104,3 +105,30 @@ def test_an_unreachable_target_closes_the_client(relay: tuple[int, int, EchoServ
     _, to_nothing, _ = relay
     with socket.create_connection(("127.0.0.1", to_nothing), timeout=10) as client:
         assert client.recv(1) == b""
+
+
+def test_connections_over_the_cap_are_closed_and_a_freed_slot_serves_again(
+    relay: tuple[int, int, EchoServer],
+) -> None:
+    """Slow or idle clients hold their slots; one more is closed unanswered, at once."""
+    to_echo, _, _ = relay
+    held = [socket.create_connection(("127.0.0.1", to_echo), timeout=10) for _ in range(3)]
+    try:
+        for client in held:  # each admitted: the payload reaches the echo (answered below)
+            client.sendall(b"held")
+        time.sleep(0.3)  # the gateway has counted the three
+        with socket.create_connection(("127.0.0.1", to_echo), timeout=10) as extra:
+            assert extra.recv(1) == b""  # closed without reaching the target
+        while held:  # the echo serves one connection at a time: each in turn, then freed
+            client = held.pop(0)
+            client.shutdown(socket.SHUT_WR)
+            assert client.recv(100) == b"HELD"
+            client.close()
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", to_echo), timeout=10) as again:
+            again.sendall(b"again")
+            again.shutdown(socket.SHUT_WR)
+            assert again.recv(100) == b"AGAIN"  # admitted: the slots were given back
+    finally:
+        for client in held:
+            client.close()

@@ -43,6 +43,9 @@ from gpuplane.backends.local.binaries import LocalToolchain
 from gpuplane.backends.local.etcd_tls import etcd_tls
 from gpuplane.backends.local.gitops.argocd import REMOTE_ROOT_APPLICATION, ROOT_APPLICATION
 from gpuplane.backends.local.gitops.in_cluster_downscaler import (
+    DEPLOYMENT as OPERATOR_DEPLOYMENT,
+)
+from gpuplane.backends.local.gitops.in_cluster_downscaler import (
     NAMESPACE as OPERATOR_NAMESPACE,
 )
 from gpuplane.backends.local.gitops.in_cluster_downscaler import (
@@ -95,7 +98,6 @@ from gpuplane.topology import Platform
 
 DOWNSCALER_RBAC = "deploy/downscaler/rbac.yaml"
 DOWNSCALER_NAMESPACE = "gpuplane-system"
-OPERATOR_DEPLOYMENT = "gpuplane-downscaler"
 DOWNSCALER_ACCOUNT = "gpuplane-downscaler"
 PROMETHEUS_RBAC = "deploy/prometheus/rbac.yaml"
 PROMETHEUS_ACCOUNT = "gpuplane-prometheus"

@@ -9,6 +9,13 @@ host and its pods only), relayed byte for byte to the loopback listener: TLS sta
 end, between the pod and the API server. Connections from outside the pod subnet are
 closed unanswered.
 
+Limits: it parses nothing (bytes pass through unread), so a hostile head or body is the
+target's to refuse. Memory per connection is bounded by asyncio's flow control (each
+direction reads 64 KiB at a time and waits for the other side to drain), and the number of
+connections by ``--max-connections``: one over it is closed at once, so slow or idle
+clients cannot exhaust the process's descriptors. No idle timeout: a watch stream is
+legitimately quiet for minutes.
+
 Not socat: the relay must bind the gateway address before the bridge exists (the CNI
 plugin creates it with the first pod), which IP_FREEBIND allows, and one process serves
 every port.
@@ -32,6 +39,8 @@ from gpuplane.shared.stop_signals import stop_event
 # <linux/in.h>; Python's socket module names it only on some builds.
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 CHUNK = 64 * 1024
+# One operator's watches and calls need a handful; the cap keeps descriptors bounded.
+MAX_CONNECTIONS = 256
 log = logging.getLogger("gpuplane.pod_gateway")
 
 
@@ -77,17 +86,34 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         pass
 
 
+@dataclass
+class Admission:
+    """Who may use the gateway and how many connections it holds at once (every route)."""
+
+    subnet: ipaddress.IPv4Network
+    max_connections: int = MAX_CONNECTIONS
+    open: int = 0
+
+
 async def relay(
     route: Route,
-    subnet: ipaddress.IPv4Network,
+    admission: Admission,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
 ) -> None:
     peer = writer.get_extra_info("peername")[0]
+    admitted = False
     try:
-        if not is_allowed(peer, subnet):
-            log.warning("refused %s on %s:%d: not a pod of %s", peer, *route.listen, subnet)
+        if not is_allowed(peer, admission.subnet):
+            log.warning(
+                "refused %s on %s:%d: not a pod of %s", peer, *route.listen, admission.subnet
+            )
             return
+        if admission.open >= admission.max_connections:
+            log.warning("refused %s: %d connections open already", peer, admission.open)
+            return
+        admission.open += 1
+        admitted = True
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*route.target)
         except OSError as error:
@@ -98,6 +124,7 @@ async def relay(
         finally:
             upstream_writer.close()
     finally:
+        admission.open -= admitted
         writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
@@ -113,14 +140,14 @@ def listening_socket(address: tuple[str, int]) -> socket.socket:
     return listener
 
 
-async def serve(routes: list[Route], subnet: ipaddress.IPv4Network) -> None:
+async def serve(routes: list[Route], admission: Admission) -> None:
     servers = []
     for route in routes:
 
         async def handle(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route = route
         ) -> None:
-            await relay(route, subnet, reader, writer)
+            await relay(route, admission, reader, writer)
 
         servers.append(await asyncio.start_server(handle, sock=listening_socket(route.listen)))
         log.info("relaying %s:%d to %s:%d", *route.listen, *route.target)
@@ -134,10 +161,11 @@ async def serve(routes: list[Route], subnet: ipaddress.IPv4Network) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gpuplane.backends.local.pod_gateway")
     parser.add_argument("--subnet", type=ipaddress.IPv4Network, required=True)
+    parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS)
     parser.add_argument("routes", nargs="+", type=parse_route, metavar="LISTEN=TARGET")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(serve(args.routes, args.subnet))
+    asyncio.run(serve(args.routes, Admission(args.subnet, args.max_connections)))
 
 
 if __name__ == "__main__":

@@ -270,6 +270,7 @@ class Services(Supervisor):
 
     def statuses(self) -> tuple[ComponentStatus, ...]:
         ports = self.ports()
+        on_host = self.operator_in_cluster() is None  # else its pod is listed by the backend
         details = {
             "prometheus": ports.prometheus_url if ports else "",
             "traffic": ports.traffic_url if ports else "",
@@ -285,7 +286,7 @@ class Services(Supervisor):
                 simulated=name == "traffic",
             )
             for name in SERVICES
-            if name != "downscaler" or self.operator_in_cluster() is None
+            if name != "downscaler" or on_host
         ]
         if self.running(POD_TARGETS):
             detail = f"pid {self.pid(POD_TARGETS)}, the kubelet nodes' pods as scrape targets"

@@ -29,7 +29,9 @@ from gpuplane.backends.local.kubelet.layout import POD_SUBNET
 from gpuplane.toolchain.images import DOWNSCALER_NAME
 
 NAMESPACE = "gpuplane-system"
-SELECTOR: dict[str, Any] = {"app.kubernetes.io/name": "gpuplane-downscaler"}
+# charts/downscaler's Deployment (its release name) and its pods' label.
+DEPLOYMENT = "gpuplane-downscaler"
+SELECTOR: dict[str, Any] = {"app.kubernetes.io/name": DEPLOYMENT}
 # The chart's metrics port (charts/downscaler/values.yaml): scraped by the host's
 # Prometheus through its discovery of the kubelet nodes' pods.
 METRICS_PORT = 8081
