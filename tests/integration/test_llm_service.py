@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
@@ -19,7 +20,7 @@ import pytest
 from gpuplane.backends.local.services import free_port
 from tests.integration.downscaler_kit import wait_for
 from tests.integration.inference_kit import LLM, Service, running_service
-from tests.integration.llm_kit import LONG, MODEL, chat, stream_chat
+from tests.integration.llm_kit import COUNTING, LONG, MODEL, chat, stream_chat
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,30 @@ def test_a_service_without_its_model_exits_3(tmp_path: Path) -> None:
     ended = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert ended.returncode == 3, ended.stderr
     assert "cannot start" in ended.stderr and "gguf" in ended.stderr.lower()
+
+
+def both_streamed(url: str, prompts: tuple[str, str]) -> list[tuple[str, float, float]]:
+    """Two greedy streamed chats sent together: (text, first token, last token) each."""
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda p: stream_chat(url, chat(p, max_tokens=40)), prompts))
+    results = []
+    for answer in answers:
+        assert answer.status == 200 and answer.done
+        arrivals = answer.content_arrivals()
+        results.append((answer.text, arrivals[0], arrivals[-1]))
+    return results
+
+
+def test_batched_streams_decode_together_and_answer_as_alone(tmp_path: Path) -> None:
+    """--batch-streams 2 (the GPU's continuous batching, on this CPU): two streams advance
+    in the same steps, each in its own sequence of the cache, and greedy answers are the
+    ones each gets alone. With one stream at a time the second would start only after the
+    first ended, which the interleaving check tells apart."""
+    prompts = (COUNTING, "Name three colours.")
+    log = tmp_path / "llm.log"
+    with running_service(log, "--max-streams=2", "--batch-streams=2", module=LLM) as service:
+        alone = [stream_chat(service.url, chat(p, max_tokens=40)).text for p in prompts]
+        together = both_streamed(service.url, prompts)
+    assert [text for text, _, _ in together] == alone
+    (_, first_a, last_a), (_, first_b, last_b) = together
+    assert max(first_a, first_b) < min(last_a, last_b), together

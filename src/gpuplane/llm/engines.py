@@ -5,7 +5,9 @@ ships and runs its quantised kernels on the CPU; transformers on torch runs on C
 continuous batching (its ContinuousBatchingManager: paged KV cache, streams joining and
 leaving the batch every step). Measured on this project's 2-core host, llama.cpp decodes
 the 135M model several times faster than transformers on the CPU (docs/llm.md), so the
-CPU gets llama.cpp; the GPU gets transformers, the engine the issue names."""
+CPU gets llama.cpp. On a GPU, llama.cpp runs there too where its package was built with
+CUDA (then ``auto`` takes it); otherwise the GPU gets transformers, whose continuous
+batching is also the engine for many concurrent streams."""
 
 from __future__ import annotations
 
@@ -64,17 +66,42 @@ def packaged_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def choose_engine(engine: str, device: str, *, cuda: bool) -> tuple[str, str]:
-    """(engine, device) for the flags, or ValueError saying why not."""
+def choose_engine(
+    engine: str, device: str, *, llama_cpp_gpu: Callable[[], bool], torch_cuda: Callable[[], bool]
+) -> tuple[str, str]:
+    """(engine, device) for the flags, or ValueError saying why not.
+
+    The host's facts are asked lazily and only where the flags leave a question: asking
+    torch costs its import (3 s on the GPU machine), which a llama.cpp start never pays."""
+    if engine == "llama-cpp" or (engine == "auto" and device in ("auto", "cuda")):
+        gpu_by_llama = llama_cpp_gpu()
+    else:
+        gpu_by_llama = False
+    if engine == "llama-cpp":
+        if device == "cuda" and not gpu_by_llama:
+            raise ValueError("--engine llama-cpp --device cuda: the installed llama-cpp-python "
+                             "has no GPU backend, or it finds no GPU")  # fmt: skip
+        return engine, "cuda" if device == "auto" and gpu_by_llama else device
+    if engine == "auto" and device != "cpu" and gpu_by_llama:
+        # Measured on an H100 (docs/llm.md): llama.cpp's CUDA build starts in about a
+        # second and decodes one stream several times faster than transformers.
+        return "llama-cpp", "cuda"
     if device == "auto":
-        device = "cuda" if cuda else "cpu"
-    if device == "cuda" and not cuda:
+        device = "cuda" if torch_cuda() else "cpu"
+    elif device == "cuda" and not torch_cuda():
         raise ValueError("--device cuda: no usable CUDA device (torch sees none)")
     if engine == "auto":
         engine = "transformers" if device == "cuda" else "llama-cpp"
-    if engine == "llama-cpp" and device == "cuda":
-        raise ValueError("--engine llama-cpp runs on the CPU (its wheel is built without CUDA)")
     return engine, device
+
+
+def llama_cpp_gpu() -> bool:
+    """llama-cpp-python built with a GPU backend (CUDA) and a GPU it can use."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    import llama_cpp  # noqa: PLC0415 - the engine's own import, paid here once
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def cuda_usable() -> bool:

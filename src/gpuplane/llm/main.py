@@ -28,6 +28,7 @@ from gpuplane.llm.engines import (  # noqa: E402
     Job,
     choose_engine,
     cuda_usable,
+    llama_cpp_gpu,
     packaged_model_dir,
 )
 from gpuplane.llm.metrics import LlmMetrics  # noqa: E402
@@ -61,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the most tokens one answer may ask for")  # fmt: skip
     parser.add_argument("--max-streams", type=bounded(int, 1, 1024), default=32,
                         help="requests generating at once")  # fmt: skip
+    parser.add_argument(
+        "--batch-streams", type=bounded(int, 0, 1024), default=0,
+        help="the llama.cpp engine's streams decoded together (continuous batching); 0: all "
+        "of --max-streams on a GPU, 1 on the CPU (two cores: a second stream halves each)",
+    )  # fmt: skip
     parser.add_argument("--max-waiting", type=bounded(int, 0, 100_000), default=64,
                         help="requests waiting for a slot; beyond it 503")  # fmt: skip
     parser.add_argument(
@@ -82,7 +88,9 @@ def load_engine(args: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> tu
     """Runs in a thread: the engine's imports, the weights read and placed."""
     directory = args.model_dir or packaged_model_dir()
     try:
-        name, device = choose_engine(args.engine, args.device, cuda=cuda_usable())
+        name, device = choose_engine(
+            args.engine, args.device, llama_cpp_gpu=llama_cpp_gpu, torch_cuda=cuda_usable
+        )
     except ValueError as error:
         raise RuntimeError(str(error)) from error
     prepared = name == "transformers" and (directory / "config.json").exists()
@@ -93,7 +101,11 @@ def load_engine(args: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> tu
     if name == "llama-cpp":
         from gpuplane.llm.llama_cpp_engine import LlamaCppEngine  # noqa: PLC0415 - its engine only
 
-        engine = LlamaCppEngine(directory, loop, args.context)
+        gpu = device == "cuda"
+        slots = args.batch_streams or (args.max_streams if gpu else 1)
+        engine = LlamaCppEngine(
+            directory, loop, args.context, gpu=gpu, slots=min(slots, args.max_streams)
+        )
     else:
         from gpuplane.llm.transformers_engine import TransformersEngine  # noqa: PLC0415
 
