@@ -83,8 +83,8 @@ def choose_engine(
                              "has no GPU backend, or it finds no GPU")  # fmt: skip
         return engine, "cuda" if device == "auto" and gpu_by_llama else device
     if engine == "auto" and device != "cpu" and gpu_by_llama:
-        # Measured on an H100 (docs/llm.md): llama.cpp's CUDA build starts in about a
-        # second and decodes one stream several times faster than transformers.
+        # A CUDA build of llama.cpp starts without torch and transformers, whose imports
+        # alone take 12 s on the GPU machine (docs/llm.md): what a wake from zero pays.
         return "llama-cpp", "cuda"
     if device == "auto":
         device = "cuda" if torch_cuda() else "cpu"
