@@ -10,7 +10,9 @@ engine where the time goes (tokenise vs the rest). Engines:
 - ``transformers-{fp32,fp16,bf16}``: transformers' BertModel with SDPA, sliced by length
   (what the service runs), and ``transformers-fp16-unsliced`` (one padded batch);
 - ``sentence-transformers-{fp32,fp16}``: the library's own ``encode``;
-- ``numpy``: the CPU image's engine (batches up to 128: it is slow).
+- ``numpy``: the CPU image's engine (batches up to 128: it is slow);
+- ``*-pipelined``: the service's engines as its batcher runs them at saturation, the next
+  batch tokenised in a thread of its own while the model computes (batches from 32).
 
 Correctness: every engine's vectors against sentence-transformers' fp32 on 1,000 varied
 texts (minimum cosine). ``--reference-out FILE`` also writes 200 texts with their fp32
@@ -27,12 +29,14 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy
 
 from gpuplane.inference.model import (
+    EmbedStages,
     Encoder,
     EncoderConfig,
     Tokenizer,
@@ -90,6 +94,42 @@ def throughput(embed: Callable[[list[str]], Any], batch: int, seconds: float) ->
     }
 
 
+def pipelined(stages: EmbedStages, batch: int, seconds: float) -> dict[str, Any]:
+    """As the service's batcher runs at saturation: the next batch tokenised in a thread
+    of its own while the model computes this one."""
+    pool = texts(batch * 16, seed=batch)
+    chunks = [pool[i * batch : (i + 1) * batch] for i in range(16)]
+    for chunk in chunks:
+        stages.compute(stages.prepare(chunk))
+    done, i = 0, 0
+    with ThreadPoolExecutor(1) as preparer:
+        ahead = preparer.submit(stages.prepare, chunks[0])
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds or done < 5 * batch:
+            ready = ahead.result()
+            i += 1
+            ahead = preparer.submit(stages.prepare, chunks[i % 16])
+            stages.compute(ready)
+            done += batch
+        elapsed = time.perf_counter() - started
+        ahead.result()
+    return {"batch": batch, "texts_per_second": round(done / elapsed, 1)}
+
+
+def measure_pipelines(
+    pipelines: dict[str, EmbedStages], wanted: set[str], cuda: bool, seconds: float
+) -> dict[str, Any]:
+    measured = {}
+    for name, stages in pipelines.items():
+        if wanted and name not in wanted:
+            continue
+        largest = 512 if cuda else 128
+        rows = [pipelined(stages, b, seconds) for b in BATCHES if 32 <= b <= largest]
+        measured[name] = {"throughput": rows}
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    return measured
+
+
 def split_times(tokenizer: Tokenizer, engine: Any, batch: int, rows: int) -> dict[str, float]:
     """Milliseconds per batch: tokenise and pad, then the engine (copy, kernels, back)."""
     pool = texts(batch, seed=7 * batch)
@@ -120,11 +160,16 @@ def min_cosine(vectors: Any, reference: Any) -> float:
     return float(cos.min())
 
 
-def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]], Any], int]]:
-    """name -> (texts to vectors, the largest batch measured)."""
+Found = dict[str, tuple[Callable[[list[str]], Any], int]]
+
+
+def engines(directory: Path, cuda: bool) -> tuple[Found, dict[str, EmbedStages]]:
+    """name -> (texts to vectors, the largest batch measured); and the service's engines
+    as their two stages."""
+    pipelines: dict[str, EmbedStages] = {}
     config = EncoderConfig.read(directory)
     tokenizer = Tokenizer(directory, config.max_tokens)
-    found: dict[str, tuple[Callable[[list[str]], Any], int]] = {}
+    found: Found = {}
 
     def vectors_of(embed: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
         return lambda batch: numpy.stack(embed(batch)[0])
@@ -134,7 +179,8 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
 
         numpy_engine = Encoder(config, read_weights(directory), NumpyOps())
         found["numpy"] = (vectors_of(embedder(numpy_engine, tokenizer)), 128)
-        return found
+        pipelines["numpy-pipelined"] = EmbedStages(numpy_engine, tokenizer)
+        return found, pipelines
     from gpuplane.inference.ops import TorchOps  # noqa: PLC0415
     from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
 
@@ -147,6 +193,8 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
         warm_shapes(native, config.max_tokens, (1,))
         short = {"float32": "fp32", "float16": "fp16"}[dtype]
         found[f"torch-encoder-{short}"] = (vectors_of(embedder(native, tokenizer)), 512)
+        if dtype == "float16":
+            pipelines["torch-encoder-fp16-pipelined"] = EmbedStages(native, tokenizer)
     for dtype in ("float32", "float16", "bfloat16"):
         engine = TransformersEngine(directory, "cuda", dtype)
         short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[dtype]
@@ -154,10 +202,11 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
         if dtype == "float16":
             unsliced = embedder(engine, tokenizer, rows=100_000)
             found["transformers-fp16-unsliced"] = (vectors_of(unsliced), 512)
+            pipelines["transformers-fp16-pipelined"] = EmbedStages(engine, tokenizer)
     try:
         from sentence_transformers import SentenceTransformer  # noqa: PLC0415
     except ImportError:  # the reference falls back to transformers-fp32, and says so
-        return found
+        return found, pipelines
     for short in ("fp32", "fp16"):
         model = SentenceTransformer(str(directory), device="cuda")
         if short == "fp16":
@@ -169,7 +218,7 @@ def engines(directory: Path, cuda: bool) -> dict[str, tuple[Callable[[list[str]]
             )
 
         found[f"sentence-transformers-{short}"] = (encode, 512)
-    return found
+    return found, pipelines
 
 
 def versions() -> str:
@@ -202,7 +251,7 @@ def main() -> None:
         device_name = torch.cuda.get_device_name(0) if cuda else "cpu"
     except ImportError:
         cuda, device_name = False, "cpu (no torch)"
-    found = engines(directory, cuda)
+    found, pipelines = engines(directory, cuda)
     result: dict[str, Any] = {"bench": "embedding_engines", "device": device_name, "engines": {}}
     reference = None
     if cuda:
@@ -246,6 +295,7 @@ def main() -> None:
         print(f"{name}: done", file=sys.stderr, flush=True)
         if args.output is not None:  # a run cut short keeps what it measured
             args.output.write_text(json.dumps(result, indent=2) + "\n")
+    result["engines"].update(measure_pipelines(pipelines, wanted, cuda, args.seconds))
     if cuda:
         from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
 

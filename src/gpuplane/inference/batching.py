@@ -7,7 +7,12 @@ The queue is bounded in texts; a request that would overflow it is refused whole
 (:class:`QueueFull`, the server's 503), never half-queued.
 
 The model runs in one worker thread, one batch at a time (a GPU gains nothing from
-interleaving), so the event loop keeps accepting and answering while it computes."""
+interleaving), so the event loop keeps accepting and answering while it computes. Each
+batch is first prepared (tokenised and padded) in a thread of its own: when a full batch
+is already waiting while the model computes, it is taken and prepared meanwhile, so at
+saturation the tokeniser and the GPU work at the same time (on the GPU machine the two
+took 10 and 15 ms of a 512-text batch, one after the other). Short of a full batch, the
+next batch is taken only once the model is free, so batches keep growing with the load."""
 
 from __future__ import annotations
 
@@ -49,20 +54,29 @@ class BatchOutcome:
     seconds: float
 
 
+def _unchanged(texts: list[str]) -> Any:
+    return texts
+
+
 @dataclass
 class Batcher:
-    """``embed(texts) -> (vectors, tokens of each text)`` runs in the worker thread."""
+    """``embed(prepare(texts)) -> (vectors, tokens of each text)``: ``prepare`` runs in
+    the preparing thread, ``embed`` in the model's."""
 
-    embed: Callable[[list[str]], tuple[list[Any], list[int]]]
+    embed: Callable[[Any], tuple[list[Any], list[int]]]
     max_batch: int
     max_wait: float
     max_queue: int
     on_batch: Callable[[BatchOutcome], None] = lambda outcome: None
+    prepare: Callable[[list[str]], Any] = _unchanged
     clock: Callable[[], float] = time.monotonic
     _queue: deque[_Item] = field(default_factory=deque)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _worker: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model")
+    )
+    _preparer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="prepare")
     )
 
     @property
@@ -98,6 +112,29 @@ class Batcher:
     async def run(self) -> None:
         """Form and run batches until cancelled."""
         loop = asyncio.get_running_loop()
+        computing: asyncio.Task[None] | None = None  # the batch in the model now
+        while True:
+            await self._due()
+            if computing is not None and not computing.done() and len(self._queue) < self.max_batch:
+                await self._freed_or_filled(computing)
+                continue
+            batch = self._take()
+            if not batch:
+                continue
+            started = self.clock()
+            try:
+                prepared = await loop.run_in_executor(
+                    self._preparer, self.prepare, [item.text for item in batch]
+                )
+            except Exception as error:  # noqa: BLE001 - every waiting request gets the error
+                _fail(batch, error)
+                continue
+            if computing is not None:
+                await asyncio.wait({computing})  # one batch in the model, the next ready
+            computing = loop.create_task(self._compute(batch, prepared, started))
+
+    async def _due(self) -> None:
+        """Until a batch is due: texts queued, and full or waited ``max_wait``."""
         while True:
             while not self._queue:
                 self._arrived.clear()
@@ -109,28 +146,39 @@ class Batcher:
                 self.max_batch,
                 self.max_wait,
             )
-            if wait > 0:
-                self._arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), wait)
-                continue
-            batch = self._take()
-            if not batch:
-                continue
-            started = self.clock()
-            try:
-                vectors, token_counts = await loop.run_in_executor(
-                    self._worker, self.embed, [item.text for item in batch]
-                )
-            except Exception as error:  # noqa: BLE001 - every waiting request gets the error
-                for item in batch:
-                    if not item.result.done():
-                        item.result.set_exception(error)
-                continue
-            for item, vector, tokens in zip(batch, vectors, token_counts, strict=True):
-                if not item.result.done():
-                    item.result.set_result((vector, tokens))
-            self.on_batch(BatchOutcome(len(batch), sum(token_counts), self.clock() - started))
+            if wait <= 0:
+                return
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), wait)
+
+    async def _freed_or_filled(self, computing: asyncio.Task[None]) -> None:
+        """Until the model is free or more texts arrive."""
+        self._arrived.clear()
+        arrival = asyncio.ensure_future(self._arrived.wait())
+        try:
+            await asyncio.wait({computing, arrival}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            arrival.cancel()
+
+    async def _compute(self, batch: list[_Item], prepared: Any, started: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            vectors, token_counts = await loop.run_in_executor(self._worker, self.embed, prepared)
+        except Exception as error:  # noqa: BLE001 - every waiting request gets the error
+            _fail(batch, error)
+            return
+        for item, vector, tokens in zip(batch, vectors, token_counts, strict=True):
+            if not item.result.done():
+                item.result.set_result((vector, tokens))
+        self.on_batch(BatchOutcome(len(batch), sum(token_counts), self.clock() - started))
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._preparer.shutdown(wait=False, cancel_futures=True)
+
+
+def _fail(batch: list[_Item], error: Exception) -> None:
+    for item in batch:
+        if not item.result.done():
+            item.result.set_exception(error)

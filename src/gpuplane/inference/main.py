@@ -30,6 +30,7 @@ from gpuplane.inference.engines import (  # noqa: E402
 )
 from gpuplane.inference.metrics import ServiceMetrics  # noqa: E402
 from gpuplane.inference.model import (  # noqa: E402
+    EmbedStages,
     EncoderConfig,
     Engine,
     Tokenizer,
@@ -102,6 +103,7 @@ def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Engine, T
 
 async def start(args: argparse.Namespace, state: ServiceState) -> None:
     engine, tokenizer = await asyncio.to_thread(load_model, args, state)
+    stages = EmbedStages(engine, tokenizer)
     embed = embedder(engine, tokenizer)
 
     def observed(outcome: BatchOutcome) -> None:
@@ -113,8 +115,9 @@ async def start(args: argparse.Namespace, state: ServiceState) -> None:
     STARTUP.mark("warmed_up")
     state.dimensions = engine.dimensions
     state.batcher = Batcher(
-        embed, args.max_batch_size, args.max_wait_ms / 1000.0, args.max_queue, on_batch=observed
-    )
+        stages.compute, args.max_batch_size, args.max_wait_ms / 1000.0, args.max_queue,
+        on_batch=observed, prepare=stages.prepare,
+    )  # fmt: skip
     state.tasks.append(asyncio.create_task(state.batcher.run(), name="batcher"))
     state.ready = True
     STARTUP.mark("ready")

@@ -235,22 +235,47 @@ Embed = Callable[[list[str]], tuple[list[Any], list[int]]]
 SLICE_ROWS = 128  # the slice of a sorted batch; bench/embedding_engines.py measured it
 
 
-def embedder(engine: Engine, tokenizer: Tokenizer, rows: int = SLICE_ROWS) -> Embed:
-    """What the batcher calls: texts to (their vectors, their token counts), in the
-    order of ``texts``, computed in slices of similar length."""
+@dataclass(frozen=True)
+class Prepared:
+    """Texts tokenised into slices of similar length, each with its texts' indices."""
 
-    def embed(texts: list[str]) -> tuple[list[Any], list[int]]:
-        vectors: list[Any] = [None] * len(texts)
-        tokens = [0] * len(texts)
-        slices = tokenizer.sorted_batches(texts, rows, length_multiple=engine.length_multiple)
-        for indices, batch in slices:
+    count: int
+    slices: list[tuple[list[int], Batch]]
+
+
+@dataclass(frozen=True)
+class EmbedStages:
+    """The two halves of :func:`embedder`, for a batcher that runs them in two threads
+    (tokenising the next batch while the model computes this one)."""
+
+    engine: Engine
+    tokenizer: Tokenizer
+    rows: int = SLICE_ROWS
+
+    def prepare(self, texts: list[str]) -> Prepared:
+        slices = self.tokenizer.sorted_batches(
+            texts, self.rows, length_multiple=self.engine.length_multiple
+        )
+        return Prepared(len(texts), slices)
+
+    def compute(self, prepared: Prepared) -> tuple[list[Any], list[int]]:
+        """Vectors and token counts in the order of the texts."""
+        vectors: list[Any] = [None] * prepared.count
+        tokens = [0] * prepared.count
+        for indices, batch in prepared.slices:
             counts = batch.mask.sum(axis=1)
-            for row, (index, vector) in enumerate(zip(indices, engine.embed(batch), strict=True)):
+            embedded = self.engine.embed(batch)
+            for row, (index, vector) in enumerate(zip(indices, embedded, strict=True)):
                 vectors[index] = vector
                 tokens[index] = int(counts[row])
         return vectors, tokens
 
-    return embed
+
+def embedder(engine: Engine, tokenizer: Tokenizer, rows: int = SLICE_ROWS) -> Embed:
+    """Texts to (their vectors, their token counts), in the order of ``texts``, computed
+    in slices of similar length."""
+    stages = EmbedStages(engine, tokenizer, rows)
+    return lambda texts: stages.compute(stages.prepare(texts))
 
 
 def warm_shapes(engine: Engine, max_tokens: int, rows: tuple[int, ...]) -> int:

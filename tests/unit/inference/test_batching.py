@@ -146,3 +146,37 @@ def test_without_a_wait_a_lone_request_starts_at_once_and_the_rest_form_the_next
     assert [vectors for vectors, _ in answers] == [[1], [2], [3], [4]]
     assert model.batches == [["a"], ["bb", "ccc", "dddd"]]
     assert [o.size for o in outcomes] == [1, 3]
+
+
+def test_a_full_batch_is_prepared_while_the_model_computes_the_one_before() -> None:
+    """At saturation the tokeniser and the model overlap: a full batch waiting behind a
+    busy model is taken and prepared before the model is free; it then runs next."""
+    model = Model()
+    model.release.clear()
+    prepared: list[list[str]] = []
+
+    def prepare(texts: list[str]) -> list[str]:
+        prepared.append(list(texts))
+        return texts
+
+    async def test(batcher: Batcher) -> Any:
+        first = asyncio.create_task(batcher.submit(("a",)))
+        while not prepared:
+            await asyncio.sleep(0.01)
+        full = asyncio.create_task(batcher.submit(tuple("bcdefghi")))
+        for _ in range(200):  # until prepared, or 2 s: the model is held all along
+            if len(prepared) == 2:
+                break
+            await asyncio.sleep(0.01)
+        seen_while_busy = (list(prepared), list(model.batches))
+        model.release.set()
+        await asyncio.gather(first, full)
+        return seen_while_busy
+
+    (prepared_then, computed_then), outcomes = asyncio.run(
+        _with_batcher(model, test, max_wait=0.0, prepare=prepare)
+    )
+    assert prepared_then == [["a"], list("bcdefghi")]
+    assert computed_then == []  # the model had not finished the first batch
+    assert model.batches == [["a"], list("bcdefghi")]
+    assert [o.size for o in outcomes] == [1, 8]
