@@ -130,23 +130,12 @@ class LlamaCppEngine:
         waiting: deque[Job] = deque()
         active: list[_Active] = []
         free = list(range(self.slots))
-        while True:
-            if not active and not waiting:
-                job = self._jobs.get()  # idle: sleep until work comes
-                if job is None:
-                    return
-                waiting.append(job)
-            while True:  # whatever else arrived meanwhile
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    return
-                waiting.append(job)
+        while self._collect(waiting, block=not active and not waiting):
             while waiting and free:
                 job = waiting.popleft()
-                if not job.cancelled:
+                if not job.prompt_ids:  # nothing to continue from: it would never step
+                    self._send(job, [], True, "the prompt has no tokens")
+                elif not job.cancelled:
                     active.append(_Active(job, free.pop()))
             for gone in [a for a in active if a.job.cancelled]:
                 self._release(gone, active, free)
@@ -158,6 +147,22 @@ class LlamaCppEngine:
                 for each in list(active):
                     self._send(each.job, [], True, f"{type(error).__name__}: {error}")
                     self._release(each, active, free)
+
+    def _collect(self, waiting: deque[Job], *, block: bool) -> bool:
+        """New jobs into ``waiting`` (idle: sleeping until one comes); False once closed."""
+        if block:
+            job = self._jobs.get()
+            if job is None:
+                return False
+            waiting.append(job)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return True
+            if job is None:
+                return False
+            waiting.append(job)
 
     def _step(self, active: list[_Active], free: list[int]) -> None:
         by_stream = {id(a.stream): a for a in active}
