@@ -211,3 +211,31 @@ def test_batched_streams_decode_together_and_answer_as_alone(tmp_path: Path) -> 
     assert [text for text, _, _ in together] == alone
     (_, first_a, last_a), (_, first_b, last_b) = together
     assert max(first_a, first_b) < min(last_a, last_b), together
+
+
+COUNTING_ON = {"model": MODEL, "prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "temperature": 0}
+
+
+def test_a_batched_stream_that_leaves_frees_its_sequence_at_once(tmp_path: Path) -> None:
+    """Two sequences in the cache (--batch-streams 2), a long one abandoned after its
+    first event: a third request takes its sequence and is answered while the other,
+    shorter stream still generates. Had the abandoned one gone on, the third would wait
+    for its 1,500 tokens (a completion that counts on: it never ends by itself), long
+    after the other's 200."""
+    flags = ("--max-streams=3", "--batch-streams=2", "--max-tokens=1600")
+    with (
+        running_service(tmp_path / "llm.log", *flags, module=LLM) as service,
+        ThreadPoolExecutor(1) as pool,
+        httpx2.Client(trust_env=False, timeout=120) as http,
+    ):
+        long = {**COUNTING_ON, "max_tokens": 1500, "stream": True}
+        with http.stream("POST", f"{service.url}/v1/completions", json=long) as abandoned:
+            lines = abandoned.iter_lines()  # kept: a dropped iterator closes the response
+            next(lines)
+            short = {**COUNTING_ON, "max_tokens": 200}
+            other = pool.submit(post, service, "/v1/completions", short)
+            wait_for("both generating", lambda: service.metric("llm_streams_active") == 2, 10)
+        third = post(service, "/v1/chat/completions", chat(max_tokens=2))
+        assert third.status_code == 200, third.text
+        assert not other.done()
+        assert other.result().json()["usage"]["completion_tokens"] == 200
