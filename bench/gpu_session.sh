@@ -3,7 +3,7 @@
 #   bash bench/gpu_llama_cuda.sh start        carry build/llmgpu/a: llama.cpp's CUDA build
 #                                             starts in the background
 #   bash bench/gpu_session.sh stash N         carry build/e2e-gpu/piece.N (N = 0, 1, 2)
-#   bash bench/gpu_session.sh e2e             carry build/e2e-gpu/piece.3: unpack the GPU
+#   bash bench/gpu_session.sh e2e [ARGS]      carry build/e2e-gpu/piece.3: unpack the GPU
 #                                             pack, then the whole e2e run (scripts/e2e-gpu.sh)
 #   bash bench/gpu_session.sh measure         carry build/llmgpu/b: the chat service on
 #                                             llama.cpp CUDA, then the embeddings engines and
@@ -23,7 +23,7 @@ e2e)
   # While it runs, llama.cpp's build (started by the first call) may still share the CPUs.
   [ -f /root/llm/build.rc ] && echo "llama.cpp build: done before the e2e run" \
     || echo "llama.cpp build: still running beside the e2e run"
-  scripts/e2e-gpu.sh run
+  scripts/e2e-gpu.sh run "${@:2}"
   ;;
 measure)
   final=$OUT
