@@ -54,8 +54,8 @@ finish)
   python3 -X importtime -c 'import transformers; from transformers import AutoModelForCausalLM' \
     2> "$out/importtime.txt"
   HF_HUB_OFFLINE=1 python3 -c 'import time; t=time.perf_counter(); from transformers import AutoModelForCausalLM; print("transformers import, offline, warm:", round(time.perf_counter()-t, 2))' >> "$out/run.txt" 2>&1
-  # The wheel back in pieces (16 MiB a file at most), if it is small enough to come back.
-  if [ "$(stat -c %s "$wheel")" -lt 47000000 ]; then
+  # RETURN_WHEEL=1: the wheel back in pieces (16 MiB a file at most), if small enough.
+  if [ -n "${RETURN_WHEEL:-}" ] && [ "$(stat -c %s "$wheel")" -lt 47000000 ]; then
     (cd "$out" && cp "$wheel" . && split -b 15M -d -a 1 "$(basename "$wheel")" wheel.part. \
       && rm -f "$(basename "$wheel")")
   fi

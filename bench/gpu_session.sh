@@ -27,7 +27,7 @@ e2e)
   ;;
 measure)
   final=$OUT
-  OUT=/tmp/results/llama bash bench/gpu_llama_cuda.sh finish
+  OUT=/tmp/results/llama RETURN_WHEEL=1 bash bench/gpu_llama_cuda.sh finish
   OUT=/tmp/results/embeddings FROM_PACK=1 QUICK=1 \
     ENGINES=torch-encoder-fp16,transformers-fp16,torch-encoder-fp16-pipelined,transformers-fp16-pipelined \
     bash bench/gpu_embeddings.sh
