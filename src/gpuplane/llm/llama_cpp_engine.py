@@ -30,15 +30,18 @@ from gpuplane.llm.engines import GGUF_NAME, Job
 from gpuplane.llm.step_plan import Feed, Stream, advance, plan_step
 
 PREFILL_BATCH = 512  # tokens a step may carry (llama.cpp's default batch)
-_backend_started = threading.Lock()
+_backend = threading.Lock()
+_backend_started: list[bool] = []
 
 
 def _start_backend() -> None:
     """llama.cpp's one-time initialisation (the Llama class does it on first use); its
     log keeps to errors, as the Llama class's ``verbose=False`` does."""
-    with _backend_started:
-        set_verbose(False)
-        llama_cpp.llama_backend_init()
+    with _backend:
+        if not _backend_started:
+            set_verbose(False)
+            llama_cpp.llama_backend_init()
+            _backend_started.append(True)
 
 
 class _Active:
@@ -187,6 +190,8 @@ class LlamaCppEngine:
         for feed, position in sampled_at:
             each = by_stream[id(feed.stream)]
             token = llama_cpp.llama_sampler_sample(each.sampler, self._ctx.ctx, position)
+            # End of generation: EOS and the template's end-of-turn token (<|im_end|>), as
+            # the vocabulary marks them (what llama-cpp-python's own completion loop checks).
             if llama_vocab_is_eog(self._model.vocab, token):
                 self._send(each.job, [], True, None)
                 self._release(each, active, free)
