@@ -81,7 +81,9 @@ def choose_engine(
         if device == "cuda" and not gpu_by_llama:
             raise ValueError("--engine llama-cpp --device cuda: the installed llama-cpp-python "
                              "has no GPU backend, or it finds no GPU")  # fmt: skip
-        return engine, "cuda" if device == "auto" and gpu_by_llama else device
+        if device == "auto":
+            device = "cuda" if gpu_by_llama else "cpu"
+        return engine, device
     if engine == "auto" and device != "cpu" and gpu_by_llama:
         # A CUDA build of llama.cpp starts without torch and transformers, whose imports
         # alone take 12 s on the GPU machine (docs/llm.md): what a wake from zero pays.
