@@ -50,7 +50,6 @@ class _Active:
     def __init__(self, job: Job, seq_id: int) -> None:
         self.job = job
         self.stream = Stream(seq_id, job.prompt_ids)
-        self.produced = 0
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         sampling = job.sampling
         if sampling.temperature == 0.0:
@@ -168,7 +167,7 @@ class LlamaCppEngine:
             waiting.append(job)
 
     def _step(self, active: list[_Active], free: list[int]) -> None:
-        by_stream = {id(a.stream): a for a in active}
+        by_sequence = {a.stream.seq_id: a for a in active}
         feeds = plan_step([a.stream for a in active], PREFILL_BATCH)
         batch = self._batch.batch
         index = 0
@@ -188,7 +187,7 @@ class LlamaCppEngine:
         self._ctx.decode(self._batch)
         advance(feeds)
         for feed, position in sampled_at:
-            each = by_stream[id(feed.stream)]
+            each = by_sequence[feed.stream.seq_id]
             token = llama_cpp.llama_sampler_sample(each.sampler, self._ctx.ctx, position)
             # End of generation: EOS and the template's end-of-turn token (<|im_end|>), as
             # the vocabulary marks them (what llama-cpp-python's own completion loop checks).
@@ -196,10 +195,10 @@ class LlamaCppEngine:
                 self._send(each.job, [], True, None)
                 self._release(each, active, free)
                 continue
-            each.produced += 1
-            self._send(each.job, [int(token)], False, None)
-            if each.produced >= each.job.sampling.max_tokens:
-                self._send(each.job, [], True, None)
+            # The tokens fed back so far, and this one.
+            last = each.stream.generated_fed + 1 >= each.job.sampling.max_tokens
+            self._send(each.job, [int(token)], last, None)
+            if last:
                 self._release(each, active, free)
             else:
                 each.stream.last_token = int(token)
