@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 
@@ -122,16 +123,20 @@ class Batcher:
             if not batch:
                 continue
             started = self.clock()
-            try:
-                prepared = await loop.run_in_executor(
-                    self._preparer, self.prepare, [item.text for item in batch]
-                )
+            texts = [item.text for item in batch]
+            if computing is None or computing.done():
+                # The model is free: one hop to its thread, as a lone request wants.
+                work = partial(self._prepare_and_embed, texts)
+                computing = loop.create_task(self._compute(batch, work, started))
+                continue
+            try:  # a full batch behind a busy model: tokenised meanwhile
+                prepared = await loop.run_in_executor(self._preparer, self.prepare, texts)
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error
                 _fail(batch, error)
                 continue
-            if computing is not None:
-                await asyncio.wait({computing})  # one batch in the model, the next ready
-            computing = loop.create_task(self._compute(batch, prepared, started))
+            await asyncio.wait({computing})  # one batch in the model, the next ready
+            work = partial(self.embed, prepared)
+            computing = loop.create_task(self._compute(batch, work, started))
 
     async def _due(self) -> None:
         """Until a batch is due: texts queued, and full or waited ``max_wait``."""
@@ -161,10 +166,15 @@ class Batcher:
         finally:
             arrival.cancel()
 
-    async def _compute(self, batch: list[_Item], prepared: Any, started: float) -> None:
+    def _prepare_and_embed(self, texts: list[str]) -> tuple[list[Any], list[int]]:
+        return self.embed(self.prepare(texts))
+
+    async def _compute(
+        self, batch: list[_Item], work: Callable[[], tuple[list[Any], list[int]]], started: float
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
-            vectors, token_counts = await loop.run_in_executor(self._worker, self.embed, prepared)
+            vectors, token_counts = await loop.run_in_executor(self._worker, work)
         except Exception as error:  # noqa: BLE001 - every waiting request gets the error
             _fail(batch, error)
             return
