@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -501,14 +502,15 @@ def test_down_leaves_nothing(cluster: Cluster) -> None:
     assert "/var/lib/kubelet" not in Path("/proc/self/mountinfo").read_text()
 
 
-@pytest.mark.timeout(1200)  # up with services, two acts, two images of several GB
+@pytest.mark.timeout(1500)  # up with services, three acts, three images of several GB
 def test_the_demo_plays_on_the_real_gpu_node(tmp_path_factory: pytest.TempPathFactory) -> None:
     """`make demo`'s story with the gpu node real (after the cluster above is down: one
     kubelet node per host): `up` with Prometheus, the traffic simulator and the downscaler,
     then `sim demo`. Act one: the placeholder inference holds the real GPU, its GPU signal
     comes from gpu-exporter (NVML), it is scaled to zero, the training Job gets the freed
     GPU, the inference is restored. Act two: the real service on CUDA behind the activator,
-    scaled to zero, 20 requests held and all answered."""
+    scaled to zero, 20 requests held and all answered. Act three: the chat model on CUDA
+    (transformers), scaled to zero, a streamed chat held, its first token timed."""
     interpreter = torch_python()
     # A short state path: containerd's sockets live under it (104 characters at most).
     demo = Cluster(tmp_path_factory.mktemp("demo"), "e2e-demo")
@@ -533,8 +535,19 @@ def test_the_demo_plays_on_the_real_gpu_node(tmp_path_factory: pytest.TempPathFa
             "every dashboard panel now has data",
             "the zero-loss wake: the real service on agent-2",
             "wake: held 20, answered 20, lost 0",
+            "the streamed wake: the chat model on agent-2",
+            "a streamed chat through the activator: ",
+            "llm scaled to 0",
+            "wake: held 1, lost 0; first token",
+            "llm back at 1 replica(s)",
+            "chat act complete",
         ):
             assert step in story, out
+        # The time to the first token after a wake from zero, on the GPU, into timings.json.
+        first = re.search(r"held 1, lost 0; first token ([0-9.]+)s", story)
+        assert first is not None, out
+        TIMINGS["demo_chat_first_token_after_wake_seconds"] = float(first.group(1))
+        (OUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
     finally:
         collect_logs(demo, "demo-")
         code, out, err = demo.run("down")

@@ -33,6 +33,10 @@ def test_demo_story_end_to_end(sim_cluster: SimCluster) -> None:
             demo.stdout
         )
         assert "held 20" not in demo.stdout
+        assert (
+            "the streamed wake (the chat model behind the activator): not run, every node is KWOK"
+            in demo.stdout
+        )
         check = sim_cluster.cli("observability", "check", "--live", "-o", "json")
         failed = [row for row in json.loads(check.stdout) if not row["ok"]]
         assert check.code == 0 and not failed, json.dumps(failed, indent=2)

@@ -43,6 +43,7 @@ from gpuplane.kube.apply import apply_files
 from gpuplane.kube.client import http_client
 from gpuplane.metrics_text import sample_sum
 from gpuplane.observability.promql import finite_samples, instant_query
+from gpuplane.simulation.wake_timeline import STEPS, WakeTimeline, service_phases
 from gpuplane.toolchain.images import (
     ACTIVATOR_NAME,
     DOWNSCALER_NAME,
@@ -61,7 +62,6 @@ from tests.integration.conftest import (
 )
 from tests.integration.downscaler_kit import deployment, policy, replicas, services, wait_for
 from tests.integration.llm_kit import chat, stream_chat
-from tests.integration.wake_timeline import STEPS, WakeTimeline, service_phases
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "gpuplane-kubelet"
@@ -522,16 +522,19 @@ def test_a_chat_held_at_zero_wakes_the_real_llm_and_streams_token_by_token(
 def test_the_demo_wakes_the_real_service_through_the_activator_losing_nothing(
     kubelet_cluster: SimCluster,
 ) -> None:
-    """`sim demo` where the app node is real: after the KWOK GPU story, the real embeddings
-    service runs on the kubelet node behind the activator, is scaled to zero on the
-    activator's counter, and 20 requests that arrive at zero are held, wake it through the
-    annotation (restore cause "request", not the Prometheus query) and are all answered."""
+    """`sim demo --chat` where the app node is real: after the KWOK GPU story, the real
+    embeddings service runs on the kubelet node behind the activator, is scaled to zero on
+    the activator's counter, and 20 requests that arrive at zero are held, wake it through
+    the annotation (restore cause "request", not the Prometheus query) and are all answered.
+    Then the chat model (llama.cpp's CPU image) plays the same there with one streamed chat,
+    held at zero and streamed after the wake, its first token timed by phase."""
     client = kubelet_cluster.client
-    demo = kubelet_cluster.cli("sim", "demo")
+    demo = kubelet_cluster.cli("sim", "demo", "--chat")
     assert demo.code == 0, demo.stdout + demo.stderr
     out = demo.stdout
     print(out)  # the story's timings, in the report of a passing run (pytest -rP)
-    act_two = out[out.index("the zero-loss wake") :]
+    act_two = out[out.index("the zero-loss wake") : out.index("the streamed wake")]
+    act_three = out[out.index("the streamed wake") :]
     assert "story complete" in out[: out.index("the zero-loss wake")]
     for step in (
         f"starts on {NODE}, a kubelet node",
@@ -543,6 +546,19 @@ def test_the_demo_wakes_the_real_service_through_the_activator_losing_nothing(
         "wake act complete",
     ):
         assert step in act_two, out
+    for step in (
+        f"the chat model (apps/llm) starts on {NODE}",
+        "a streamed chat through the activator: ",
+        "llm-cpu scaled to 0",
+        "a streamed chat arrives at zero",
+        "wake: held 1, lost 0; first token",
+        "llm-cpu back at 1 replica(s)",
+        "the wake's steps, seconds from the chat: restored",
+        "the service's start: ",
+        "chat act complete",
+    ):
+        assert step in act_three, out
+    assert "not logged" not in act_three, out
     supervised = services(kubelet_cluster.env, CLUSTER)
     ports = supervised.ports()
     assert ports is not None
@@ -553,8 +569,9 @@ def test_the_demo_wakes_the_real_service_through_the_activator_losing_nothing(
     # The act cleans up after itself: no activator left, its policy and Deployment gone.
     assert supervised.pid("activator") is None and not supervised.running("activator")
     assert not (supervised.targets_dir / "activator.json").exists()
-    left = client.list(Deployment, namespace="ml", labels={"app.kubernetes.io/name": "inference"})
-    assert list(left) == []
+    for name in ("inference", "llm"):
+        left = client.list(Deployment, namespace="ml", labels={"app.kubernetes.io/name": name})
+        assert list(left) == [], name
 
 
 def test_an_auto_platform_beside_a_real_node_stays_kwok_and_says_why(

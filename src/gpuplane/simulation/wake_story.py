@@ -62,20 +62,26 @@ def choose_variant(platform: Platform, inference: Path) -> Variant | None:
     return None
 
 
-def routes(variant: Variant) -> list[dict[str, Any]]:
-    """The activator's one backend: the service's ready pods, called on their own
+def activator_routes(
+    variant: Variant, *, name: str, service: str, route: str
+) -> list[dict[str, Any]]:
+    """The activator's one backend: the variant's ready pods, called on their own
     addresses (the local backend runs no kube-proxy)."""
     return [
         {
-            "name": "embeddings",
+            "name": name,
             "namespace": NAMESPACE,
             "deployment": variant.deployment,
-            "service": SERVICE,
+            "service": service,
             "upstream": f"endpoints:{PORT}",
-            "match": {"pathPrefix": ROUTE},
+            "match": {"pathPrefix": route},
             "stripPrefix": True,
         }
     ]
+
+
+def routes(variant: Variant) -> list[dict[str, Any]]:
+    return activator_routes(variant, name="embeddings", service=SERVICE, route=ROUTE)
 
 
 class ActivatorAddress(Protocol):
@@ -112,23 +118,23 @@ class WakeOutcome:
     replicas: int  # after the wake: the ledger's count
 
 
-def _replicas(client: Client, deployment: str) -> int:
+def replicas(client: Client, deployment: str) -> int:
     spec = client.get(Deployment, deployment, namespace=NAMESPACE).spec
     return int(spec.replicas or 0) if spec else 0
 
 
-def _ready(client: Client, deployment: str) -> int:
+def ready_replicas(client: Client, deployment: str) -> int:
     status = client.get(Deployment, deployment, namespace=NAMESPACE).status
     return int(status.readyReplicas or 0) if status else 0
 
 
-def _pod_labels(client: Client, deployment: str) -> dict[str, Any]:
+def pod_labels(client: Client, deployment: str) -> dict[str, Any]:
     """The Deployment's pod selector (read once, then every poll lists pods by it)."""
     live = client.get(Deployment, deployment, namespace=NAMESPACE)
     return dict((live.spec.selector.matchLabels if live.spec else None) or {})
 
 
-def _pods_left(client: Client, labels: dict[str, Any]) -> int:
+def pods_left(client: Client, labels: dict[str, Any]) -> int:
     """Pods with ``labels``, terminating ones included (they still serve)."""
     return len(list(client.list(Pod, namespace=NAMESPACE, labels=labels)))
 
@@ -151,10 +157,23 @@ def _answered(answers: list[Answer]) -> int:
     return sum(a.code == 200 and a.embeddings == 1 for a in answers)
 
 
-def _held_total(http: httpx2.Client, activator: ActivatorAddress, variant: Variant) -> float:
-    text = http.get(f"{activator.metrics_url}/metrics").text
-    labels = {"namespace": NAMESPACE, "deployment": variant.deployment}
-    return sample_sum(text, "gpuplane_activator_hold_seconds_count", **labels)
+def wait_scaled_to_zero(client: Client, deployment: str, note: Callable[[str], None]) -> None:
+    """Until the downscaler has scaled ``deployment`` to zero and its last pod is gone."""
+    wait("the scale-down", lambda: replicas(client, deployment) == 0, 180)
+    # The last pod keeps serving while it leaves the endpoints (preStop), and requests it
+    # answers are not held: the act waits until none is left.
+    labels = pod_labels(client, deployment)
+    wait("the last pod to go", lambda: pods_left(client, labels) == 0, 120)
+    note(
+        f"downscaler: idle on the activator's counter -> {deployment} scaled to 0 "
+        "(its count in the ledger)"
+    )
+
+
+def held_total(metrics: str, deployment: str) -> float:
+    """Requests the activator has held for ``deployment``, from its /metrics text."""
+    labels = {"namespace": NAMESPACE, "deployment": deployment}
+    return sample_sum(metrics, "gpuplane_activator_hold_seconds_count", **labels)
 
 
 def run_wake_story(
@@ -176,7 +195,7 @@ def run_wake_story(
         f"{variant.deployment}: the real embeddings service (apps/inference) starts on "
         f"{variant.node}, a kubelet node"
     )
-    wait("the service to be ready", lambda: _ready(client, variant.deployment) >= 1, 300)
+    wait("the service to be ready", lambda: ready_replicas(client, variant.deployment) >= 1, 300)
     address = activator.start(routes(variant), {"maxHeld": 100, "maxHoldSeconds": REQUEST_TIMEOUT})
     try:
         url = f"{address.url}{ROUTE}v1/embeddings"
@@ -186,21 +205,14 @@ def run_wake_story(
             if _answered(warm) != WARM_REQUESTS:
                 raise OperationError(f"demo: the service answered {warm} through the activator")
             note(f"{WARM_REQUESTS} requests through the activator, all answered; then none")
-            wait("the scale-down", lambda: _replicas(client, variant.deployment) == 0, 180)
-            # The last pod keeps serving while it leaves the endpoints (preStop), and
-            # requests it answers are not held: the act waits until none is left.
-            labels = _pod_labels(client, variant.deployment)
-            wait("the last pod to go", lambda: _pods_left(client, labels) == 0, 120)
-            note(
-                f"downscaler: idle on the activator's counter -> {variant.deployment} "
-                "scaled to 0 (its count in the ledger)"
-            )
-            before = _held_total(http, address, variant)
+            wait_scaled_to_zero(client, variant.deployment, note)
+            metrics = f"{address.metrics_url}/metrics"
+            before = held_total(http.get(metrics).text, variant.deployment)
             note(f"{HELD_REQUESTS} requests arrive at zero: the activator holds them, asks a wake")
             with ThreadPoolExecutor(HELD_REQUESTS) as pool:
                 texts = [f"held request {i}" for i in range(HELD_REQUESTS)]
                 answers = list(pool.map(lambda text: _post(http, url, text), texts))
-            held = int(_held_total(http, address, variant) - before)
+            held = int(held_total(http.get(metrics).text, variant.deployment) - before)
         answered = _answered(answers)
         outcome = WakeOutcome(
             held=held,
@@ -208,7 +220,7 @@ def run_wake_story(
             lost=HELD_REQUESTS - answered,
             first_answer_seconds=min(a.seconds for a in answers),
             last_answer_seconds=max(a.seconds for a in answers),
-            replicas=_replicas(client, variant.deployment),
+            replicas=replicas(client, variant.deployment),
         )
         note(
             f"wake: held {outcome.held}, answered {outcome.answered}, lost {outcome.lost}; "

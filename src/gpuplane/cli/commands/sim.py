@@ -17,6 +17,7 @@ from gpuplane.cli.python_choice import Interpreter, add_python_option, chosen_in
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
 from gpuplane.observability.promql import scalar_or_zero
+from gpuplane.simulation.chat_wake_story import choose_chat_variant, run_chat_wake_story
 from gpuplane.simulation.demo_story import Step, run_story
 from gpuplane.simulation.traffic_client import TrafficClient, parse_target
 from gpuplane.simulation.wake_story import choose_variant, run_wake_story
@@ -42,6 +43,12 @@ def register(verbs: Any) -> argparse.ArgumentParser:
         "where a kubelet node runs, then the real service's zero-loss wake through the activator",
     )
     add_python_option(story, "the real service's image is assembled from (kubelet nodes)")
+    story.add_argument(
+        "--chat",
+        action="store_true",
+        help="play the chat model's streamed wake on the app node too (by default only on a "
+        "real gpu node); its CPU image needs llama-cpp-python (make llm)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -54,7 +61,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
     client = TrafficClient(services.traffic_url(platform))
     if interpreter is not None:
         stage = Stage(backend, services, image_store(backend, "sim demo"), resolved.lines())
-        return demo(context, stage, platform, client, interpreter)
+        return demo(context, stage, platform, client, interpreter, chat_on_app_node=args.chat)
     if args.action == "set":
         namespace, deployment = parse_target(args.target)
         if args.rps < 0:
@@ -121,9 +128,12 @@ def demo(
     platform: Platform,
     traffic: TrafficClient,
     interpreter: Interpreter,
+    *,
+    chat_on_app_node: bool,
 ) -> int:
     """Act one (the downscaler story), then where a kubelet node runs, act two (the zero-loss
-    wake); the service images are assembled from ``interpreter``."""
+    wake) and act three (the chat model's streamed wake: on a real gpu node, or on the app
+    node when asked); the service images are assembled from ``interpreter``."""
     python, extra = interpreter.python, interpreter.site_dirs
     context.console.print(
         "the downscaler story (local backend; timings from apps/demo/policy.yaml)"
@@ -165,7 +175,7 @@ def demo(
             "or runtime: kubelet)",
             highlight=False,
         )
-        return int(ExitCode.OK)
+        return chat_act(context, stage, platform, interpreter, on_app_node=chat_on_app_node)
     context.console.print(
         f"the zero-loss wake: the real service on {variant.node}, behind the activator",
         highlight=False,
@@ -182,4 +192,49 @@ def demo(
         client, repo_root() / "apps", variant, BackendActivator(stage.services, platform), note
     )
     context.console.print(f"wake act complete in {time.monotonic() - start:.0f}s", highlight=False)
+    return chat_act(context, stage, platform, interpreter, on_app_node=chat_on_app_node)
+
+
+def chat_act(
+    context: Context,
+    stage: Stage,
+    platform: Platform,
+    interpreter: Interpreter,
+    *,
+    on_app_node: bool,
+) -> int:
+    """Act three: the chat model woken from zero by a streamed chat, where it plays."""
+    apps = repo_root() / "apps"
+    variant, why_not = choose_chat_variant(platform, apps / "llm", on_app_node=on_app_node)
+    if variant is None:
+        context.console.print(
+            f"the streamed wake (the chat model behind the activator): not run, {why_not}",
+            highlight=False,
+        )
+        return int(ExitCode.OK)
+    context.console.print(
+        f"the streamed wake: the chat model on {variant.node}, behind the activator",
+        highlight=False,
+    )
+    python, extra = interpreter.python, interpreter.site_dirs
+    context.reporter().step(f"the chat model's image from {python}, imported into the node")
+    try:
+        images = stage.images.build_service_images(platform, python, extra, kinds=("llm",))
+    except PrerequisiteError as missing:
+        if on_app_node:
+            raise  # asked for with --chat: what it lacks is an error
+        # Played by default on a gpu node: an interpreter without the chat model's
+        # packages skips the act (saying so) rather than failing the two acts before it.
+        context.console.print(f"  not run: {missing}", highlight=False)
+        return int(ExitCode.OK)
+    stage.images.load_images(platform, images)
+    start = time.monotonic()
+
+    def note(text: str) -> None:
+        context.console.print(f"  t+{time.monotonic() - start:5.1f}s  {text}", highlight=False)
+
+    client = connect(stage.backend.kubeconfig(platform))
+    activator = BackendActivator(stage.services, platform)
+    run_chat_wake_story(client, apps, variant, activator, note)
+    context.console.print(f"chat act complete in {time.monotonic() - start:.0f}s", highlight=False)
     return int(ExitCode.OK)
