@@ -2,10 +2,13 @@
 down here): added latency p50/p99 against calling the backend directly at 100 and 500
 requests/s (open loop, 127.0.0.1 only; alternating windows, medians, host stalls flagged
 by a canary) and the activator process's CPU time per proxied request (from /proc); how
-many requests one activator holds before the first failure; and, on a wake from zero,
-the time from the first held request to its response. Prints JSON.
-Goal: p99 added <= 2 ms on this machine.
+many requests one activator holds before the first failure; on a wake from zero, the time
+from the first held request to its response; and for server-sent event streams shaped like
+a chat model's (one small JSON chunk a token, 5 ms apart: 200 tokens/s), the delay the
+activator adds to each event, 1 and 16 streams at once. Prints JSON.
+Goals: p99 added <= 2 ms a request, <= 1 ms an event, on this machine.
 Run: .venv/bin/python bench/activator.py [--seconds 10] [--rounds 5] [--held 2000]
+     [--streams 1 16] [--stream-events 400] [--gap-ms 5]
 """
 
 from __future__ import annotations
@@ -43,11 +46,25 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = "gpuplane-bench-activator"
 NS = "bench"
 BACKEND = """
-import sys
+import asyncio, json, sys, time
 from aiohttp import web
 async def echo(request):
     return web.Response(body=await request.read() or b"ok")
+async def events(request):
+    # Server-sent events shaped like a chat model's stream (one small JSON chunk a token),
+    # each stamped with the system-wide monotonic clock when it is written.
+    count, gap = int(request.query["n"]), float(request.query["gap_ms"]) / 1000
+    answer = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await answer.prepare(request)
+    delta = {"choices": [{"index": 0, "delta": {"content": " token"}}], "object": "chunk"}
+    for _ in range(count):
+        chunk = dict(delta, sent_ns=time.monotonic_ns())
+        await answer.write(b"data: " + json.dumps(chunk).encode() + b"\\n\\n")
+        await asyncio.sleep(gap)
+    await answer.write(b"data: [DONE]\\n\\n")
+    return answer
 app = web.Application()
+app.router.add_get("/events", events)
 app.router.add_route("*", "/{tail:.*}", echo)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
@@ -134,6 +151,15 @@ def activator_pid(state: LocalState) -> int:
     return pid
 
 
+def median_of(windows: dict[str, list[dict[str, Any]]], path: str, key: str) -> float:
+    return round(statistics.median(w[key] for w in windows[path]), 3)
+
+
+def added(windows: dict[str, list[dict[str, Any]]], key: str) -> float:
+    """What the activator adds to ``key``: medians over each path's windows, subtracted."""
+    return round(median_of(windows, "activator", key) - median_of(windows, "direct", key), 3)
+
+
 def compare(
     direct: str, proxied: str, rate: float, args: argparse.Namespace, activator_pid: int
 ) -> dict[str, Any]:
@@ -154,7 +180,7 @@ def compare(
             windows[path].append(window)
 
     def median(path: str, key: str) -> float:
-        return round(statistics.median(w[key] for w in windows[path]), 3)
+        return median_of(windows, path, key)
 
     quiet = [
         round(via["p99_ms"] - plain["p99_ms"], 3)
@@ -162,10 +188,48 @@ def compare(
         if not plain["host_stall"] and not via["host_stall"]
     ]
     return {
-        "added_p50_ms": round(median("activator", "p50_ms") - median("direct", "p50_ms"), 3),
-        "added_p99_ms": round(median("activator", "p99_ms") - median("direct", "p99_ms"), 3),
+        "added_p50_ms": added(windows, "p50_ms"),
+        "added_p99_ms": added(windows, "p99_ms"),
         "added_p99_ms_rounds_without_host_stall": quiet,
         "activator_cpu_us_per_request": median("activator", "cpu_us_per_request"),
+        "windows": windows,
+    }
+
+
+async def event_delays(url: str, streams: int, events: int, gap_ms: float) -> list[float]:
+    """``streams`` event streams at once, ``events`` events each, ``gap_ms`` apart: for
+    every event, the time from the backend's write to the client's read (both on this
+    host's monotonic clock, so the figure is a delay, not a gap)."""
+    delays: list[float] = []
+
+    async def one(http: aiohttp.ClientSession) -> None:
+        async with http.get(url, params={"n": str(events), "gap_ms": str(gap_ms)}) as answer:
+            async for line in answer.content:
+                if line.startswith(b"data: {"):
+                    read = time.monotonic_ns()
+                    delays.append((read - json.loads(line[6:])["sent_ns"]) / 1e9)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=streams)) as http:
+        await asyncio.gather(*(one(http) for _ in range(streams)))
+    return delays
+
+
+def compare_streams(
+    direct: str, proxied: str, streams: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Alternating windows of ``streams`` concurrent event streams, direct then through the
+    activator, ``--rounds`` times; each path's quantiles are medians over its windows."""
+    windows: dict[str, list[dict[str, Any]]] = {"direct": [], "activator": []}
+    for _ in range(args.rounds):
+        for path, url in (("direct", direct), ("activator", proxied)):
+            delays = asyncio.run(event_delays(url, streams, args.stream_events, args.gap_ms))
+            windows[path].append(quantiles(delays))
+    return {
+        "streams": streams,
+        "events_per_stream": args.stream_events,
+        "gap_ms": args.gap_ms,
+        "added_p50_ms_per_event": added(windows, "p50_ms"),
+        "added_p99_ms_per_event": added(windows, "p99_ms"),
         "windows": windows,
     }
 
@@ -210,6 +274,13 @@ def main() -> None:
         "--rounds", type=int, default=5, help="direct/activator windows per rate (alternating)"
     )
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0])
+    parser.add_argument(
+        "--streams", type=int, nargs="+", default=[1, 16], help="concurrent event streams"
+    )
+    parser.add_argument("--stream-events", type=int, default=400, help="events per stream")
+    parser.add_argument(
+        "--gap-ms", type=float, default=5.0, help="between events (5 ms: 200 tokens/s)"
+    )
     on_own_cluster(run, parser.parse_args())
 
 
@@ -263,6 +334,8 @@ def run(state: LocalState, client: Client, work: Path, args: argparse.Namespace)
             wait("echo ready", lambda: answers(proxied))
             for rate in args.rates:
                 report[f"{rate:g}_rps"] = compare(direct, proxied, rate, args, activator_pid(state))
+            events = (f"http://127.0.0.1:{backend_port}/events", f"{address.url}/echo/events")
+            report["event_streams"] = [compare_streams(*events, n, args) for n in args.streams]
             report["held"] = asyncio.run(hold_many(f"{address.url}/ghost/x", metrics, args.held))
             # The wake: the downscaler scales echo to zero on the activator's counter.
             counter = f'gpuplane_activator_requests_total{{namespace="{NS}"}}'
