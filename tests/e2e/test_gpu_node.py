@@ -547,6 +547,16 @@ def test_the_demo_plays_on_the_real_gpu_node(tmp_path_factory: pytest.TempPathFa
         first = re.search(r"held 1, lost 0; first token ([0-9.]+)s", story)
         assert first is not None, out
         TIMINGS["demo_chat_first_token_after_wake_seconds"] = float(first.group(1))
+        # The GPU memory the chat model's pod held comes back when it is scaled to zero.
+        memory = re.search(
+            r"GPU memory \(gpu-exporter, NVML\): ([0-9,]+) MiB in use while serving, "
+            r"([0-9,]+) MiB after the scale to zero",
+            story,
+        )
+        assert memory is not None, out
+        serving, after = (float(m.replace(",", "")) for m in memory.groups())
+        assert after < serving, out
+        TIMINGS["demo_chat_gpu_memory_returned_mib"] = serving - after
         (OUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
     finally:
         collect_logs(demo, "demo-")

@@ -11,6 +11,7 @@ needs llama.cpp's Python package, a source build that the quick start does not p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,20 @@ def choose_chat_variant(
     return variant, ""
 
 
+# The real GPU's framebuffer in use, from gpu-exporter (NVML) through Prometheus; None where
+# no real GPU is scraped. Simulated series never count.
+GpuMemoryReader = Callable[[], float | None]
+GPU_MEMORY_QUERY = 'max(DCGM_FI_DEV_FB_USED{simulated!="true"})'
+# Prometheus sees the freed memory at its next scrape of gpu-exporter.
+GPU_MEMORY_SETTLE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    serving_mib: float  # with the chat model's pod on the GPU, after a chat
+    after_scale_down_mib: float  # once its pod is gone
+
+
 @dataclass(frozen=True)
 class ChatWakeOutcome:
     first_token_seconds: float  # from the chat's arrival at zero
@@ -73,6 +88,7 @@ class ChatWakeOutcome:
     service_start: str  # the woken service's own start-up phases, as it logged them
     held: int  # chats the activator held (its hold-time histogram)
     replicas: int  # after the wake: the ledger's count
+    gpu_memory: GpuMemory | None  # on a real GPU only
 
 
 def routes(variant: Variant) -> list[dict[str, Any]]:
@@ -100,12 +116,25 @@ def _phases(steps: dict[str, float]) -> str:
     return ", ".join(f"{step} {steps[step]:.2f}s" for step in STEPS if step in steps)
 
 
+def _freed(read: GpuMemoryReader, serving: float) -> float:
+    """The GPU memory in use once the scrape after the pod's exit shows it lower (or the
+    last reading after the settle time)."""
+    deadline = time.monotonic() + GPU_MEMORY_SETTLE_SECONDS
+    while True:
+        now = read()
+        if now is None or now < serving or time.monotonic() > deadline:
+            return serving if now is None else now
+        time.sleep(1.0)
+
+
 def run_chat_wake_story(
     client: Client,
     apps: Path,
     variant: Variant,
     activator: ActivatorControl,
     note: Callable[[str], None],
+    *,
+    gpu_memory: GpuMemoryReader | None = None,
 ) -> ChatWakeOutcome:
     demo, llm = apps / "demo", apps / "llm"
     apply_files(client, [llm / "namespace.yaml", llm / variant.manifest, llm / "service.yaml"])
@@ -121,8 +150,16 @@ def run_chat_wake_story(
         if not _streamed_whole(warm):
             raise OperationError(f"demo: the chat model answered {warm.status} {warm.body!r}")
         note(f"a streamed chat through the activator: {_describe(warm)}; then none")
+        serving = gpu_memory() if gpu_memory else None
         wait_scaled_to_zero(client, variant.deployment, note)
         labels = pod_labels(client, variant.deployment)
+        memory = None
+        if gpu_memory is not None and serving is not None:
+            memory = GpuMemory(serving, _freed(gpu_memory, serving))
+            note(
+                f"GPU memory (gpu-exporter, NVML): {memory.serving_mib:,.0f} MiB in use while "
+                f"serving, {memory.after_scale_down_mib:,.0f} MiB after the scale to zero"
+            )
         note("a streamed chat arrives at zero: the activator holds it, asks a wake")
         with httpx2.Client(trust_env=False, timeout=10) as http:
             metrics = f"{address.metrics_url}/metrics"
@@ -151,6 +188,7 @@ def run_chat_wake_story(
             service_start=service_phases(log),
             held=held,
             replicas=replicas(client, variant.deployment),
+            gpu_memory=memory,
         )
         note(
             f"wake: held {outcome.held}, lost 0; first token {outcome.first_token_seconds:.2f}s "

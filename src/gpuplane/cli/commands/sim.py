@@ -16,8 +16,12 @@ from gpuplane.cli.context import Context
 from gpuplane.cli.python_choice import Interpreter, add_python_option, chosen_interpreter
 from gpuplane.errors import BadInputError, ExitCode, PrerequisiteError
 from gpuplane.kube import connect
-from gpuplane.observability.promql import scalar_or_zero
-from gpuplane.simulation.chat_wake_story import choose_chat_variant, run_chat_wake_story
+from gpuplane.observability.promql import instant_query, scalar_or_zero
+from gpuplane.simulation.chat_wake_story import (
+    GPU_MEMORY_QUERY,
+    choose_chat_variant,
+    run_chat_wake_story,
+)
 from gpuplane.simulation.demo_story import Step, run_story
 from gpuplane.simulation.traffic_client import TrafficClient, parse_target
 from gpuplane.simulation.wake_story import choose_variant, run_wake_story
@@ -235,6 +239,15 @@ def chat_act(
 
     client = connect(stage.backend.kubeconfig(platform))
     activator = BackendActivator(stage.services, platform)
-    run_chat_wake_story(client, apps, variant, activator, note)
+    url = stage.services.prometheus_url(platform)
+
+    def gpu_memory() -> float | None:
+        """The real GPU's memory in use, where gpu-exporter is scraped (a real gpu node)."""
+        if url is None or variant.manifest != "server-gpu.yaml":
+            return None
+        answer = instant_query(url, GPU_MEMORY_QUERY).get("result") or []
+        return float(answer[0]["value"][1]) if answer else None
+
+    run_chat_wake_story(client, apps, variant, activator, note, gpu_memory=gpu_memory)
     context.console.print(f"chat act complete in {time.monotonic() - start:.0f}s", highlight=False)
     return int(ExitCode.OK)
