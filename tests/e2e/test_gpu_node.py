@@ -510,7 +510,8 @@ def test_the_demo_plays_on_the_real_gpu_node(tmp_path_factory: pytest.TempPathFa
     comes from gpu-exporter (NVML), it is scaled to zero, the training Job gets the freed
     GPU, the inference is restored. Act two: the real service on CUDA behind the activator,
     scaled to zero, 20 requests held and all answered. Act three: the chat model on CUDA
-    (transformers), scaled to zero, a streamed chat held, its first token timed."""
+    (llama.cpp where the run brings its CUDA build, LLAMA_SITE; else transformers), scaled
+    to zero, a streamed chat held, its first token timed, its GPU memory given back."""
     interpreter = torch_python()
     # A short state path: containerd's sockets live under it (104 characters at most).
     demo = Cluster(tmp_path_factory.mktemp("demo"), "e2e-demo")

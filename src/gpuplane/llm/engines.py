@@ -12,12 +12,16 @@ batching is also the engine for many concurrent streams."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from gpuplane.llm.api import Sampling
+from gpuplane.llm.cuda_libraries import preload_cuda_libraries
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "llama-cpp", "transformers")
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -98,11 +102,18 @@ def choose_engine(
 
 
 def llama_cpp_gpu() -> bool:
-    """llama-cpp-python built with a GPU backend (CUDA) and a GPU it can use."""
+    """llama-cpp-python built with a GPU backend (CUDA) and a GPU it can use. A CUDA build
+    whose CUDA libraries cannot be loaded answers False (and says why in the log)."""
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    import llama_cpp  # noqa: PLC0415 - the engine's own import, paid here once
-
+    preloaded = preload_cuda_libraries()
+    if preloaded:
+        log.info("CUDA libraries from NVIDIA's packages: %s", ", ".join(p.name for p in preloaded))
+    try:
+        import llama_cpp  # noqa: PLC0415 - the engine's own import, paid here once
+    except (OSError, RuntimeError) as error:  # its libraries, or theirs, failed to load
+        log.warning("llama-cpp-python cannot be loaded: %s", error)
+        return False
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
