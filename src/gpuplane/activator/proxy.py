@@ -25,9 +25,9 @@ from gpuplane.activator.upstream import (
     UpstreamPool,
 )
 from gpuplane.activator.wire import Reply, Request
+from gpuplane.shared.wake_annotation import WAKE_REPEAT_SECONDS  # asked again while holding
 
 log = logging.getLogger(__name__)
-WAKE_REPEAT_SECONDS = 5.0  # a lost or refused wake request is asked again while holding
 CONNECT_RETRY_SECONDS = 0.1  # a just-ready endpoint may not accept for a moment
 # How long a refused connection to an endpoint still listed as ready is retried: a pod
 # that stopped listening is removed from its EndpointSlice within moments (then the

@@ -15,6 +15,9 @@ from enum import StrEnum
 from gpuplane.downscaler.ledger import restore_target, value_to_record
 from gpuplane.downscaler.policy import MetricsLossAction, Policy
 from gpuplane.downscaler.readings import SignalReading, Verdict, WakeReading, verdict_of
+from gpuplane.shared.wake_annotation import WAKE_REQUEST_FRESH_SECONDS
+
+WAKE_REQUEST_FRESH = timedelta(seconds=WAKE_REQUEST_FRESH_SECONDS)
 
 
 class TargetState(StrEnum):
@@ -111,7 +114,7 @@ def decide(
                 Memory(idle_since=None, protected_until=now + policy.grace_period),
             )
         return _scaled_down(target, seen, policy, verdict=verdict, inputs=inputs, now=now)
-    return _running(target, policy, memory, verdict=verdict, inputs=inputs, now=now)
+    return _running(target, seen, policy, memory, verdict=verdict, inputs=inputs, now=now)
 
 
 def _scaled_down(
@@ -177,6 +180,7 @@ def _restore_cause(
 
 def _running(
     target: Target,
+    seen: Observation,
     policy: Policy,
     memory: Memory,
     *,
@@ -195,6 +199,19 @@ def _running(
             None,
             inputs.stable,
             inputs.live,
+            Memory(None, memory.protected_until),
+        )
+    asked = seen.wake_requested
+    if asked is not None and now - asked <= WAKE_REQUEST_FRESH:
+        # The activator holds requests for it right now (it repeats its wake request while
+        # it does): a service still starting after a wake has no answered requests to
+        # count yet, and must not be scaled down under them. Idle time starts after them.
+        return Decision(
+            verdict,
+            TargetState.RUNNING,
+            None,
+            f"requests held by the activator; {inputs.stable}",
+            f"requests held by the activator (wake requested at {asked:%H:%M:%S}); {inputs.live}",
             Memory(None, memory.protected_until),
         )
     idle_since = memory.idle_since or now

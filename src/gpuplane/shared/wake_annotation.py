@@ -9,6 +9,10 @@ from datetime import datetime
 from gpuplane.shared.kube_time import format_time, parse_time
 
 WAKE_REQUEST_ANNOTATION = "gpuplane.io/wake-requested"
+# The activator asks again this often while it holds requests, so a request younger than
+# WAKE_REQUEST_FRESH (three repeats) means requests are held right now.
+WAKE_REPEAT_SECONDS = 5.0
+WAKE_REQUEST_FRESH_SECONDS = 3 * WAKE_REPEAT_SECONDS
 
 
 def wake_request_value(now: datetime) -> str:

@@ -346,3 +346,44 @@ def test_a_prometheus_error_is_bounded_and_quoted() -> None:
     assert result.error is not None and len(result.error) < 300
     assert result.error.startswith("Prometheus answered 400: '")
     assert "\u001b" not in result.error and "\n" not in result.error
+
+
+def run_cycles(held_until: timedelta | None, minutes: int) -> list[timedelta]:
+    """A woken Deployment judged every 15 s with idle readings (its held requests are not
+    answered yet, so nothing counts them); while ``held_until`` the activator repeats its
+    wake request every 5 s. When each scale-down happens, from the restore."""
+    memory, downs = Memory(), []
+    target = Target("llm", 1, OLD, None)
+    for step in range(minutes * 4):
+        now = T0 + timedelta(seconds=15 * step)
+        since = now - T0
+        asked = None
+        if held_until is not None:
+            last = min(since, held_until)
+            asked = T0 + timedelta(seconds=5 * (last.total_seconds() // 5))
+        decision = decide(target, Observation(IDLE, None, None, asked), POLICY, memory, now)
+        memory = decision.memory
+        if decision.action is Action.SCALE_DOWN:
+            downs.append(since)
+            memory = Memory()
+    return downs
+
+
+def test_requests_held_by_the_activator_keep_a_woken_deployment_up() -> None:
+    """A cold start longer than idleFor: the held requests are the only sign of use. Without
+    the activator's repeated wake request the Deployment would be scaled down under them
+    (the first line: idleFor after the restore); with it, idle time starts only once the
+    last request is no longer held (its last repeat more than 15 s old)."""
+    assert run_cycles(None, 12) == [timedelta(minutes=10)]
+    downs = run_cycles(timedelta(minutes=12), 25)
+    assert downs and downs[0] >= timedelta(minutes=12) + POLICY.idle_for
+    assert downs[0] <= timedelta(minutes=12, seconds=30) + POLICY.idle_for
+    held = decide(
+        Target("llm", 1, OLD, None),
+        Observation(IDLE, None, None, T0 - timedelta(seconds=5)),
+        POLICY,
+        Memory(idle_since=T0 - timedelta(hours=1)),
+        T0,
+    )
+    assert held.action is None and held.memory.idle_since is None
+    assert held.reason.startswith("requests held by the activator")
