@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gpuplane.llm.api import Sampling
-from gpuplane.llm.cuda_libraries import preload_cuda_libraries
+from gpuplane.llm.cuda_libraries import load_llama_cpp, preloaded
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,16 @@ def llama_cpp_gpu() -> bool:
     whose CUDA libraries cannot be loaded answers False (and says why in the log)."""
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    preloaded = preload_cuda_libraries()
-    if preloaded:
-        log.info("CUDA libraries from NVIDIA's packages: %s", ", ".join(p.name for p in preloaded))
-    try:
-        import llama_cpp  # noqa: PLC0415 - the engine's own import, paid here once
-    except (OSError, RuntimeError) as error:  # its libraries, or theirs, failed to load
-        log.warning("llama-cpp-python cannot be loaded: %s", error)
+    failed = load_llama_cpp()  # already done by the service's first import: a no-op then
+    if failed:
+        log.warning("llama-cpp-python cannot be loaded: %s", failed)
         return False
+    if preloaded():
+        log.info(
+            "CUDA libraries from NVIDIA's packages: %s", ", ".join(p.name for p in preloaded())
+        )
+    import llama_cpp  # noqa: PLC0415 - loaded above
+
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 

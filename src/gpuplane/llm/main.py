@@ -12,6 +12,12 @@ from gpuplane.shared.cold_start import Startup, process_started_at
 # Before the heavy imports: their cost is the first cold-start phase.
 STARTUP = Startup(process_started_at())
 
+from gpuplane.llm.cuda_libraries import load_llama_cpp  # noqa: E402
+
+# llama.cpp's libraries before aiohttp's C++ extension (see load_llama_cpp: a CUDA build
+# crashed the other way round); a failure is reported where the engine is chosen.
+load_llama_cpp()
+
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import logging  # noqa: E402
