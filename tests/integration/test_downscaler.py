@@ -12,7 +12,9 @@ delete a Deployment.
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -27,6 +29,7 @@ from lightkube.types import PatchType
 from gpuplane.downscaler.kube_api import deployment_patch
 from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
+from gpuplane.shared.wake_annotation import wake_patch
 from tests.integration.conftest import SimCluster
 from tests.integration.downscaler_kit import (
     condition,
@@ -111,6 +114,49 @@ def test_wake_restores_the_exact_original_count(sim_cluster: SimCluster, ns: str
         timeout=10,
     )
     assert any("wake" in message for _, message in events(client, ns, "Restore"))
+
+
+def test_requests_held_by_the_activator_keep_an_idle_deployment_up(
+    sim_cluster: SimCluster, ns: str
+) -> None:
+    """A woken service still starting has answered nothing, so its request signal reads
+    idle; the activator holding its requests repeats its wake request (the annotation) every
+    few seconds. While that goes on the real downscaler leaves the Deployment up, for three
+    times idleFor; once it stops, the Deployment is scaled down as any idle one."""
+    client = sim_cluster.client
+    client.create(deployment(ns, "llm", 1))
+    set_traffic(sim_cluster.env, CLUSTER, ns, "llm", 0)
+    stop = threading.Event()
+
+    def activator_holding() -> None:  # the activator's own write, every 2 s
+        while not stop.is_set():
+            patch = wake_patch(datetime.now(UTC))
+            client.patch(Deployment, "llm", patch, namespace=ns, patch_type=PatchType.MERGE)
+            stop.wait(2)
+
+    holding = threading.Thread(target=activator_holding, daemon=True)
+    holding.start()
+    try:
+        client.create(policy(ns))
+        wait_for(
+            "the held requests in the status",
+            lambda: (
+                "requests held by the activator"
+                in target_status(client, ns, "llm").get("reason", "")
+            ),
+            timeout=30,
+        )
+        deadline = time.monotonic() + 12  # three times idleFor (4s)
+        while time.monotonic() < deadline:
+            assert replicas(client, ns, "llm") == 1
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        holding.join(5)
+    started = time.monotonic()
+    wait_for("scale to zero once nothing is held", lambda: scaled_down(client, ns, "llm"), 60)
+    # The last request is no longer held after 15 s, then idleFor: not before.
+    assert time.monotonic() - started >= 15
 
 
 def test_manual_scale_while_scaled_down_is_respected(sim_cluster: SimCluster, ns: str) -> None:
