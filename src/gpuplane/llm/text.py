@@ -42,11 +42,16 @@ class TextStream:
         return self._release(self._decode(self._ids), final=True)
 
     def _release(self, text: str, *, final: bool) -> str:
-        for stop in self._stops:
-            at = text.find(stop, max(0, self._sent - len(stop) + 1))
-            if at != -1:
-                self.stopped = True
-                return self._take(text, at)
+        # One token may complete several stops (or one that began before another): the
+        # answer ends before the earliest of them in the text.
+        found = [
+            at
+            for stop in self._stops
+            if (at := text.find(stop, max(0, self._sent - len(stop) + 1))) != -1
+        ]
+        if found:
+            self.stopped = True
+            return self._take(text, min(found))
         if final:
             return self._take(text, len(text))
         return self._take(text, len(text) - self._held(text))

@@ -50,11 +50,22 @@ def test_text_held_for_a_stop_that_never_completes_goes_out_at_the_end() -> None
                    max_size=3),
 )  # fmt: skip
 def test_what_goes_out_is_the_text_cut_at_the_first_stop(ids: list[int], stops: list[str]) -> None:
-    """Whatever the tokens and stops: the pieces joined are the whole decoded text up to the
-    earliest stop sequence (all of it when none occurs), and nothing after a stop."""
+    """Whatever the tokens and stops: generation ends at the first token after which a stop
+    sequence is in the text, and the pieces joined are that text up to the earliest stop in
+    it (all of the text when none occurs); nothing after a stop."""
     pieces, stream = run(ids, tuple(stops))
-    full = decode(ids)
-    found = [full.find(stop) for stop in stops if stop in full]
-    expected = full[: min(found)] if found else full
+    seen = [decode(ids[:k]).rstrip("\ufffd") for k in range(1, len(ids) + 1)] + [decode(ids)]
+    expected, stopped = decode(ids), False
+    for text in seen:
+        found = [text.find(stop) for stop in stops if stop in text]
+        if found:
+            expected, stopped = text[: min(found)], True
+            break
     assert "".join(pieces) == expected
-    assert stream.stopped == bool(found)
+    assert stream.stopped == stopped
+
+
+def test_a_stop_that_began_earlier_wins_over_one_that_ended_in_the_same_token() -> None:
+    # "lo" completes both "o" and "lo" at once: the answer ends before "lo".
+    pieces, stream = run([1, 2, 3], stops=("o", "lo"))
+    assert "".join(pieces) == "Hel" and stream.stopped
