@@ -82,11 +82,14 @@ class LlamaCppEngine:
             path_model=str(model_dir / GGUF_NAME), params=model_params, verbose=False
         )
         params = llama_cpp.llama_context_default_params()
-        # One sequence per slot, each with the whole context (a cache per sequence, not
-        # one shared buffer: the streams share no prefix worth it).
+        # One sequence per slot in one KV buffer with room for each slot's whole context.
+        # Unified, because llama.cpp splits a step over separate per-sequence caches into
+        # one sub-batch per run of consecutive sequence ids (split_equal, "sequential"):
+        # streams in slots 63, 62, ... were decoded one by one, eight streams slower than
+        # one on the H100 (docs/llm.md). One buffer takes the whole step in one sub-batch.
         params.n_ctx = context * slots
         params.n_seq_max = slots
-        params.kv_unified = False
+        params.kv_unified = True
         params.n_batch = params.n_ubatch = PREFILL_BATCH
         params.n_threads = params.n_threads_batch = threads
         self._ctx = LlamaContext(model=self._model, params=params, verbose=False)
