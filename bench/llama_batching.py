@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    failed = load_llama_cpp()
+    failed = load_llama_cpp().failed
     if failed:
         raise SystemExit(f"llama-cpp-python cannot be loaded: {failed}")
     import llama_cpp  # noqa: PLC0415

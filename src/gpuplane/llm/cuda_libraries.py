@@ -11,10 +11,12 @@ for its CUDA libraries.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import importlib.util
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 # In dependency order: cuBLAS needs cuBLASLt, and both need the runtime.
@@ -45,29 +47,27 @@ def preload_cuda_libraries() -> list[Path]:
     return files
 
 
-_loaded: list[Path] = []
+@dataclass(frozen=True)
+class LlamaLoad:
+    failed: str  # "" when loaded (or not installed), else why it cannot be loaded
+    cuda_libraries: tuple[Path, ...]  # loaded from NVIDIA's packages first
 
 
-def load_llama_cpp() -> str:
+@functools.cache
+def load_llama_cpp() -> LlamaLoad:
     """Where llama-cpp-python is installed: NVIDIA's CUDA libraries (if any) and then its
-    own, loaded once, before anything else in the process loads a C++ extension; "" when
-    done or not installed, else why it cannot be loaded.
+    own, loaded once per process (the answer is kept: sys.path is scanned once), before
+    anything else in the process loads a C++ extension.
 
     Why first: on the GPU machine (H100, 2026-12-07) a CUDA build of llama.cpp crashed
     (SIGSEGV in llama_model_load_from_file) in every process that had imported frozenlist
     (aiohttp's C++ extension) before it, and loaded the model in every process that
     imported llama_cpp first, aiohttp after."""
     if importlib.util.find_spec("llama_cpp") is None:
-        return ""
-    if not _loaded:
-        _loaded.extend(preload_cuda_libraries())
+        return LlamaLoad("", ())
+    files = tuple(preload_cuda_libraries())
     try:
         importlib.import_module("llama_cpp")
     except (OSError, RuntimeError) as error:  # its libraries, or theirs, failed to load
-        return str(error)
-    return ""
-
-
-def preloaded() -> list[Path]:
-    """The CUDA libraries load_llama_cpp loaded from NVIDIA's packages."""
-    return list(_loaded)
+        return LlamaLoad(str(error), files)
+    return LlamaLoad("", files)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gpuplane.llm.api import Sampling
-from gpuplane.llm.cuda_libraries import load_llama_cpp, preloaded
+from gpuplane.llm.cuda_libraries import load_llama_cpp
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,13 @@ def llama_cpp_gpu() -> bool:
     whose CUDA libraries cannot be loaded answers False (and says why in the log)."""
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    failed = load_llama_cpp()  # already done by the service's first import: a no-op then
-    if failed:
-        log.warning("llama-cpp-python cannot be loaded: %s", failed)
+    loaded = load_llama_cpp()  # done by the service's first import: the kept answer then
+    if loaded.failed:
+        log.warning("llama-cpp-python cannot be loaded: %s", loaded.failed)
         return False
-    if preloaded():
-        log.info(
-            "CUDA libraries from NVIDIA's packages: %s", ", ".join(p.name for p in preloaded())
-        )
+    if loaded.cuda_libraries:
+        names = ", ".join(path.name for path in loaded.cuda_libraries)
+        log.info("CUDA libraries from NVIDIA's packages: %s", names)
     import llama_cpp  # noqa: PLC0415 - loaded above
 
     return bool(llama_cpp.llama_supports_gpu_offload())

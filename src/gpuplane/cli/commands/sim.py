@@ -242,12 +242,13 @@ def chat_act(
     url = stage.services.prometheus_url(platform)
 
     def gpu_memory() -> float | None:
-        """The real GPU's memory in use, where gpu-exporter is scraped (a real gpu node)."""
-        if url is None or variant.manifest != "server-gpu.yaml":
-            return None
-        answer = instant_query(url, GPU_MEMORY_QUERY).get("result") or []
+        """The real GPU's memory in use, as gpu-exporter reports it through Prometheus."""
+        answer = instant_query(str(url), GPU_MEMORY_QUERY).get("result") or []
         return float(answer[0]["value"][1]) if answer else None
 
-    run_chat_wake_story(client, apps, variant, activator, note, gpu_memory=gpu_memory)
+    # Only a real gpu node has gpu-exporter scraped: elsewhere there is nothing to read.
+    on_gpu = url is not None and variant.manifest == "server-gpu.yaml"
+    reader = gpu_memory if on_gpu else None
+    run_chat_wake_story(client, apps, variant, activator, note, gpu_memory=reader)
     context.console.print(f"chat act complete in {time.monotonic() - start:.0f}s", highlight=False)
     return int(ExitCode.OK)
