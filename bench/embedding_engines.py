@@ -7,6 +7,9 @@ texts/s end to end (tokenise, copy, kernels, back to the host), and for the serv
 engine where the time goes (tokenise vs the rest). Engines:
 
 - ``ops-fp32``: the hand-written encoder over torch (the GPU path before this change);
+- ``torch-encoder-{fp32,fp16}``: PyTorch's TransformerEncoder on nested tensors, and its
+  fp16 variants ``-dense`` (no nested tensors) and ``-graphs`` (batches of up to 128
+  replayed from CUDA graphs: the service's GPU engine);
 - ``transformers-{fp32,fp16,bf16}``: transformers' BertModel with SDPA, sliced by length
   (what the service runs), and ``transformers-fp16-unsliced`` (one padded batch);
 - ``sentence-transformers-{fp32,fp16}``: the library's own ``encode``;
@@ -47,6 +50,12 @@ from gpuplane.inference.model import (
 )
 
 BATCHES = (1, 8, 32, 128, 512)
+# The torch engine's options, fp16: without nested tensors, and replayed from CUDA graphs
+# (the service's default on CUDA).
+TORCH_VARIANTS: dict[str, dict[str, bool]] = {
+    "torch-encoder-fp16-dense": {"nested": False},
+    "torch-encoder-fp16-graphs": {"cuda_graphs": True},
+}
 CORRECTNESS_TEXTS = 1000
 REFERENCE_TEXTS = 200
 WORDS = (  # noqa: SIM905 - a sentence of words reads better than a list
@@ -195,6 +204,11 @@ def engines(directory: Path, cuda: bool) -> tuple[Found, dict[str, EmbedStages]]
         found[f"torch-encoder-{short}"] = (vectors_of(embedder(native, tokenizer)), 512)
         if dtype == "float16":
             pipelines["torch-encoder-fp16-pipelined"] = EmbedStages(native, tokenizer)
+    for variant, options in TORCH_VARIANTS.items():
+        engine = TorchEncoderEngine(directory, config, "cuda", "float16", **options)
+        warm_shapes(engine, config.max_tokens, (1,))
+        found[variant] = (vectors_of(embedder(engine, tokenizer)), 512)
+        pipelines[f"{variant}-pipelined"] = EmbedStages(engine, tokenizer)
     for dtype in ("float32", "float16", "bfloat16"):
         engine = TransformersEngine(directory, "cuda", dtype)
         short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[dtype]
@@ -229,6 +243,25 @@ def versions() -> str:
         except ImportError:
             found.append(f"{package} absent")
     return ", ".join(found)
+
+
+def where_the_time_goes(directory: Path) -> dict[str, Any]:
+    """Tokenise vs engine per batch, for transformers and the service's GPU engine."""
+    from gpuplane.inference.torch_engine import TorchEncoderEngine  # noqa: PLC0415
+    from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
+
+    config = EncoderConfig.read(directory)
+    tokenizer = Tokenizer(directory, config.max_tokens)
+    engine = TransformersEngine(directory, "cuda", "float16")
+    graphed = TorchEncoderEngine(directory, config, "cuda", "float16", cuda_graphs=True)
+    warm_shapes(graphed, config.max_tokens, (1,))
+    return {
+        "where_the_time_goes_fp16": [split_times(tokenizer, engine, b, 128) for b in BATCHES],
+        "where_the_time_goes_torch_graphs": [
+            split_times(tokenizer, graphed, b, 128) for b in BATCHES
+        ],
+        "torch_graphs_engine": graphed.device_name,  # says whether graphs stayed on
+    }
 
 
 def main() -> None:
@@ -297,14 +330,7 @@ def main() -> None:
             args.output.write_text(json.dumps(result, indent=2) + "\n")
     result["engines"].update(measure_pipelines(pipelines, wanted, cuda, args.seconds))
     if cuda:
-        from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
-
-        config = EncoderConfig.read(directory)
-        tokenizer = Tokenizer(directory, config.max_tokens)
-        engine = TransformersEngine(directory, "cuda", "float16")
-        result["where_the_time_goes_fp16"] = [
-            split_times(tokenizer, engine, b, 128) for b in BATCHES
-        ]
+        result.update(where_the_time_goes(directory))
     text = json.dumps(result, indent=2)
     if args.output is not None:
         args.output.write_text(text + "\n")

@@ -71,12 +71,15 @@ $py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-
   -o "$out/service-c1.json" >/dev/null 2>> "$out/log.txt"
 echo "service c1: exit $?" >> "$out/run.txt"
 fi
-# The same through the torch-native engine (no transformers import).
-$py bench/inference.py --batch-sizes 1 --concurrency 1 --seconds 3 --server-max-batch 512 \
-  --server-engine torch -o "$out/service-torch-c1.json" >/dev/null 2>> "$out/log.txt"
-echo "service torch c1: exit $?" >> "$out/run.txt"
-$py bench/inference.py --batch-sizes 1,32,128,512 --concurrency 8 --seconds 3 \
-  --server-max-batch 512 --server-engine torch -o "$out/service-torch-c8.json" \
-  >/dev/null 2>> "$out/log.txt"
-echo "service torch c8: exit $?" >> "$out/run.txt"
+# The same through the torch-native engine (no transformers import): with CUDA graphs (its
+# default) and without, batch 1 also through aiohttp's client (a third of httpx2's cost).
+svc() { name=$1; shift; $py bench/inference.py --server-max-batch 512 --server-engine torch \
+  --seconds 3 -o "$out/$name.json" "$@" >/dev/null 2>> "$out/log.txt"
+  echo "$name: exit $?" >> "$out/run.txt"; }
+svc service-torch-c1 --batch-sizes 1 --concurrency 1
+svc service-torch-c1-aiohttp --batch-sizes 1 --concurrency 1 --client aiohttp
+svc service-torch-c1-aiohttp-nographs --batch-sizes 1 --concurrency 1 --client aiohttp \
+  --server-arg=--no-cuda-graphs
+svc service-torch-c8 --batch-sizes 1,32,128,512 --concurrency 8
+svc service-torch-c8-nographs --batch-sizes 128,512 --concurrency 8 --server-arg=--no-cuda-graphs
 cat "$out/run.txt"

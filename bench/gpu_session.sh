@@ -37,7 +37,7 @@ measure)
   final=$OUT
   OUT=/tmp/results/llama FROM_PACK=1 RETURN_WHEEL=1 bash bench/gpu_llama_cuda.sh finish
   OUT=/tmp/results/embeddings FROM_PACK=1 QUICK=1 \
-    ENGINES=${ENGINES:-torch-encoder-fp16,torch-encoder-fp16-pipelined} \
+    ENGINES=${ENGINES:-$(echo torch-encoder-fp16{,-dense,-graphs}{,-pipelined} | tr ' ' ,)} \
     bash bench/gpu_embeddings.sh
   mv /tmp/results/llama/wheel.part.* "$final/" 2>/dev/null
   cp /tmp/results/llama/run.txt "$final/llama-run.txt"

@@ -63,7 +63,9 @@ def main() -> None:
     stage = Path(sys.argv[1])
     tools, cache, pins = tools_dir(), cache_dir(), read_pins()
     platform = parse_platform(gpu_platform(), Path("e2e-gpu platform"))
-    names = (*needed_components(platform, pins), "kube-multicall")
+    # The Prometheus adapter is built on demand (`gpuplane autoscale up`); the e2e run's HPA
+    # test needs it on a host without Go.
+    names = (*needed_components(platform, pins), "kube-multicall", "prometheus-adapter")
     binaries = ensure_built(tools, cache, pins, only=names)
     images = LocalBackend(cache=cache).build_images(platform)
     multicall = component(pins, "kube-multicall")

@@ -6,12 +6,14 @@ the CDI device-list strategy (cdi-cri: containerd injects the allocated GPU);
 `verify` passes with no GPU check skipped and the smoke test's nvidia-smi names the GPU;
 a GPU pod sees its GPU, with RuntimeClass nvidia and without any;
 a pod asking for more GPUs than the node has stays Pending;
-time-slicing advertises N per GPU; `down` leaves nothing; then, on a cluster of its own
+time-slicing advertises N per GPU; the HPA adds a replica on GPU utilisation read through
+the real metrics adapter; `down` leaves nothing; then, on a cluster of its own
 with Prometheus and the other services, the demo's two acts play on the real gpu node.
 Timings go to $GPUPLANE_E2E_OUT/timings.json. Without a GPU: "not run: needs an NVIDIA GPU"."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -28,9 +30,11 @@ from xml.etree import ElementTree
 import httpx2
 import pytest
 import yaml
-from lightkube import Client
+from lightkube import ApiError, Client
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 from lightkube.resources.core_v1 import Node, Pod
+from lightkube.utils.quantity import parse_quantity
 
 from gpuplane.backends.local.kubelet.layout import (
     BRIDGE,
@@ -41,6 +45,7 @@ from gpuplane.backends.local.kubelet.layout import (
 from gpuplane.backends.local.services import free_port
 from gpuplane.backends.local.tokens import mint_token
 from gpuplane.cli.main import main
+from gpuplane.downscaler.resource import DownscalePolicy
 from gpuplane.kube import connect
 from gpuplane.kube.apply import apply_documents, apply_files
 from gpuplane.kube.files import user_kubeconfig, write_private
@@ -488,6 +493,99 @@ def test_time_slicing_advertises_n_per_gpu(cluster: Cluster) -> None:
     timed("time_slicing_seconds", start)
     assert code == 0, out + err
     assert gpu_allocatable(cluster.client) == 4 * PROBE.gpus
+
+
+GPU_UTIL_TARGET = "25"  # percent per pod: what a loaded MiniLM reaches, measured below
+
+
+def hpa_metric(hpa: HorizontalPodAutoscaler, name: str) -> float | None:
+    """The HPA's last reading of its Pods metric ``name`` (average per pod), if any."""
+    for current in (hpa.status.currentMetrics if hpa.status else None) or []:
+        if current.pods is not None and current.pods.metric.name == name:
+            value = parse_quantity(current.pods.current.averageValue)
+            return float(value) if value is not None else None
+    return None
+
+
+@pytest.mark.timeout(480)
+def test_the_hpa_scales_the_gpu_inference_on_gpu_utilisation(cluster: Cluster) -> None:
+    """Issue 30 with a real GPU: apps/autoscaling/inference-gpu.yaml as it is but for its GPU
+    utilisation target (25 % per pod, so the embeddings model's load crosses it), on the
+    real custom metrics path: gpu-exporter (NVML) -> Prometheus -> the Prometheus adapter ->
+    the API server's aggregator -> kube-controller-manager's HPA. Idle, the GPU reads 0 %
+    and the HPA keeps one replica; under load from inside the pod's network namespace it
+    adds a second, which gets a time-sliced share of the GPU (the test above left 4 per
+    GPU) and becomes Ready on it. Timings: load step -> second replica Ready."""
+    client = cluster.client
+    labels = {"app.kubernetes.io/name": "inference", "app.kubernetes.io/component": "gpu"}
+    # The earlier test's policy: Prometheus runs from here on, and the downscaler with it.
+    with contextlib.suppress(ApiError):
+        client.delete(DownscalePolicy, "gpu-idle", namespace="ml")
+    start = time.monotonic()
+    code, out, err = cluster.run("up")  # the same cluster, now with Prometheus and services
+    timed("up_services_seconds", start)
+    assert code == 0, out + err
+    start = time.monotonic()
+    code, out, err = cluster.run("autoscale", "up")
+    timed("autoscale_up_seconds", start)
+    assert code == 0, out + err
+    wait_ready_pod(client, "ml", labels, 120)
+    manifest = yaml.safe_load((REPO / "apps" / "autoscaling" / "inference-gpu.yaml").read_text())
+    gpu = next(m for m in manifest["spec"]["metrics"] if m["type"] == "Pods")
+    assert gpu["pods"]["metric"]["name"] == "gpu_utilization_percent"
+    gpu["pods"]["target"]["averageValue"] = GPU_UTIL_TARGET
+    apply_documents(client, [manifest])
+    try:
+
+        def read_idle() -> bool:
+            hpa = client.get(HorizontalPodAutoscaler, "inference", namespace="ml")
+            return hpa_metric(hpa, "gpu_utilization_percent") is not None
+
+        wait_until("the HPA reading GPU utilisation", read_idle, 180)
+        idle = hpa_metric(client.get(HorizontalPodAutoscaler, "inference", namespace="ml"),
+                          "gpu_utilization_percent")  # fmt: skip
+        TIMINGS["hpa_gpu_utilisation_idle_percent"] = idle or 0.0
+        assert replicas_of(client) == 1
+        pid = pid_running(b"gpuplane.inference.main")
+        bench = ["nsenter", "-t", str(pid), "-n", sys.executable,
+                 str(REPO / "bench" / "inference.py"), "--url", "http://127.0.0.1:8000",
+                 "--seconds", "150", "--concurrency", "8", "--batch-sizes", "128",
+                 "-o", str(OUT / "hpa-gpu-load.json")]  # fmt: skip
+        step = time.monotonic()
+        with (OUT / "hpa-gpu-load.log").open("wb") as log:
+            load = subprocess.Popen(bench, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until("a second replica", lambda: replicas_of(client) >= 2, 150)
+            TIMINGS["hpa_gpu_step_to_scale_out_seconds"] = round(time.monotonic() - step, 2)
+            hpa = client.get(HorizontalPodAutoscaler, "inference", namespace="ml")
+            loaded = hpa_metric(hpa, "gpu_utilization_percent")
+            TIMINGS["hpa_gpu_utilisation_loaded_percent"] = loaded or 0.0
+            assert loaded is not None and loaded > float(GPU_UTIL_TARGET), hpa.status
+            wait_until("two Ready replicas", lambda: ready_of(client) >= 2, 150)
+            TIMINGS["hpa_gpu_step_to_second_replica_ready_seconds"] = round(
+                time.monotonic() - step, 2
+            )
+            pods = list(client.list(Pod, namespace="ml", labels=labels))
+            assert {p.spec.nodeName for p in pods if p.spec} == {GPU_NODE}
+        finally:
+            load.terminate()
+            load.wait(30)
+        (OUT / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
+    finally:
+        with contextlib.suppress(ApiError):
+            client.delete(HorizontalPodAutoscaler, "inference", namespace="ml")
+        code, out, err = cluster.run("autoscale", "down")
+        assert code == 0, out + err
+
+
+def replicas_of(client: Client) -> int:
+    live = client.get(Deployment, "inference", namespace="ml")
+    return (live.spec.replicas if live.spec else 0) or 0
+
+
+def ready_of(client: Client) -> int:
+    live = client.get(Deployment, "inference", namespace="ml")
+    return (live.status.readyReplicas if live.status else 0) or 0
 
 
 def test_down_leaves_nothing(cluster: Cluster) -> None:

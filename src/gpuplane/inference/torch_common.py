@@ -20,8 +20,13 @@ def on_device(torch: Any, batch: Batch, device: str) -> tuple[Any, Any, Any]:
 
 def mean_pooled_unit_vectors(torch: Any, hidden: Any, mask: Any) -> Any:
     """(batch, dimensions) float32 unit vectors on the host."""
+    return unit_vectors_on_device(torch, hidden, mask).cpu().numpy()
+
+
+def unit_vectors_on_device(torch: Any, hidden: Any, mask: Any) -> Any:
+    """(batch, dimensions) float32 unit vectors, left on the device."""
     # In float32: a sum over up to 256 tokens in half precision loses digits.
     weights = mask.unsqueeze(-1).to(torch.float32)
     summed = (hidden.to(torch.float32) * weights).sum(dim=1)
     pooled = summed / weights.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, p=2.0, dim=-1).cpu().numpy()
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=-1)

@@ -7,21 +7,44 @@ Why a second torch engine: importing transformers takes 7 s on the GPU host (mea
 `bench/gpu_embeddings.sh`, "import transformers 7.06s" of an 11.7 s cold start), and a
 wake from zero pays every second of it. PyTorch ships the same post-norm encoder layer
 BERT uses (GELU, LayerNorm after each residual); only the weight names differ, mapped
-below. Embeddings (word + position + token type, LayerNorm) are three lookups."""
+below. Embeddings (word + position + token type, LayerNorm) are three lookups.
+
+With ``cuda_graphs`` (the service's default on CUDA) batches of up to 128 rows replay a
+CUDA graph of the same layers without nested tensors (building one syncs with the host,
+which a graph cannot hold): see gpuplane.inference.cuda_graphs. A capture that fails
+turns graphs off for the process, logged, and the nested path answers."""
 
 from __future__ import annotations
 
+import copy
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
+from gpuplane.inference.cuda_graphs import GraphedForward
 from gpuplane.inference.model import Batch, EncoderConfig
-from gpuplane.inference.torch_common import mean_pooled_unit_vectors, on_device
+from gpuplane.inference.torch_common import (
+    mean_pooled_unit_vectors,
+    on_device,
+    unit_vectors_on_device,
+)
 from gpuplane.inference.weights import WeightsError
+
+log = logging.getLogger("gpuplane.inference")
 
 
 class TorchEncoderEngine:
-    def __init__(self, directory: Path, config: EncoderConfig, device: str, dtype: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: EncoderConfig,
+        device: str,
+        dtype: str,
+        *,
+        cuda_graphs: bool = False,
+        nested: bool = True,
+    ) -> None:
         import torch  # noqa: PLC0415 - the GPU image's dependency only
         from safetensors.torch import load_file  # noqa: PLC0415
 
@@ -45,8 +68,18 @@ class TorchEncoderEngine:
         self.embeddings = self.embeddings.to(device=device, dtype=kind).eval()
         self.device = device
         self.dtype = dtype
+        # The same layers without nested tensors: for CUDA graphs, and for measuring.
+        self.dense = dense_twin(self.encoder)
+        if not nested:
+            self.encoder = self.dense
+        self.graphed = (
+            GraphedForward(torch, self._dense_forward, device)
+            if cuda_graphs and device == "cuda"
+            else None
+        )
+        how = ", CUDA graphs" if self.graphed is not None else ""
         self.device_name = (
-            f"{torch.cuda.get_device_name(0)} (torch TransformerEncoder, {dtype})"
+            f"{torch.cuda.get_device_name(0)} (torch TransformerEncoder, {dtype}{how})"
             if device == "cuda"
             else f"cpu (torch TransformerEncoder, {dtype})"
         )
@@ -58,9 +91,34 @@ class TorchEncoderEngine:
     def embed(self, batch: Batch) -> Any:
         torch = self.torch
         with torch.inference_mode():
+            if self.graphed is not None:
+                vectors = self._replayed(self.graphed, batch)
+                if vectors is not None:
+                    return vectors
             ids, mask, _ = on_device(torch, batch, self.device)
             hidden = self.encoder(self.embeddings(ids), src_key_padding_mask=mask == 0)
             return mean_pooled_unit_vectors(torch, hidden, mask)
+
+    def _replayed(self, graphed: GraphedForward, batch: Batch) -> Any | None:
+        try:
+            return graphed(batch.ids, batch.mask)
+        except RuntimeError as error:
+            log.warning("CUDA graphs off: capturing %s failed: %s", batch.ids.shape, error)
+            self.graphed = None
+            self.device_name = self.device_name.replace(", CUDA graphs", "")
+            return None
+
+    def _dense_forward(self, ids: Any, mask: Any) -> Any:
+        hidden = self.dense(self.embeddings(ids), src_key_padding_mask=mask == 0)
+        return unit_vectors_on_device(self.torch, hidden, mask)
+
+
+def dense_twin(encoder: Any) -> Any:
+    """``encoder`` sharing its layers, that never builds nested tensors."""
+    twin = copy.copy(encoder)  # a new attribute dict; the same layer modules
+    twin.enable_nested_tensor = False
+    twin.use_nested_tensor = False
+    return twin
 
 
 def encoder_from(torch: Any, w: dict[str, Any], config: EncoderConfig) -> Any:

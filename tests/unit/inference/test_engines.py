@@ -7,6 +7,7 @@ import numpy
 import pytest
 from tokenizers import Tokenizer as HfTokenizer
 
+from gpuplane.inference.cuda_graphs import graph_rows
 from gpuplane.inference.engines import EngineChoice, choose_engine
 from gpuplane.inference.model import (
     Encoder,
@@ -36,6 +37,29 @@ def test_the_engine_follows_the_device(
     flags: tuple[str, str, str], cuda: bool, chosen: EngineChoice
 ) -> None:
     assert choose_engine(*flags, cuda=cuda) == chosen
+
+
+@pytest.mark.parametrize(
+    ("flags", "cuda", "graphs"),
+    [
+        (("auto", "auto", "auto"), True, True),  # torch on CUDA: graphs where asked
+        (("auto", "auto", "auto"), False, False),  # numpy on the CPU
+        (("torch", "cpu", "auto"), True, False),  # no CUDA graph on the CPU
+        (("transformers", "auto", "auto"), True, False),  # transformers' own forward
+    ],
+)
+def test_cuda_graphs_only_for_the_torch_engine_on_cuda(
+    flags: tuple[str, str, str], cuda: bool, graphs: bool
+) -> None:
+    assert choose_engine(*flags, cuda=cuda, cuda_graphs=True).cuda_graphs is graphs
+    assert choose_engine(*flags, cuda=cuda, cuda_graphs=False).cuda_graphs is False
+
+
+@pytest.mark.parametrize(
+    ("rows", "graph"), [(1, 1), (2, 2), (3, 4), (33, 64), (128, 128), (129, None)]
+)
+def test_a_batch_runs_in_the_next_captured_row_count(rows: int, graph: int | None) -> None:
+    assert graph_rows(rows) == graph
 
 
 @pytest.mark.parametrize(
