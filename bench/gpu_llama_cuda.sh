@@ -19,6 +19,9 @@ out=${OUT:-/tmp/gpu-llama}
 mkdir -p "$stage" "$out"
 case ${1:?start|finish} in
 start)
+  # Once a machine: a call that carried build/llmgpu/a leaves it there for the next ones.
+  [ ! -f "$stage/started" ] || { echo "llama.cpp build: started earlier"; exit 0; }
+  touch "$stage/started"
   cp build/llmgpu/a/*.whl "$stage/"
   [ ! -f build/llmgpu/a/gguf.0 ] || cp build/llmgpu/a/gguf.0 "$stage/"
   tar -xJf build/llmgpu/a/llama-src.tar.xz -C "$stage"
