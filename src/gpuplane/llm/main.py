@@ -28,10 +28,12 @@ from aiohttp import web  # noqa: E402
 
 from gpuplane.llm.api import Sampling  # noqa: E402
 from gpuplane.llm.engines import (  # noqa: E402
+    CPU_BATCH_STREAMS,
     ENGINES,
     GGUF_NAME,
     Engine,
     Job,
+    batch_slots,
     choose_engine,
     cuda_usable,
     llama_cpp_gpu,
@@ -71,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-streams", type=bounded(int, 0, 1024), default=0,
         help="the llama.cpp engine's streams decoded together (continuous batching); 0: all "
-        "of --max-streams on a GPU, 1 on the CPU (two cores: a second stream halves each)",
+        f"of --max-streams on a GPU, {CPU_BATCH_STREAMS} on the CPU",
     )  # fmt: skip
     parser.add_argument("--max-waiting", type=bounded(int, 0, 100_000), default=64,
                         help="requests waiting for a slot; beyond it 503")  # fmt: skip
@@ -108,10 +110,8 @@ def load_engine(args: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> tu
         from gpuplane.llm.llama_cpp_engine import LlamaCppEngine  # noqa: PLC0415 - its engine only
 
         gpu = device == "cuda"
-        slots = args.batch_streams or (args.max_streams if gpu else 1)
-        engine = LlamaCppEngine(
-            directory, loop, args.context, gpu=gpu, slots=min(slots, args.max_streams)
-        )
+        slots = batch_slots(args.batch_streams, args.max_streams, gpu=gpu)
+        engine = LlamaCppEngine(directory, loop, args.context, gpu=gpu, slots=slots)
     else:
         from gpuplane.llm.transformers_engine import TransformersEngine  # noqa: PLC0415
 

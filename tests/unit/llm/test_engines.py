@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gpuplane.llm.engines import choose_engine
+from gpuplane.llm.engines import CPU_BATCH_STREAMS, batch_slots, choose_engine
 
 
 def probe(answer: bool, asked: list[str], name: str) -> Callable[[], bool]:
@@ -62,3 +62,19 @@ def test_a_device_the_host_cannot_give_is_refused_with_why(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         choose_engine(*flags, llama_cpp_gpu=lambda: False, torch_cuda=lambda: False)
+
+
+@pytest.mark.parametrize(
+    ("flag", "max_streams", "gpu", "slots"),
+    [
+        (0, 64, True, 64),  # a GPU decodes every stream together
+        (0, 32, False, CPU_BATCH_STREAMS),  # the CPU a few
+        (0, 2, False, 2),  # never more than may generate at once (apps/llm/server-cpu.yaml)
+        (8, 4, True, 4),
+        (1, 32, False, 1),  # the flag wins: one at a time
+    ],
+)
+def test_the_engine_slots_follow_the_device_and_the_flags(
+    flag: int, max_streams: int, gpu: bool, slots: int
+) -> None:
+    assert batch_slots(flag, max_streams, gpu=gpu) == slots
