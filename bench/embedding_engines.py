@@ -13,7 +13,8 @@ engine where the time goes (tokenise vs the rest). Engines:
 - ``transformers-{fp32,fp16,bf16}``: transformers' BertModel with SDPA, sliced by length
   (what the service runs), and ``transformers-fp16-unsliced`` (one padded batch);
 - ``sentence-transformers-{fp32,fp16}``: the library's own ``encode``;
-- ``numpy``: the CPU image's engine (batches up to 128: it is slow);
+- ``onnxruntime``: the CPU image's engine, the encoder as an ONNX graph, and ``numpy``, the
+  engine where ONNX Runtime is absent (batches up to 128 on the CPU);
 - ``*-pipelined``: the service's engines as its batcher runs them at saturation, the next
   batch tokenised in a thread of its own while the model computes (batches from 32).
 
@@ -184,11 +185,15 @@ def engines(directory: Path, cuda: bool) -> tuple[Found, dict[str, EmbedStages]]
         return lambda batch: numpy.stack(embed(batch)[0])
 
     if not cuda:
+        from gpuplane.inference.onnx_engine import OnnxEngine  # noqa: PLC0415
         from gpuplane.inference.ops import NumpyOps  # noqa: PLC0415
 
         numpy_engine = Encoder(config, read_weights(directory), NumpyOps())
         found["numpy"] = (vectors_of(embedder(numpy_engine, tokenizer)), 128)
         pipelines["numpy-pipelined"] = EmbedStages(numpy_engine, tokenizer)
+        onnx_engine = OnnxEngine(directory, config)
+        found["onnxruntime"] = (vectors_of(embedder(onnx_engine, tokenizer)), 128)
+        pipelines["onnxruntime-pipelined"] = EmbedStages(onnx_engine, tokenizer)
         return found, pipelines
     from gpuplane.inference.ops import TorchOps  # noqa: PLC0415
     from gpuplane.inference.transformers_engine import TransformersEngine  # noqa: PLC0415

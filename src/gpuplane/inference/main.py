@@ -27,6 +27,7 @@ from gpuplane.inference.engines import (  # noqa: E402
     choose_engine,
     cuda_usable,
     load_engine,
+    onnxruntime_usable,
 )
 from gpuplane.inference.metrics import ServiceMetrics  # noqa: E402
 from gpuplane.inference.model import (  # noqa: E402
@@ -53,8 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--engine", choices=ENGINES, default="auto",
-        help="numpy (CPU), torch (PyTorch's TransformerEncoder: the GPU's), transformers "
-        "(transformers' BERT, the reference); auto: by device",
+        help="onnxruntime (the CPU's), numpy (CPU, without ONNX Runtime), torch (PyTorch's "
+        "TransformerEncoder: the GPU's), transformers (transformers' BERT, the reference); "
+        "auto: by device",
     )  # fmt: skip
     parser.add_argument(
         "--dtype", choices=DTYPE_CHOICES, default="auto",
@@ -94,8 +96,9 @@ def load_model(args: argparse.Namespace, state: ServiceState) -> tuple[Engine, T
     config = EncoderConfig.read(directory)
     try:
         choice = choose_engine(
-            args.engine, args.device, args.dtype, cuda=cuda_usable(), cuda_graphs=args.cuda_graphs
-        )
+            args.engine, args.device, args.dtype, cuda=cuda_usable(),
+            cuda_graphs=args.cuda_graphs, onnxruntime=onnxruntime_usable(),
+        )  # fmt: skip
     except ValueError as error:
         raise RuntimeError(str(error)) from error
     tokenizer = Tokenizer(directory, config.max_tokens)

