@@ -13,22 +13,30 @@ takes up to that long.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from lightkube.resources.apiregistration_v1 import APIService
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from gpuplane.backends.local.autoscaling import PROCESS, MetricsAdapter
+from gpuplane.backends.local.pod_targets import targets_of
 from gpuplane.backends.local.state import LocalState
+from gpuplane.gpu_exporter.exposition import exposition
+from gpuplane.gpu_exporter.nvml_readings import GpuReading
+from gpuplane.gpu_exporter.podresources import Holder
 from tests.integration.autoscale_kit import hpa, hpa_condition, load, ready_replicas
 from tests.integration.conftest import SimCluster
 from tests.integration.downscaler_kit import (
@@ -256,3 +264,88 @@ def test_down_unregisters_the_api(adapter: SimCluster) -> None:
     assert status.code == 1
     up = adapter.cli("autoscale", "up")
     assert up.code == 0, up.stdout + up.stderr
+
+
+@contextlib.contextmanager
+def serving_metrics(text: str) -> Iterator[str]:
+    """``text`` as /metrics on a loopback port (what a gpu-exporter pod answers); yields
+    host:port."""
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = text.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_gpu_utilisation_reaches_the_metrics_api_as_the_pod_discovery_scrapes_the_exporter(
+    adapter: SimCluster, ns: str
+) -> None:
+    """gpu-exporter's series scraped as the pod discovery scrapes its pod (target labels:
+    the exporter's own pod and namespace): a GPU's holder keeps its pod and namespace, so
+    the adapter serves gpu_utilization_percent for that pod; a GPU no pod holds is never
+    attributed to the exporter's pod. (The exposition is the exporter's own code, its
+    readings made up: no GPU here.)"""
+    client = adapter.client
+    client.create(deployment(ns, "holder", 1))
+
+    def holder_pod() -> str | None:
+        pods = list(client.list(Pod, namespace=ns, labels={"app.kubernetes.io/name": "holder"}))
+        return pods[0].metadata.name if pods and pods[0].metadata else None
+
+    pod_name = wait_for("the holder's pod", holder_pod, timeout=60)
+    readings = [
+        GpuReading(0, "GPU-held", "NVIDIA H100", "00000000:01:00.0", 0,
+                   {"DCGM_FI_DEV_GPU_UTIL": 42.0}),
+        GpuReading(1, "GPU-free", "NVIDIA H100", "00000000:02:00.0", 1,
+                   {"DCGM_FI_DEV_GPU_UTIL": 7.0}),
+    ]  # fmt: skip
+    text = exposition(readings, {"GPU-held": [Holder(ns, pod_name, "app")]}, "agent-0", "580")
+    exporter_pod = {
+        "metadata": {"name": f"gpu-exporter-{ns}", "namespace": "gpu-operator-resources",
+                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"}},
+        "spec": {"nodeName": "agent-0"},
+        "status": {"phase": "Running", "podIP": "10.244.0.3"},
+    }  # fmt: skip
+    (target,) = targets_of([exporter_pod], frozenset({"agent-0"}))
+    scrape = services(adapter.env, CLUSTER)
+    with serving_metrics(text) as address:
+        scrape.add_scrape_target(f"gpu-exporter-{ns}", address, target["labels"])
+        try:
+            path = (
+                f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/pods/{pod_name}/"
+                "gpu_utilization_percent"
+            )
+
+            def value() -> dict[str, Any] | None:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    return kubectl_raw(adapter, path)
+                return None  # the adapter lists new series every 10 s
+
+            (item,) = wait_for("the holder's GPU utilisation", value, timeout=60)["items"]
+            assert item["describedObject"]["name"] == pod_name
+            assert float(item["value"]) == 42.0
+            ports = scrape.ports()
+            assert ports is not None
+            answer = httpx2.get(
+                f"{ports.prometheus_url}/api/v1/query", trust_env=False, timeout=10,
+                params={"query": 'DCGM_FI_DEV_GPU_UTIL{namespace="gpu-operator-resources"}'},
+            ).json()  # fmt: skip
+            assert answer["data"]["result"] == [], answer
+        finally:
+            scrape.remove_scrape_target(f"gpu-exporter-{ns}")

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gpuplane.backends.local.gpu_exporter_service import EXPORTER_MANIFEST, metrics_port
 from gpuplane.backends.local.pod_targets import PodTargets, targets_of
 from gpuplane.backends.local.services import Ports, prometheus_config
+from gpuplane.toolchain import repo_root
 
 NODES = frozenset({"agent-0"})
 
@@ -82,3 +84,23 @@ def test_prometheus_reads_the_targets_directory(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_shipped_gpu_exporter_is_found_by_the_pod_discovery() -> None:
+    """apps/gpu-exporter as it ships: its pods ask to be scraped at the exporter's port, so
+    Prometheus reads the DCGM series whoever applied the DaemonSet (the GPU e2e run's HPA
+    found no GPU metric when only `sim` registered the exporter, 2026-12-07)."""
+    (daemonset,) = [
+        document
+        for document in yaml.safe_load_all((repo_root() / EXPORTER_MANIFEST).read_text())
+        if document and document.get("kind") == "DaemonSet"
+    ]
+    template = daemonset["spec"]["template"]
+    metadata = {"name": "gpu-exporter-x7k2p", "namespace": "gpu-operator-resources"}
+    exporter = {
+        "metadata": {**metadata, "annotations": template["metadata"]["annotations"]},
+        "spec": {"nodeName": "agent-0"},
+        "status": {"phase": "Running", "podIP": "10.244.0.3"},
+    }
+    (target,) = targets_of([exporter], NODES)
+    assert target["targets"] == [f"10.244.0.3:{metrics_port(daemonset)}"]

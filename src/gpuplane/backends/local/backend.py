@@ -278,10 +278,10 @@ class LocalBackend:
 
     def start_gpu_exporter(self, platform: Platform) -> list[str]:
         """gpu-exporter on the kubelet gpu nodes (its image loaded already), scraped by the
-        cluster's Prometheus; return the scrape addresses."""
+        cluster's Prometheus (its pod discovery); return the scrape addresses."""
         state = self._state(platform)
         nodes = [node.name for node in platform.kubelet_nodes if node.is_gpu]
-        return start_gpu_exporter(state, connect(state.kubeconfig), nodes)
+        return start_gpu_exporter(connect(state.kubeconfig), nodes)
 
     def gitops_up(self, platform: Platform, repository: Path, reporter: Reporter) -> list[str]:
         """Argo CD (built on first use), redis and the loopback git server beside the

@@ -1,9 +1,11 @@
 """gpu-exporter where the local cluster's gpu node is real: the traffic simulator simulates
 only KWOK nodes' GPUs, so on a kubelet gpu node the DCGM series that the dashboards and
 the downscaler's GPU signal read come from NVML through ``apps/gpu-exporter`` (the
-DaemonSet as it is, its image built here and imported into the node). Prometheus scrapes
-each exporter pod on its own address, as it scrapes the other real workloads; ``down``
-removes the target with the services' state."""
+DaemonSet as it is, its image built here and imported into the node). Prometheus finds
+each exporter pod as it finds the other real workloads, by its ``prometheus.io/scrape``
+annotation (``pod_targets``), whoever applied the DaemonSet: a second target here would
+scrape every series twice (the GPU e2e run found the HPA's GPU metric missing when only
+this path registered one, 2026-12-07)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,11 @@ from typing import Any
 from lightkube import Client
 from lightkube.resources.core_v1 import Pod
 
-from gpuplane.backends.local.services import Services
-from gpuplane.backends.local.state import LocalState
 from gpuplane.errors import OperationError
 from gpuplane.kube.apply import apply_documents, read_documents
 from gpuplane.toolchain import repo_root
 
 EXPORTER_MANIFEST = "apps/gpu-exporter/daemonset.yaml"
-TARGET_PREFIX = "gpu-exporter"
 
 
 def _daemonset(documents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -40,10 +39,10 @@ def _ready(pod: Pod) -> bool:
 
 
 def start_gpu_exporter(
-    state: LocalState, client: Client, gpu_nodes: list[str], *, timeout: float = 180.0
+    client: Client, gpu_nodes: list[str], *, timeout: float = 180.0
 ) -> list[str]:
-    """Apply the exporter, wait until it is Ready on every node of ``gpu_nodes``, and have
-    Prometheus scrape each pod; return the scrape addresses."""
+    """Apply the exporter, wait until it is Ready on every node of ``gpu_nodes``; return
+    the addresses Prometheus scrapes (found by ``pod_targets``)."""
     documents = read_documents([repo_root() / EXPORTER_MANIFEST])
     daemonset = _daemonset(documents)
     namespace = daemonset["metadata"]["namespace"]
@@ -66,10 +65,5 @@ def start_gpu_exporter(
                 + ",".join(f"{k}={v}" for k, v in labels.items())
             )
         time.sleep(0.5)
-    services, port = Services(state), metrics_port(daemonset)
-    addresses = []
-    for node, pod in sorted(ready.items()):
-        address = f"{pod.status.podIP}:{port}"  # type: ignore[union-attr]
-        services.add_scrape_target(f"{TARGET_PREFIX}-{node}", address, {"node": str(node)})
-        addresses.append(address)
-    return addresses
+    port = metrics_port(daemonset)
+    return [f"{pod.status.podIP}:{port}" for _, pod in sorted(ready.items())]  # type: ignore[union-attr]
