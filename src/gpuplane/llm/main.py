@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the llama.cpp engine's streams decoded together (continuous batching); 0: all "
         f"of --max-streams on a GPU, {CPU_BATCH_STREAMS} on the CPU",
     )  # fmt: skip
+    parser.add_argument(
+        "--kv-cache", choices=["unified", "per-sequence"], default="unified",
+        help="the llama.cpp engine's KV cache: one buffer for all streams (a step decodes in "
+        "one batch whatever the streams' slots) or one per stream (docs/llm.md)",
+    )  # fmt: skip
     parser.add_argument("--max-waiting", type=bounded(int, 0, 100_000), default=64,
                         help="requests waiting for a slot; beyond it 503")  # fmt: skip
     parser.add_argument(
@@ -111,7 +116,10 @@ def load_engine(args: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> tu
 
         gpu = device == "cuda"
         slots = batch_slots(args.batch_streams, args.max_streams, gpu=gpu)
-        engine = LlamaCppEngine(directory, loop, args.context, gpu=gpu, slots=slots)
+        engine = LlamaCppEngine(
+            directory, loop, args.context, gpu=gpu, slots=slots,
+            unified_kv=args.kv_cache == "unified",
+        )  # fmt: skip
     else:
         from gpuplane.llm.transformers_engine import TransformersEngine  # noqa: PLC0415
 
