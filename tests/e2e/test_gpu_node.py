@@ -495,7 +495,11 @@ def test_time_slicing_advertises_n_per_gpu(cluster: Cluster) -> None:
     assert gpu_allocatable(cluster.client) == 4 * PROBE.gpus
 
 
-GPU_UTIL_TARGET = "25"  # percent per pod: what a loaded MiniLM reaches, measured below
+# Percent per pod. A loaded MiniLM keeps an H100 busy only 12-14 % of the time (gpu-exporter
+# read just after the inference test's 8 clients of 128 texts, 24,774 texts/s, 2026-12-07):
+# its service is bound by tokenising and HTTP on the CPU long before the GPU. A target of 25
+# was never crossed (the HPA held 1 replica through 110 s of load); idle reads 0.
+GPU_UTIL_TARGET = "8"
 
 
 def hpa_metric(hpa: HorizontalPodAutoscaler, name: str) -> float | None:
@@ -519,7 +523,8 @@ def test_the_hpa_scales_the_gpu_inference_on_gpu_utilisation(cluster: Cluster) -
     client = cluster.client
     labels = {"app.kubernetes.io/name": "inference", "app.kubernetes.io/component": "gpu"}
     # The earlier test's policy: Prometheus runs from here on, and the downscaler with it.
-    with contextlib.suppress(ApiError):
+    # (Run without that test, the CRD is not there yet: a plain 404 of the API.)
+    with contextlib.suppress(ApiError, httpx2.HTTPStatusError):
         client.delete(DownscalePolicy, "gpu-idle", namespace="ml")
     start = time.monotonic()
     code, out, err = cluster.run("up")  # the same cluster, now with Prometheus and services
@@ -555,7 +560,11 @@ def test_the_hpa_scales_the_gpu_inference_on_gpu_utilisation(cluster: Cluster) -
         with (OUT / "hpa-gpu-load.log").open("wb") as log:
             load = subprocess.Popen(bench, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until("a second replica", lambda: replicas_of(client) >= 2, 110)
+            try:
+                wait_until("a second replica", lambda: replicas_of(client) >= 2, 110)
+            except AssertionError as error:
+                hpa = client.get(HorizontalPodAutoscaler, "inference", namespace="ml")
+                raise AssertionError(f"{error}; the HPA's status: {hpa.status}") from error
             TIMINGS["hpa_gpu_step_to_scale_out_seconds"] = round(time.monotonic() - step, 2)
             hpa = client.get(HorizontalPodAutoscaler, "inference", namespace="ml")
             loaded = hpa_metric(hpa, "gpu_utilization_percent")

@@ -6,9 +6,8 @@ the wheel was built with CUDA (every layer offloaded).
 Streams are batched as llama.cpp's own server does: each has its own sequence in one KV
 cache, and every step decodes one token of each generating stream together with prompt
 chunks of new ones (``step_plan``), so streams join and leave between steps (continuous
-batching). ``slots`` bounds how many share the cache; more wait in arrival order. The
-CPU runs one slot (on two cores a second sequence in a step halves each one's speed); the
-GPU runs as many as the server admits."""
+batching). ``slots`` bounds how many share the cache; more wait in arrival order (how
+many a device gets: ``batch_slots`` in engines.py)."""
 
 from __future__ import annotations
 
@@ -83,13 +82,12 @@ class LlamaCppEngine:
             path_model=str(model_dir / GGUF_NAME), params=model_params, verbose=False
         )
         params = llama_cpp.llama_context_default_params()
-        # One sequence per slot, room for each slot's whole context. Unified (one buffer)
-        # by default: llama.cpp splits a step over separate per-sequence caches into one
-        # sub-batch per run of consecutive sequence ids (split_equal, "sequential"), so
-        # streams in slots 63, 62, ... were decoded one by one, eight streams slower than
-        # one on the H100 (docs/llm.md). Per-sequence caches stay a choice
-        # (``--kv-cache``): slots are handed out lowest first, which keeps the ids of
-        # streams that run together consecutive as long as none leaves in between.
+        # One sequence per slot, room for each slot's whole context, in one buffer
+        # (unified) or one per sequence (``unified_kv`` in engines.py picks). With one per
+        # sequence llama.cpp splits a step into one sub-batch per run of consecutive,
+        # increasing sequence ids (split_equal, "sequential"): slots handed out highest
+        # first had eight streams decoded one by one on the H100 (288 tokens/s against 1,453
+        # lowest first; docs/llm.md), so the lowest free slot goes first.
         params.n_ctx = context * slots
         params.n_seq_max = slots
         params.kv_unified = unified_kv

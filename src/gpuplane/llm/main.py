@@ -38,6 +38,7 @@ from gpuplane.llm.engines import (  # noqa: E402
     cuda_usable,
     llama_cpp_gpu,
     packaged_model_dir,
+    unified_kv,
 )
 from gpuplane.llm.metrics import LlmMetrics  # noqa: E402
 from gpuplane.llm.server import LlmState, make_app  # noqa: E402
@@ -76,9 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"of --max-streams on a GPU, {CPU_BATCH_STREAMS} on the CPU",
     )  # fmt: skip
     parser.add_argument(
-        "--kv-cache", choices=["unified", "per-sequence"], default="unified",
-        help="the llama.cpp engine's KV cache: one buffer for all streams (a step decodes in "
-        "one batch whatever the streams' slots) or one per stream (docs/llm.md)",
+        "--kv-cache", choices=["auto", "unified", "per-sequence"], default="auto",
+        help="the llama.cpp engine's KV cache: one buffer for all streams or one per stream; "
+        "auto: per stream on a GPU (unified crashed llama.cpp's CUDA build on an H100), one "
+        "buffer on the CPU (docs/llm.md)",
     )  # fmt: skip
     parser.add_argument("--max-waiting", type=bounded(int, 0, 100_000), default=64,
                         help="requests waiting for a slot; beyond it 503")  # fmt: skip
@@ -118,7 +120,7 @@ def load_engine(args: argparse.Namespace, loop: asyncio.AbstractEventLoop) -> tu
         slots = batch_slots(args.batch_streams, args.max_streams, gpu=gpu)
         engine = LlamaCppEngine(
             directory, loop, args.context, gpu=gpu, slots=slots,
-            unified_kv=args.kv_cache == "unified",
+            unified_kv=unified_kv(args.kv_cache, gpu=gpu),
         )  # fmt: skip
     else:
         from gpuplane.llm.transformers_engine import TransformersEngine  # noqa: PLC0415

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gpuplane.llm.engines import CPU_BATCH_STREAMS, batch_slots, choose_engine
+from gpuplane.llm.engines import CPU_BATCH_STREAMS, batch_slots, choose_engine, unified_kv
 
 
 def probe(answer: bool, asked: list[str], name: str) -> Callable[[], bool]:
@@ -78,3 +78,18 @@ def test_the_engine_slots_follow_the_device_and_the_flags(
     flag: int, max_streams: int, gpu: bool, slots: int
 ) -> None:
     assert batch_slots(flag, max_streams, gpu=gpu) == slots
+
+
+@pytest.mark.parametrize(
+    ("choice", "gpu", "unified"),
+    [
+        ("auto", True, False),  # per stream on a GPU: the unified buffer crashed there
+        ("auto", False, True),  # one buffer on the CPU, as measured
+        ("unified", True, True),
+        ("per-sequence", False, False),
+    ],
+)
+def test_the_kv_layout_follows_the_flag_and_else_the_device(
+    choice: str, gpu: bool, unified: bool
+) -> None:
+    assert unified_kv(choice, gpu=gpu) is unified
