@@ -58,6 +58,7 @@ TORCH_VARIANTS: dict[str, dict[str, bool]] = {
     "torch-encoder-fp16-graphs": {"cuda_graphs": True},
 }
 CORRECTNESS_TEXTS = 1000
+MIN_COSINE = 0.999  # against sentence-transformers in fp32, over CORRECTNESS_TEXTS
 REFERENCE_TEXTS = 200
 WORDS = (  # noqa: SIM905 - a sentence of words reads better than a list
     "the a of to in GPU node pod cluster scheduler kubelet model vector embedding token "
@@ -340,6 +341,15 @@ def main() -> None:
     if args.output is not None:
         args.output.write_text(text + "\n")
     print(text)
+    # Issue 28's bar for every path: a throughput bought with wrong vectors fails the run.
+    below = {
+        name: row["min_cosine_vs_st_fp32"]
+        for name, row in result["engines"].items()
+        if row.get("min_cosine_vs_st_fp32", 1.0) < MIN_COSINE
+    }
+    if below:
+        against = result["reference"]
+        raise SystemExit(f"vectors below cosine {MIN_COSINE} against {against}: {below}")
 
 
 if __name__ == "__main__":
