@@ -73,8 +73,9 @@ finish)
       echo "batching $layout $streams streams: exit $?" >> "$out/run.txt"
     done
   done
-  # The service on each layout (per-sequence first: its figures survive a crash of the other).
-  for layout in per-sequence unified; do
+  # The service with its defaults (--kv-cache auto: per sequence on a GPU; the unified
+  # buffer crashed the service here twice, docs/llm.md; LAYOUTS="auto unified" to retry it).
+  for layout in ${LAYOUTS:-auto}; do
     python3 bench/llm.py --python python3 --device cuda --engine llama-cpp --model-dir "$stage" \
       --streams 1,8,32,64 --service-arg=--kv-cache=$layout --log "$out/service-$layout.log" \
       > "$out/llm-bench-llama-cuda-$layout.json" 2> "$out/bench-$layout.err"
