@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -384,11 +384,16 @@ def answers_200(url: str) -> bool:
         return False
 
 
-def wait_until(what: str, condition: Any, timeout: float) -> None:
+def wait_until(
+    what: str, condition: Any, timeout: float, explain: Callable[[], str] | None = None
+) -> None:
+    """Until ``condition()`` holds; past ``timeout`` an AssertionError naming ``what``, and
+    what ``explain()`` says of the state then."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            detail = f"; {explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{detail}")
         time.sleep(0.2)
 
 
@@ -560,11 +565,10 @@ def test_the_hpa_scales_the_gpu_inference_on_gpu_utilisation(cluster: Cluster) -
         with (OUT / "hpa-gpu-load.log").open("wb") as log:
             load = subprocess.Popen(bench, stdout=log, stderr=subprocess.STDOUT)
         try:
-            try:
-                wait_until("a second replica", lambda: replicas_of(client) >= 2, 110)
-            except AssertionError as error:
-                hpa = client.get(HorizontalPodAutoscaler, "inference", namespace="ml")
-                raise AssertionError(f"{error}; the HPA's status: {hpa.status}") from error
+            wait_until(
+                "a second replica", lambda: replicas_of(client) >= 2, 110,
+                explain=lambda: f"the HPA's status: {hpa_status(client)}",
+            )  # fmt: skip
             TIMINGS["hpa_gpu_step_to_scale_out_seconds"] = round(time.monotonic() - step, 2)
             hpa = client.get(HorizontalPodAutoscaler, "inference", namespace="ml")
             loaded = hpa_metric(hpa, "gpu_utilization_percent")
@@ -585,6 +589,10 @@ def test_the_hpa_scales_the_gpu_inference_on_gpu_utilisation(cluster: Cluster) -
             client.delete(HorizontalPodAutoscaler, "inference", namespace="ml")
         code, out, err = cluster.run("autoscale", "down")
         assert code == 0, out + err
+
+
+def hpa_status(client: Client) -> object:
+    return client.get(HorizontalPodAutoscaler, "inference", namespace="ml").status
 
 
 def replicas_of(client: Client) -> int:

@@ -32,11 +32,14 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from gpuplane.backends.local.autoscaling import PROCESS, MetricsAdapter
+from gpuplane.backends.local.gpu_exporter_service import EXPORTER_MANIFEST, daemonset_of
 from gpuplane.backends.local.pod_targets import targets_of
 from gpuplane.backends.local.state import LocalState
 from gpuplane.gpu_exporter.exposition import exposition
 from gpuplane.gpu_exporter.nvml_readings import GpuReading
 from gpuplane.gpu_exporter.podresources import Holder
+from gpuplane.kube.apply import read_documents
+from gpuplane.toolchain import repo_root
 from tests.integration.autoscale_kit import hpa, hpa_condition, load, ready_replicas
 from tests.integration.conftest import SimCluster
 from tests.integration.downscaler_kit import (
@@ -94,6 +97,18 @@ def kubectl_raw(cluster: SimCluster, path: str) -> dict[str, Any]:
     return dict(json.loads(answer.stdout))
 
 
+def served_metric(cluster: SimCluster, what: str, path: str) -> dict[str, Any]:
+    """The custom metrics API's answer at ``path``, once the adapter serves it (it lists
+    new series every 10 s; until then the API answers 404)."""
+
+    def answer() -> dict[str, Any] | None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            return kubectl_raw(cluster, path)
+        return None
+
+    return wait_for(what, answer, timeout=60)
+
+
 def test_the_api_server_serves_custom_metrics_from_the_adapter(
     adapter: SimCluster, service: Service, ns: str
 ) -> None:
@@ -107,14 +122,7 @@ def test_the_api_server_serves_custom_metrics_from_the_adapter(
         f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/deployments.apps/svc/"
         "inference_requests_in_flight"
     )
-
-    def value() -> dict[str, Any] | None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            return kubectl_raw(adapter, path)
-        return None  # the adapter lists new series every 10 s
-
-    answer = wait_for("the in-flight metric of svc", value, timeout=60)
-    (item,) = answer["items"]
+    (item,) = served_metric(adapter, "the in-flight metric of svc", path)["items"]
     assert item["describedObject"]["name"] == "svc"
     assert item["metric"]["name"] == "inference_requests_in_flight"
 
@@ -316,12 +324,14 @@ def test_gpu_utilisation_reaches_the_metrics_api_as_the_pod_discovery_scrapes_th
                    {"DCGM_FI_DEV_GPU_UTIL": 7.0}),
     ]  # fmt: skip
     text = exposition(readings, {"GPU-held": [Holder(ns, pod_name, "app")]}, "agent-0", "580")
+    # The exporter's pod as the shipped DaemonSet makes it, as the pod discovery sees it.
+    template = daemonset_of(read_documents([repo_root() / EXPORTER_MANIFEST]))["spec"]["template"]
+    metadata = {"name": f"gpu-exporter-{ns}", "namespace": "gpu-operator-resources"}
     exporter_pod = {
-        "metadata": {"name": f"gpu-exporter-{ns}", "namespace": "gpu-operator-resources",
-                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"}},
+        "metadata": {**metadata, "annotations": template["metadata"]["annotations"]},
         "spec": {"nodeName": "agent-0"},
         "status": {"phase": "Running", "podIP": "10.244.0.3"},
-    }  # fmt: skip
+    }
     (target,) = targets_of([exporter_pod], frozenset({"agent-0"}))
     scrape = services(adapter.env, CLUSTER)
     with serving_metrics(text) as address:
@@ -331,13 +341,7 @@ def test_gpu_utilisation_reaches_the_metrics_api_as_the_pod_discovery_scrapes_th
                 f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/pods/{pod_name}/"
                 "gpu_utilization_percent"
             )
-
-            def value() -> dict[str, Any] | None:
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    return kubectl_raw(adapter, path)
-                return None  # the adapter lists new series every 10 s
-
-            (item,) = wait_for("the holder's GPU utilisation", value, timeout=60)["items"]
+            (item,) = served_metric(adapter, "the holder's GPU utilisation", path)["items"]
             assert item["describedObject"]["name"] == pod_name
             assert float(item["value"]) == 42.0
             ports = scrape.ports()

@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from gpuplane.backends.local.gpu_exporter_service import EXPORTER_MANIFEST, metrics_port
+from gpuplane.backends.local.gpu_exporter_service import (
+    EXPORTER_MANIFEST,
+    daemonset_of,
+    metrics_port,
+)
 from gpuplane.backends.local.pod_targets import PodTargets, targets_of
 from gpuplane.backends.local.services import Ports, prometheus_config
+from gpuplane.kube.apply import read_documents
 from gpuplane.toolchain import repo_root
 
 NODES = frozenset({"agent-0"})
@@ -90,11 +95,7 @@ def test_the_shipped_gpu_exporter_is_found_by_the_pod_discovery() -> None:
     """apps/gpu-exporter as it ships: its pods ask to be scraped at the exporter's port, so
     Prometheus reads the DCGM series whoever applied the DaemonSet (the GPU e2e run's HPA
     found no GPU metric when only `sim` registered the exporter, 2026-12-07)."""
-    (daemonset,) = [
-        document
-        for document in yaml.safe_load_all((repo_root() / EXPORTER_MANIFEST).read_text())
-        if document and document.get("kind") == "DaemonSet"
-    ]
+    daemonset = daemonset_of(read_documents([repo_root() / EXPORTER_MANIFEST]))
     template = daemonset["spec"]["template"]
     metadata = {"name": "gpu-exporter-x7k2p", "namespace": "gpu-operator-resources"}
     exporter = {

@@ -22,7 +22,8 @@ from gpuplane.toolchain import repo_root
 EXPORTER_MANIFEST = "apps/gpu-exporter/daemonset.yaml"
 
 
-def _daemonset(documents: list[dict[str, Any]]) -> dict[str, Any]:
+def daemonset_of(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The exporter's DaemonSet among the manifest's documents."""
     (daemonset,) = [document for document in documents if document.get("kind") == "DaemonSet"]
     return daemonset
 
@@ -44,7 +45,7 @@ def start_gpu_exporter(
     """Apply the exporter, wait until it is Ready on every node of ``gpu_nodes``; return
     the addresses Prometheus scrapes (found by ``pod_targets``)."""
     documents = read_documents([repo_root() / EXPORTER_MANIFEST])
-    daemonset = _daemonset(documents)
+    daemonset = daemonset_of(documents)
     namespace = daemonset["metadata"]["namespace"]
     labels = daemonset["spec"]["selector"]["matchLabels"]
     apply_documents(client, documents)
