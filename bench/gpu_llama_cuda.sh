@@ -1,7 +1,10 @@
 #!/bin/bash
 # llama.cpp with CUDA on the GPU machine: its Python package (a source distribution only)
 # compiled there, where CUDA's compiler, CMake and ninja are, for Hopper (sm_90), then the
-# chat service measured on it. Two device calls on one warm machine (64 MiB a call):
+# chat service measured on it. Made here first, then two device calls on one warm machine
+# (64 MiB a call):
+#   bash bench/gpu_llama_cuda.sh prepare  here: build/llmgpu/a from the package index (the
+#                                         sdist, pruned, and diskcache's wheel)
 #   bash bench/gpu_llama_cuda.sh start    carries build/llmgpu/a: the source, pruned of
 #                                         docs, vocabularies and git objects (xz, 9.6 MB),
 #                                         diskcache's wheel (and on its own, gguf.0, the
@@ -17,7 +20,25 @@ set -uo pipefail
 stage=/root/llm
 out=${OUT:-/tmp/gpu-llama}
 mkdir -p "$stage" "$out"
-case ${1:?start|finish} in
+case ${1:?prepare|start|finish} in
+prepare)
+  # What llama.cpp's build never reads: its docs, test vocabularies (models/), media, CI
+  # files, benches and the Python conversion tools; 217 MB unpacked, about 10 MB in xz.
+  version=0.3.36
+  a=build/llmgpu/a
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  rm -rf "$a" && mkdir -p "$a"
+  python3 -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version" || exit 1
+  python3 -m pip download -q --no-deps --only-binary :all: -d "$a" diskcache || exit 1
+  tar -xzf "$work/llama_cpp_python-$version.tar.gz" -C "$work"
+  src=$work/llama_cpp_python-$version
+  rm -rf "$src/.git" "$src/docs" "$src/examples"
+  (cd "$src/vendor/llama.cpp" && rm -rf .git .github docs models media benches gguf-py conversion)
+  tar -cJf "$a/llama-src.tar.xz" -C "$work" "llama_cpp_python-$version"
+  ls -l "$a"
+  exit 0
+  ;;
 start)
   # Once a machine: a call that carried build/llmgpu/a leaves it there for the next ones.
   [ ! -f "$stage/started" ] || { echo "llama.cpp build: started earlier"; exit 0; }

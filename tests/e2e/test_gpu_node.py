@@ -519,7 +519,7 @@ def hpa_metric(hpa: HorizontalPodAutoscaler, name: str) -> float | None:
 @pytest.mark.timeout(360)  # the GPU machine's call lasts 600 s at most, the run before it included
 def test_the_hpa_scales_the_gpu_inference_on_gpu_utilisation(cluster: Cluster) -> None:
     """Issue 30 with a real GPU: apps/autoscaling/inference-gpu.yaml as it is but for its GPU
-    utilisation target (25 % per pod, so the embeddings model's load crosses it), on the
+    utilisation target (GPU_UTIL_TARGET per pod, so the embeddings model's load crosses it), on the
     real custom metrics path: gpu-exporter (NVML) -> Prometheus -> the Prometheus adapter ->
     the API server's aggregator -> kube-controller-manager's HPA. Idle, the GPU reads 0 %
     and the HPA keeps one replica; under load from inside the pod's network namespace it

@@ -15,12 +15,14 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from gpuplane.commands import run_command
 from gpuplane.errors import PrerequisiteError
+from gpuplane.toolchain.bytecode import bytecode_entries
 from gpuplane.toolchain.oci_layout import Entry, ImageSpec, write_layout
 
 MULTIARCH = "x86_64-linux-gnu"
@@ -204,7 +206,7 @@ def shared_libraries(binaries: list[Path], inside: tuple[Path, ...]) -> dict[str
 SHARED_PACKAGE = "shared"
 
 # Part of every image's content key: bump it when what the builder writes changes.
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"
 
 
 @dataclass(frozen=True)
@@ -326,13 +328,18 @@ def python_image_entries(environment: Environment, sources: list[Path]) -> tuple
         *_libraries(libraries),
     ):  # fmt: skip
         entries[entry.path] = entry
-    # Every file's parent directory exists in the layer, with sane modes.
-    for path in list(entries):
+    return with_parents(entries.values())
+
+
+def with_parents(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    """``entries`` and every file's parent directory (with sane modes) the layer lacks."""
+    by_path = {entry.path: entry for entry in entries}
+    for path in list(by_path):
         parts = path.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             parent = "/".join(parts[:depth])
-            entries.setdefault(parent, Entry(parent, directory=True, mode=0o755))
-    return tuple(entries.values())
+            by_path.setdefault(parent, Entry(parent, directory=True, mode=0o755))
+    return tuple(by_path.values())
 
 
 def build_python_image(
@@ -349,9 +356,25 @@ def build_python_image(
     target = images / f"{stem}-{_content_key(image, environment, sources)}.oci.tar"
     if target.is_file():
         return target
+    images.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=images, prefix=f".{stem}-bytecode-") as scratch:
+        files = python_image_entries(environment, sources)
+        compiled = bytecode_entries(environment.executable, files, Path(scratch))
+        _write(image, environment, with_parents((*files, *compiled)), target, compress=compress)
+    return target
+
+
+def _write(
+    image: PythonImage,
+    environment: Environment,
+    entries: tuple[Entry, ...],
+    target: Path,
+    *,
+    compress: bool,
+) -> None:
     spec = ImageSpec(
         names=image.names,
-        entries=python_image_entries(environment, sources),
+        entries=entries,
         entrypoint=(f"/usr/local/bin/python{environment.version}", "-m", image.module),
         command=image.arguments,
         env=(
@@ -368,4 +391,3 @@ def build_python_image(
         compress=compress,
     )
     write_layout(spec, target)
-    return target
