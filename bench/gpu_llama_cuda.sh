@@ -15,7 +15,9 @@
 #                                         The GGUF file and orjson: FROM_PACK=1 from the
 #                                         unpacked GPU pack (scripts/e2e-gpu.sh unpack),
 #                                         else build/llmgpu/b carries the GGUF's second
-#                                         half (gguf.1) and orjson's wheel
+#                                         half (gguf.1) and orjson's wheel;
+#                                         INSTALL_ONLY=1: installed under /root/llm/site
+#                                         for the demo, nothing measured
 set -uo pipefail
 stage=/root/llm
 out=${OUT:-/tmp/gpu-llama}
@@ -82,6 +84,8 @@ finish)
   export PYTHONPATH=$stage/site:$PWD/src
   ldd "$stage"/site/llama_cpp/lib/libggml-cuda.so 2>&1 | grep -E "cuda|cublas" >> "$out/run.txt"
   python3 -c 'import llama_cpp; print("gpu offload", llama_cpp.llama_supports_gpu_offload())' >> "$out/run.txt" 2>&1
+  # INSTALL_ONLY=1: the build installed for the demo's chat model (LLAMA_SITE), no bench.
+  [ -z "${INSTALL_ONLY:-}" ] || { cat "$out/run.txt"; exit 0; }
   # One llama_decode step of 8 and 32 streams by KV layout, each layout in its own process
   # with llama.cpp's whole log: the unified cache crashed the service on this GPU
   # (2026-12-07, "CUDA error" in a step of several streams), with CUDA graphs on and off.

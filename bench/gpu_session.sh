@@ -15,7 +15,8 @@
 #   bash bench/gpu_session.sh llama           no carry: measure's chat service part alone
 #   bash bench/gpu_session.sh demo            no carry: the demo on the gpu node (the rest of
 #                                             the e2e run), its chat model on llama.cpp CUDA
-#                                             where the measure call built it
+#                                             where the e2e call started its build (waited
+#                                             for and installed here if no call did)
 # What comes back is at most 8 files: summaries as they are, the rest in one archive.
 set -uo pipefail
 pack=/root/pack
@@ -53,6 +54,9 @@ measure)
   ;;
 demo)
   site=/root/llm/site
+  # Started by the e2e call and never finished by measure or llama: installed here.
+  [ -d "$site/llama_cpp" ] || [ ! -f /root/llm/started ] \
+    || OUT=$OUT/llama INSTALL_ONLY=1 FROM_PACK=1 bash bench/gpu_llama_cuda.sh finish
   [ -d "$site/llama_cpp" ] && export LLAMA_SITE=$site \
     || echo "no CUDA build of llama.cpp here: the chat model runs on transformers"
   scripts/e2e-gpu.sh run -k demo
