@@ -483,8 +483,8 @@ def test_a_chat_held_at_zero_wakes_the_real_llm_and_streams_token_by_token(
         wait_for("the llm pod gone", lambda: not pods(), 120)
         route = {
             "name": "llm", "namespace": "ml", "deployment": "llm-cpu", "service": "llm",
-            "upstream": "endpoints:8000", "match": {"pathPrefix": "/ml/llm/"},
-            "stripPrefix": True,
+            "upstream": "endpoints:8000", "probePath": "/readyz",
+            "match": {"pathPrefix": "/ml/llm/"}, "stripPrefix": True,
         }  # fmt: skip
         address = start_activator(state, client, [route], {})
         timeline = WakeTimeline(client, "ml", "llm-cpu", labels)
@@ -514,6 +514,10 @@ def test_a_chat_held_at_zero_wakes_the_real_llm_and_streams_token_by_token(
             exported = http.get(f"{address.metrics_url}/metrics").text
         assert sample_sum(exported, "gpuplane_activator_lost_requests_total") == 0
         assert sample_sum(exported, "gpuplane_activator_hold_seconds_count", namespace="ml") == 1
+        # 1 where the activator's own probe found the pod ready before Kubernetes listed it
+        # (most wakes), 0 where the kubelet's probe won; both are correct.
+        probed = sample_sum(exported, "gpuplane_activator_probed_ready_total")
+        print(f"found ready by the activator's probe before Kubernetes: {probed:.0f}")
     finally:
         stop_activator(state)
         delete_namespace(client, "ml")

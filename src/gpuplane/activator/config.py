@@ -74,6 +74,9 @@ class Backend:
     strip_prefix: bool = False
     max_held: int = DEFAULT_MAX_HELD
     max_hold_seconds: float = DEFAULT_MAX_HOLD_SECONDS
+    # While requests are held, starting endpoints are probed here by the activator itself
+    # (endpoints:PORT only; early_ready.py); "" leaves readiness to Kubernetes alone.
+    probe_path: str = ""
 
     def matches(self, host: str, path: str) -> bool:
         if self.host and host.split(":", 1)[0] != self.host:
@@ -110,6 +113,20 @@ def _number(entry: dict[str, Any], key: str, default: float, where: str) -> floa
     return float(value)
 
 
+def _probe_path(entry: dict[str, Any], upstream: Upstream, where: str) -> str:
+    path = _text(entry, "probePath", where, required=False)
+    if not path:
+        return ""
+    if not path.startswith("/") or any(c.isspace() or not c.isprintable() for c in path):
+        raise ConfigError(f"{where}: probePath {path!r} must be a path starting with '/'")
+    if not isinstance(upstream, EndpointsUpstream):
+        raise ConfigError(
+            f"{where}: probePath needs upstream endpoints:PORT (through a Service only "
+            "ready endpoints are reached)"
+        )
+    return path
+
+
 def parse_routes(document: Any, source: str = "routes") -> Routes:
     if not isinstance(document, dict) or not isinstance(document.get("backends"), list):
         raise ConfigError(f"{source}: needs a 'backends' list")
@@ -138,6 +155,7 @@ def parse_routes(document: Any, source: str = "routes") -> Routes:
             raise ConfigError(f"{where}: 'match' needs a host or a pathPrefix")
         if prefix and not prefix.startswith("/"):
             raise ConfigError(f"{where}: pathPrefix {prefix!r} must start with '/'")
+        probe_path = _probe_path(entry, upstream, where)
         backends.append(
             Backend(
                 name=name,
@@ -150,6 +168,7 @@ def parse_routes(document: Any, source: str = "routes") -> Routes:
                 strip_prefix=bool(entry.get("stripPrefix", False)),
                 max_held=int(_number(entry, "maxHeld", max_held, where)),
                 max_hold_seconds=_number(entry, "maxHoldSeconds", max_hold, where),
+                probe_path=probe_path,
             )
         )
     return Routes(tuple(backends))

@@ -36,6 +36,12 @@ class ActivatorMetrics:
             "gpuplane_activator_wake_requests", "Wake requests written (annotations).",
             [*OWNER, "result"], registry=r,
         )  # fmt: skip
+        self.probed_ready = Counter(
+            "gpuplane_activator_probed_ready",
+            "Starting endpoints found ready by the activator's own probe before Kubernetes "
+            "listed them as ready.",
+            OWNER, registry=r,
+        )  # fmt: skip
         self.ready_endpoints = Gauge(
             "gpuplane_activator_ready_endpoints", "Ready endpoints of the backend's Service.",
             OWNER, registry=r,

@@ -12,7 +12,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from gpuplane.activator.config import Backend, FixedUpstream, Routes
+from gpuplane.activator.config import Backend, EndpointsUpstream, FixedUpstream, Routes
+from gpuplane.activator.early_ready import probe_while_held
 from gpuplane.activator.endpoints import Readiness
 from gpuplane.activator.forward import exchange, request_head, small_body
 from gpuplane.activator.metrics import ActivatorMetrics
@@ -46,6 +47,7 @@ class BackendState:
     readiness: Readiness
     held: int = 0
     last_wake: float = float("-inf")
+    prober: asyncio.Task[None] | None = None
 
 
 class Unavailable(Exception):
@@ -179,6 +181,7 @@ class Proxy:
                 if self.stopping.is_set():
                     raise Unavailable("shutdown", f"{backend.name}: the activator is stopping")
                 self._ask_wake(state)
+                self._probe_starting(state)
                 left = deadline - self.clock()
                 if left <= 0:
                     raise Unavailable(
@@ -201,6 +204,22 @@ class Proxy:
         task = asyncio.create_task(self.wake(state.backend))
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
+
+    def _probe_starting(self, state: BackendState) -> None:
+        """One prober per backend while it holds requests, where the routes ask for it."""
+        backend = state.backend
+        upstream = backend.upstream
+        if not backend.probe_path or not isinstance(upstream, EndpointsUpstream):
+            return
+        if state.prober is not None and not state.prober.done():
+            return
+        found = self.metrics.probed_ready.labels(backend.namespace, backend.deployment)
+        state.prober = asyncio.create_task(
+            probe_while_held(
+                state.readiness, lambda: state.held > 0, upstream.port, backend.probe_path,
+                on_found=lambda address: found.inc(),
+            )
+        )  # fmt: skip
 
     async def _connect(
         self, state: BackendState, retry_until: float

@@ -28,6 +28,8 @@ from gpuplane.topology import Platform
 NAMESPACE = "ml"
 SERVICE = "inference"
 PORT = 8000
+# Both services (embeddings and chat) answer 200 here once their model is warm.
+READY_PATH = "/readyz"
 ROUTE = "/ml/inference/"
 HELD_REQUESTS = 20
 WARM_REQUESTS = 10
@@ -66,7 +68,8 @@ def activator_routes(
     variant: Variant, *, name: str, service: str, route: str
 ) -> list[dict[str, Any]]:
     """The activator's one backend: the variant's ready pods, called on their own
-    addresses (the local backend runs no kube-proxy)."""
+    addresses (the local backend runs no kube-proxy); a woken pod is probed at its
+    ``/readyz`` by the activator itself, ahead of Kubernetes' readiness (docs/activator.md)."""
     return [
         {
             "name": name,
@@ -74,6 +77,7 @@ def activator_routes(
             "deployment": variant.deployment,
             "service": service,
             "upstream": f"endpoints:{PORT}",
+            "probePath": READY_PATH,
             "match": {"pathPrefix": route},
             "stripPrefix": True,
         }

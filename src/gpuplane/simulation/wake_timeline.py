@@ -37,7 +37,12 @@ class WakeTimeline:
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, settle: float = 10.0) -> dict[str, float]:
+        """The steps seen, once Kubernetes has said Ready or ``settle`` seconds passed: the
+        activator may find the pod ready by its own probe and answer before Kubernetes
+        does, so the answer's end is not the timeline's."""
+        if self._thread is not None:
+            self._thread.join(timeout=settle)  # the poller ends by itself at "ready"
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -31,13 +31,18 @@ async def serve(app: web.Application, port: int = 0) -> tuple[web.AppRunner, int
 
 @contextlib.asynccontextmanager
 async def proxy_in_front(
-    upstream: str, readiness: Readiness, wakes: list[str] | None = None
+    upstream: str,
+    readiness: Readiness,
+    wakes: list[str] | None = None,
+    metrics: ActivatorMetrics | None = None,
+    **route: object,
 ) -> AsyncIterator[str]:
     """The proxy routing ``/b/`` to ``upstream``, ready as ``readiness`` says; each wake it
-    asks for is appended to ``wakes``. Yields the proxy's URL."""
+    asks for is appended to ``wakes``; ``route``: more keys of the routes file's entry.
+    Yields the proxy's URL."""
     entry = {
         "name": "b", "namespace": "n", "deployment": "d", "service": "s",
-        "upstream": upstream, "match": {"pathPrefix": "/b/"}, "stripPrefix": True,
+        "upstream": upstream, "match": {"pathPrefix": "/b/"}, "stripPrefix": True, **route,
     }  # fmt: skip
     routes = parse_routes({"backends": [entry]})
     asked = wakes if wakes is not None else []
@@ -49,7 +54,7 @@ async def proxy_in_front(
     pool = UpstreamPool()
     proxy = Proxy(
         routes, {"b": BackendState(routes.backends[0], readiness)}, pool,
-        wake=wake, metrics=ActivatorMetrics(),
+        wake=wake, metrics=metrics or ActivatorMetrics(),
     )  # fmt: skip
     listener = Listener(proxy.handle)
     port = await listener.start("127.0.0.1", 0)
