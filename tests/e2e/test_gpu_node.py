@@ -443,8 +443,8 @@ def test_a_request_held_at_zero_wakes_the_gpu_inference(cluster: Cluster) -> Non
     routes = OUT / "routes.yaml"
     routes.write_text(yaml.safe_dump({"backends": [{
         "name": "inference", "namespace": "ml", "deployment": "inference", "service": "inference",
-        "upstream": "endpoints:8000", "match": {"pathPrefix": "/ml/inference/"},
-        "stripPrefix": True}]}))  # fmt: skip
+        "upstream": "endpoints:8000", "probePath": "/readyz",
+        "match": {"pathPrefix": "/ml/inference/"}, "stripPrefix": True}]}))  # fmt: skip
     downscaler = started(
         [sys.executable, "-m", "gpuplane.downscaler.main", "--kubeconfig", str(cluster.kubeconfig),
          "--prometheus-url", "http://127.0.0.1:9", "--no-leader-election",
