@@ -128,15 +128,28 @@ def pipelined(stages: EmbedStages, batch: int, seconds: float) -> dict[str, Any]
 
 
 def measure_pipelines(
-    pipelines: dict[str, EmbedStages], wanted: set[str], cuda: bool, seconds: float
+    pipelines: dict[str, EmbedStages],
+    wanted: set[str],
+    cuda: bool,
+    seconds: float,
+    correctness: tuple[list[str], Any] | None,
 ) -> dict[str, Any]:
-    measured = {}
+    """Throughput of each pipelined engine; with ``correctness`` (texts, reference
+    vectors) also its minimum cosine, the bar every engine must clear."""
+    measured: dict[str, Any] = {}
     for name, stages in pipelines.items():
         if wanted and name not in wanted:
             continue
         largest = 512 if cuda else 128
         rows = [pipelined(stages, b, seconds) for b in BATCHES if 32 <= b <= largest]
         measured[name] = {"throughput": rows}
+        if correctness is not None:
+            some, reference = correctness
+            vectors = numpy.concatenate([
+                numpy.stack(stages.compute(stages.prepare(some[i : i + 128]))[0])
+                for i in range(0, len(some), 128)
+            ])  # fmt: skip
+            measured[name]["min_cosine_vs_st_fp32"] = round(min_cosine(vectors, reference), 6)
         print(f"{name}: done", file=sys.stderr, flush=True)
     return measured
 
@@ -293,8 +306,8 @@ def main() -> None:
     found, pipelines = engines(directory, cuda)
     result: dict[str, Any] = {"bench": "embedding_engines", "device": device_name, "engines": {}}
     reference = None
+    correctness = texts(CORRECTNESS_TEXTS, seed=1, low=1, high=120)
     if cuda:
-        correctness = texts(CORRECTNESS_TEXTS, seed=1, low=1, high=120)
         reference_name = (
             "sentence-transformers-fp32"
             if "sentence-transformers-fp32" in found
@@ -334,7 +347,12 @@ def main() -> None:
         print(f"{name}: done", file=sys.stderr, flush=True)
         if args.output is not None:  # a run cut short keeps what it measured
             args.output.write_text(json.dumps(result, indent=2) + "\n")
-    result["engines"].update(measure_pipelines(pipelines, wanted, cuda, args.seconds))
+    result["engines"].update(
+        measure_pipelines(
+            pipelines, wanted, cuda, args.seconds,
+            (correctness, reference) if reference is not None else None,
+        )
+    )  # fmt: skip
     if cuda:
         result.update(where_the_time_goes(directory))
     text = json.dumps(result, indent=2)
