@@ -17,15 +17,12 @@ import contextlib
 from collections.abc import Callable
 
 from gpuplane.activator.endpoints import Readiness
+from gpuplane.activator.upstream import authority
 
 PROBE_INTERVAL_SECONDS = 0.05
 PROBE_TIMEOUT_SECONDS = 0.5
 # Only the status line is read; a longer one is not an HTTP answer.
 STATUS_LINE_LIMIT = 1024
-
-
-def host_header(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def is_ok_status_line(line: bytes) -> bool:
@@ -43,8 +40,9 @@ async def answers_ready(
     async def ask() -> bool:
         reader, writer = await asyncio.open_connection(host, port, limit=STATUS_LINE_LIMIT)
         try:
-            request = f"GET {path} HTTP/1.1\r\nHost: {host_header(host, port)}\r\n"
-            writer.write(f"{request}Connection: close\r\n\r\n".encode("latin-1"))
+            host_port = authority((host, port, False))
+            writer.write(b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                         % (path.encode("latin-1"), host_port))  # fmt: skip
             return is_ok_status_line(await reader.readline())
         finally:
             writer.close()

@@ -24,6 +24,7 @@ from gpuplane.activator.upstream import (
     UpstreamClosed,
     UpstreamConnection,
     UpstreamPool,
+    authority,
 )
 from gpuplane.activator.wire import Reply, Request
 from gpuplane.shared.wake_annotation import WAKE_REPEAT_SECONDS  # asked again while holding
@@ -266,8 +267,3 @@ class Proxy:
         if address is None:
             raise Unavailable("upstream_error", f"{state.backend.name}: no ready endpoint")
         return address, upstream.port, False
-
-
-def authority(address: Address) -> bytes:
-    host, port, _ = address
-    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("latin-1")

@@ -20,6 +20,12 @@ CONNECT_SECONDS = 5.0
 Address = tuple[str, int, bool]  # host, port, TLS
 
 
+def authority(address: Address) -> bytes:
+    """``host:port`` as a Host header carries it (an IPv6 host in brackets)."""
+    host, port, _ = address
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("latin-1")
+
+
 class UpstreamClosed(ConnectionError):
     def __init__(self, message: str, answered_nothing: bool) -> None:
         super().__init__(message)

@@ -94,6 +94,19 @@ def test_the_probe_wants_a_200_status_line() -> None:
 
     assert not asyncio.run(long_status_line())
 
+    async def silent_server() -> bool:
+        async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1024)  # takes the request, says nothing, keeps the connection
+            await asyncio.sleep(1)  # past the probe's timeout
+            writer.close()
+
+        server = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await answers_ready("127.0.0.1", port, "/readyz", timeout=0.2)
+
+    assert not asyncio.run(silent_server())
+
 
 def starting_service() -> tuple[web.Application, asyncio.Event]:
     """A service that listens at once and is ready when the event is set (as ours do)."""
